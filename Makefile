@@ -1,0 +1,51 @@
+# The one command surface for humans and CI.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export PERAGO_CACHE_DIR ?= $(HOME)/.cache/perago
+
+.PHONY: install venv build test test-unit lint fmt demo bench clean
+
+venv: $(PY)
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip uv
+
+# Build the Rust extension (release) and install perago editable with its dev tools.
+install: $(PY)
+	$(BIN)/uv pip install -q --python $(PY) "maturin>=1.9,<2"
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release --uv -E dev -q
+
+build: install
+
+# Everything: Rust unit tests, then pytest (unit + integration against real servers).
+test: install
+	cargo test -q --workspace
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+lint: install
+	cargo fmt --all -- --check
+	cargo clippy -q --workspace --all-targets -- -D warnings
+	$(BIN)/ruff check python tests benches examples
+	$(BIN)/ruff format --check python tests benches examples
+	$(BIN)/mypy
+	$(PY) -m mypy.stubtest perago._native --ignore-missing-stub
+
+fmt:
+	cargo fmt --all
+	$(BIN)/ruff format python tests benches examples
+	$(BIN)/ruff check --fix python tests benches examples
+
+demo: install
+	$(BIN)/perago check examples.render_audio
+	$(BIN)/perago extract examples.render_audio -o generated/render_audio.json
+
+bench: install
+	$(BIN)/perago bench snapshot
+
+clean:
+	rm -rf $(VENV) target generated

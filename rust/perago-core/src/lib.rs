@@ -1,0 +1,8 @@
+//! perago-core: the pure Rust engine behind perago (no pyo3 here).
+//!
+//! The Python binding lives in `perago-py`; it maps [`Error`] to Python exceptions in one place.
+
+pub mod error;
+pub mod hash;
+
+pub use error::{Error, Result};
