@@ -14,6 +14,9 @@ pub enum Error {
     /// The operation was cancelled (Ctrl-C or a cancellation token).
     #[error("operation cancelled")]
     Cancelled,
+    /// A worker pool could not be created.
+    #[error("cannot start worker pool: {0}")]
+    Pool(String),
 }
 
 impl Error {

@@ -2,7 +2,10 @@
 //!
 //! The Python binding lives in `perago-py`; it maps [`Error`] to Python exceptions in one place.
 
+pub mod cancel;
 pub mod error;
 pub mod hash;
+pub mod pool;
 
+pub use cancel::CancelToken;
 pub use error::{Error, Result};

@@ -14,5 +14,6 @@ pub fn into_pyerr(err: Error) -> PyErr {
             _ => PyOSError::new_err(message),
         },
         Error::Cancelled => PyKeyboardInterrupt::new_err(message),
+        Error::Pool(_) => PyOSError::new_err(message),
     }
 }

@@ -1,18 +1,18 @@
 //! perago._native: thin PyO3 wrappers over perago-core. No engine logic lives here.
 
 mod errors;
+mod interrupt;
 
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
 
-use errors::into_pyerr;
+use interrupt::run_interruptible;
 
-/// BLAKE3 hex digest of one file. Releases the GIL while hashing.
+/// BLAKE3 hex digest of one file. Releases the GIL while hashing; Ctrl-C interrupts the wait.
 #[pyfunction]
 fn hash_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
-    py.detach(|| perago_core::hash::hash_file(&path))
-        .map_err(into_pyerr)
+    run_interruptible(py, move |_cancel| perago_core::hash::hash_file(&path))
 }
 
 #[pymodule]

@@ -1,0 +1,66 @@
+//! Run engine work with the GIL released while honouring Ctrl-C.
+//!
+//! The work runs on a helper thread; this thread (with the GIL detached) waits for it in short
+//! slices and re-attaches briefly to let Python deliver signals. A pending KeyboardInterrupt
+//! cancels the token, the work stops at its next safe point, and the Python error is raised.
+
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
+
+use perago_core::{CancelToken, Error};
+use pyo3::prelude::*;
+
+use crate::errors::into_pyerr;
+
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+pub fn run_interruptible<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&CancelToken) -> Result<T, Error> + Send + 'static,
+{
+    let token = CancelToken::new();
+    let worker_token = token.clone();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("perago-call".into())
+        .spawn(move || {
+            // The receiver only disappears if this function itself panicked; nothing to report.
+            let _ = sender.send(work(&worker_token));
+        })
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot start thread: {e}")))?;
+
+    // Mutex only to make the receiver shareable with the detached closure (Receiver is !Sync).
+    let receiver = Mutex::new(receiver);
+    let mut interrupted: Option<PyErr> = None;
+    loop {
+        let next = py.detach(|| {
+            receiver
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .recv_timeout(SIGNAL_POLL)
+        });
+        match next {
+            Ok(result) => {
+                return match (result, interrupted) {
+                    (_, Some(signal_error)) => Err(signal_error),
+                    (Ok(value), None) => Ok(value),
+                    (Err(err), None) => Err(into_pyerr(err)),
+                };
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if interrupted.is_none() {
+                    if let Err(signal_error) = py.check_signals() {
+                        token.cancel();
+                        interrupted = Some(signal_error);
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "perago engine call ended without a result (worker thread panicked)",
+                ));
+            }
+        }
+    }
+}
