@@ -5,7 +5,9 @@
 pub mod cancel;
 pub mod error;
 pub mod hash;
+pub mod lakefs;
 pub mod pool;
+pub mod transfer;
 
 pub use cancel::CancelToken;
 pub use error::{Error, Result};
