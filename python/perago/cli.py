@@ -26,3 +26,8 @@ def _root(
 
 def main() -> None:
     app()
+
+
+from perago.devservers.cli import dev_app  # noqa: E402  (kept at the end: one-line registration)
+
+app.add_typer(dev_app, name="dev")
