@@ -7,7 +7,7 @@ import fcntl
 import json
 import os
 import secrets
-import time
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +83,75 @@ def status(state_dir: Path) -> list[ServerHealth] | None:
     return [health(current.lakefs), health(current.conductor)]
 
 
-def _stop_records(records: list[ServerRecord], progress: Progress) -> None:
+@dataclass(frozen=True)
+class Launched:
+    """A server process just started (not yet known to be healthy)."""
+
+    record: ServerRecord
+    proc: subprocess.Popen[bytes]
+
+
+def launch_lakefs(
+    state_dir: Path, progress: Progress = print_progress
+) -> tuple[Launched, LakefsCredentials]:
+    """Start lakeFS with its data under ``state_dir/lakefs`` on a free loopback port."""
+    bins = provision.ensure_lakefs(progress)
+    data = state_dir / "lakefs"
+    creds, encrypt = _lakefs_secrets(data)
+    port = process.free_port()
+    log = state_dir / "lakefs.log"
+    progress(f"starting lakeFS v{bins.version} on 127.0.0.1:{port}")
+    proc = process.spawn(
+        lakefs.command(bins.lakefs),
+        env=lakefs.environment(data, port, creds, encrypt),
+        cwd=data,
+        log_path=log,
+    )
+    record = ServerRecord("lakefs", proc.pid, port, lakefs.base_url(port), str(log), bins.version)
+    return Launched(record, proc), creds
+
+
+def launch_conductor(state_dir: Path, progress: Progress = print_progress) -> Launched:
+    """Start Conductor with its SQLite data under ``state_dir/conductor`` on a free port."""
+    artifact = provision.ensure_conductor(progress)
+    data = state_dir / "conductor"
+    data.mkdir(parents=True, exist_ok=True)
+    port = process.free_port()
+    log = state_dir / "conductor.log"
+    progress(
+        f"starting Conductor {artifact.version} (Java {artifact.java.major}) on 127.0.0.1:{port}"
+    )
+    proc = process.spawn(
+        conductor.command(artifact.java.executable, artifact.jar, data, port),
+        env=conductor.environment(),
+        cwd=data,
+        log_path=log,
+    )
+    record = ServerRecord(
+        "conductor", proc.pid, port, conductor.base_url(port), str(log), artifact.version
+    )
+    return Launched(record, proc)
+
+
+def await_healthy(launched: Launched, progress: Progress = print_progress) -> None:
+    """Block until the server answers healthy; raises (with the log tail) on exit or timeout."""
+    record = launched.record
+    if record.name == "lakefs":
+        label, probe, timeout = "lakeFS", lakefs.is_healthy, LAKEFS_START_TIMEOUT
+    else:
+        label, probe, timeout = "Conductor", conductor.is_healthy, CONDUCTOR_START_TIMEOUT
+    waited = process.wait_healthy(
+        label,
+        launched.proc,
+        lambda: probe(record.url),
+        timeout=timeout,
+        log_path=Path(record.log),
+    )
+    progress(f"{label} healthy after {waited:.1f}s: {record.url}")
+
+
+def stop(records: list[ServerRecord], progress: Progress = print_progress) -> None:
+    """Stop each server's whole process group and wait until its port is free."""
     for record in records:
         if process.group_alive(record.pid):
             progress(f"stopping {record.name} (pid {record.pid})")
@@ -102,93 +170,32 @@ def up(state_dir: Path, progress: Progress = print_progress) -> DevState:
                 progress(f"already running (state {state_dir})")
                 return existing
             progress("previous servers are not healthy; stopping what is left of them")
-            _stop_records([existing.lakefs, existing.conductor], progress)
+            stop([existing.lakefs, existing.conductor], progress)
             state.clear(state_dir)
 
-        lakefs_bins = provision.ensure_lakefs(progress)
-        conductor_art = provision.ensure_conductor(progress)
-        lakefs_data = state_dir / "lakefs"
-        conductor_data = state_dir / "conductor"
-        conductor_data.mkdir(parents=True, exist_ok=True)
-        creds, encrypt = _lakefs_secrets(lakefs_data)
-
-        lakefs_port = process.free_port()
-        conductor_port = process.free_port()
-        while conductor_port == lakefs_port:
-            conductor_port = process.free_port()
-        lakefs_log = state_dir / "lakefs.log"
-        conductor_log = state_dir / "conductor.log"
+        # Provision before starting anything, so a failed build leaves nothing running.
+        provision.ensure_lakefs(progress)
+        provision.ensure_conductor(progress)
         started: list[ServerRecord] = []
         try:
-            progress(f"starting lakeFS v{lakefs_bins.version} on 127.0.0.1:{lakefs_port}")
-            lakefs_proc = process.spawn(
-                lakefs.command(lakefs_bins.lakefs),
-                env=lakefs.environment(lakefs_data, lakefs_port, creds, encrypt),
-                cwd=lakefs_data,
-                log_path=lakefs_log,
-            )
-            lakefs_record = ServerRecord(
-                "lakefs",
-                lakefs_proc.pid,
-                lakefs_port,
-                lakefs.base_url(lakefs_port),
-                str(lakefs_log),
-                lakefs_bins.version,
-            )
-            started.append(lakefs_record)
-            progress(
-                f"starting Conductor {conductor_art.version} (Java {conductor_art.java.major}) "
-                f"on 127.0.0.1:{conductor_port}"
-            )
-            conductor_proc = process.spawn(
-                conductor.command(
-                    conductor_art.java.executable, conductor_art.jar, conductor_data, conductor_port
-                ),
-                env=conductor.environment(),
-                cwd=conductor_data,
-                log_path=conductor_log,
-            )
-            conductor_record = ServerRecord(
-                "conductor",
-                conductor_proc.pid,
-                conductor_port,
-                conductor.base_url(conductor_port),
-                str(conductor_log),
-                conductor_art.version,
-            )
-            started.append(conductor_record)
+            lakefs_run, creds = launch_lakefs(state_dir, progress)
+            started.append(lakefs_run.record)
+            conductor_run = launch_conductor(state_dir, progress)
+            started.append(conductor_run.record)
             current = DevState(
-                lakefs=lakefs_record,
-                conductor=conductor_record,
-                conductor_api_url=conductor.api_url(conductor_port),
+                lakefs=lakefs_run.record,
+                conductor=conductor_run.record,
+                conductor_api_url=conductor.api_url(conductor_run.record.port),
                 access_key_id=creds.access_key_id,
                 secret_access_key=creds.secret_access_key,
             )
             # Record the pids before waiting, so `down` can clean up an interrupted `up`.
             state.save(state_dir, current)
-            began = time.monotonic()
-            waited = process.wait_healthy(
-                "lakeFS",
-                lakefs_proc,
-                lambda: lakefs.is_healthy(lakefs_record.url),
-                timeout=LAKEFS_START_TIMEOUT,
-                log_path=lakefs_log,
-            )
-            progress(f"lakeFS healthy after {waited:.1f}s: {lakefs_record.url}")
-            process.wait_healthy(
-                "Conductor",
-                conductor_proc,
-                lambda: conductor.is_healthy(conductor_record.url),
-                timeout=CONDUCTOR_START_TIMEOUT,
-                log_path=conductor_log,
-            )
-            progress(
-                f"Conductor healthy after {time.monotonic() - began:.1f}s: "
-                f"{current.conductor_api_url}"
-            )
+            await_healthy(lakefs_run, progress)
+            await_healthy(conductor_run, progress)
             return current
         except BaseException:
-            _stop_records(started, progress)
+            stop(started, progress)
             state.clear(state_dir)
             raise
 
@@ -200,7 +207,7 @@ def down(state_dir: Path, progress: Progress = print_progress) -> bool:
         current = state.load(state_dir)
         if current is None:
             return False
-        _stop_records([current.lakefs, current.conductor], progress)
+        stop([current.lakefs, current.conductor], progress)
         for record in (current.lakefs, current.conductor):
             if process.group_alive(record.pid):
                 raise DevServerError(f"{record.name} (pgid {record.pid}) is still running")
