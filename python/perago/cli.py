@@ -97,3 +97,8 @@ def extract(
 def main() -> None:
     """Console-script entry point (``perago``)."""
     app(prog_name="perago")
+
+
+from perago.devservers.cli import dev_app  # noqa: E402  (kept at the end: one-line registration)
+
+app.add_typer(dev_app, name="dev")
