@@ -495,6 +495,32 @@ def test_recursive_params_in_a_taskdef_validate_as_a_whole_document(strict: bool
     json.dumps(taskdef)
 
 
+class Cat(BaseModel):
+    kind: Literal["cat"] = "cat"
+
+
+class Dog(BaseModel):
+    kind: Literal["dog"] = "dog"
+    friend: Dog | None = None
+
+
+class Pet(BaseModel):
+    pet: Cat | Dog = Field(discriminator="kind")
+
+
+def test_discriminated_union_with_a_recursive_member() -> None:
+    schema = schema_for_model(Pet)
+    assert list(schema) == ["type", "properties", "required", "additionalProperties", "$defs"]
+    # Cat was inlined, so a mapping to "#/$defs/Cat" would dangle: it is dropped.
+    assert schema["properties"]["pet"]["discriminator"] == {"propertyName": "kind"}
+    assert set(schema["$defs"]) == {"Dog"}
+    validator = _validator(schema)
+    pet = Pet(pet=Dog(friend=Dog()))
+    assert not list(validator.iter_errors(pet.model_dump(mode="json")))
+    assert list(validator.iter_errors({"pet": {"kind": "cow"}}))
+    assert list(validator.iter_errors({"pet": {"kind": "dog", "friend": {"kind": "cat"}}}))
+
+
 # ------------------------------------------------------------------ rejected models
 
 
