@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from perago.config import (
+    ConductorConfig,
+    ExecutionMode,
+    LakeFSConfig,
+    RuntimeConfig,
+    load_runtime_config,
+)
 from perago.controls import (
     ExecutionLimits,
     PublishBudget,
@@ -42,13 +49,17 @@ except PackageNotFoundError:  # running from a source tree without an install
 
 # One name per line, sorted: later capabilities append their names here.
 __all__ = [
+    "ConductorConfig",
     "ExecutionLimits",
+    "ExecutionMode",
     "GuardrailViolation",
+    "LakeFSConfig",
     "PostGuardrailViolation",
     "PreGuardrailViolation",
     "PublishBudget",
     "PublishFenceError",
     "RetryPolicy",
+    "RuntimeConfig",
     "RuntimeConfigError",
     "StaleAttemptError",
     "TaskControls",
@@ -67,6 +78,7 @@ __all__ = [
     "check_guardrails",
     "forbid_glob",
     "load_module_task",
+    "load_runtime_config",
     "require_dir",
     "require_file",
     "require_glob",
