@@ -10,7 +10,7 @@ from pathlib import Path
 
 PERAGO = Path(sys.executable).with_name("perago")
 
-TASK_MODULE = '''
+TASK_MODULE = """
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -35,7 +35,7 @@ def write_named_file(workspace: Path, params: Params) -> Result:
     if params.drop:
         (workspace / params.drop).unlink()
     return Result(written=params.name)
-'''
+"""
 
 
 def make_project(root: Path, module: str, *, prefix: str = "data") -> Path:

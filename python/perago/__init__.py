@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from perago.attempt import (
+    StagedWorkspace,
+    TaskExecutionContext,
+    assert_current_attempt_snapshot,
+    build_workspace_free_task_output,
+    build_workspace_task_output,
+    invoke_workspace_free_task,
+    invoke_workspace_task_body,
+    run_workspace_free_task_attempt,
+    run_workspace_task_attempt,
+    staging_branch_name,
+)
 from perago.config import (
     ConductorConfig,
     ExecutionMode,
@@ -41,6 +53,16 @@ from perago.guardrails import (
 from perago.models import WorkspaceInput, WorkspaceOutput, WorkspaceSpec
 from perago.task import TaskDefinition, load_module_task, task
 from perago.taskdef import build_taskdef, write_taskdef
+from perago.workspace_sync import (
+    WorkspaceDownloadFile,
+    WorkspaceSyncPlan,
+    WorkspaceUploadFile,
+    build_workspace_sync_plan,
+    workspace_delete_object_paths,
+    workspace_download_files,
+    workspace_local_path,
+    workspace_upload_files,
+)
 
 try:
     __version__ = version("perago")
@@ -61,27 +83,45 @@ __all__ = [
     "RetryPolicy",
     "RuntimeConfig",
     "RuntimeConfigError",
+    "StagedWorkspace",
     "StaleAttemptError",
     "TaskControls",
     "TaskDefinition",
     "TaskDefinitionError",
+    "TaskExecutionContext",
     "TaskExecutionError",
     "TaskFailed",
     "TaskInputError",
     "TaskTerminalError",
     "TimeoutPolicy",
+    "WorkspaceDownloadFile",
     "WorkspaceInput",
     "WorkspaceOutput",
     "WorkspaceSpec",
+    "WorkspaceSyncPlan",
+    "WorkspaceUploadFile",
     "__version__",
+    "assert_current_attempt_snapshot",
     "build_taskdef",
+    "build_workspace_free_task_output",
+    "build_workspace_sync_plan",
+    "build_workspace_task_output",
     "check_guardrails",
     "forbid_glob",
+    "invoke_workspace_free_task",
+    "invoke_workspace_task_body",
     "load_module_task",
     "load_runtime_config",
     "require_dir",
     "require_file",
     "require_glob",
+    "run_workspace_free_task_attempt",
+    "run_workspace_task_attempt",
+    "staging_branch_name",
     "task",
+    "workspace_delete_object_paths",
+    "workspace_download_files",
+    "workspace_local_path",
+    "workspace_upload_files",
     "write_taskdef",
 ]

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import lakefs_sdk
 from lakefs_sdk.exceptions import ApiException, OpenApiException
-from urllib3.exceptions import HTTPError as Urllib3Error
 from pydantic import SecretStr
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 __all__ = ["CommitInfo", "LakeFSControl", "LakeFSRequestError", "api_base_url"]
 
@@ -30,7 +30,9 @@ class LakeFSRequestError(RuntimeError):
         self.operation = operation
         self.status = status
         prefix = f"lakeFS {operation} failed"
-        super().__init__(f"{prefix} (HTTP {status}): {message}" if status else f"{prefix}: {message}")
+        super().__init__(
+            f"{prefix} (HTTP {status}): {message}" if status else f"{prefix}: {message}"
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class LakeFSControl:
         repository: str,
         source_ref: str,
         destination_branch: str,
+        *,
         message: str,
         metadata: Mapping[str, str],
         timeout_seconds: float | None,
@@ -147,7 +150,7 @@ class LakeFSControl:
         while True:
             page = _call(
                 "list branches",
-                lambda: self._branches.list_branches(
+                lambda after=after: self._branches.list_branches(  # type: ignore[misc]
                     repository, prefix=prefix, after=after, amount=1000
                 ),
             )

@@ -16,6 +16,7 @@ The runtime holds no per-attempt state, so one instance serves every thread of a
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,7 +56,9 @@ class StaleStagingBranch:
 
 def publication_metadata(context: TaskExecutionContext) -> dict[str, str]:
     """The ``perago.*`` commit metadata identifying the attempt that produced a commit."""
-    worker_id = context.attempt.worker_id or os.environ.get("PERAGO_WORKER_ID") or f"pid-{os.getpid()}"
+    worker_id = (
+        context.attempt.worker_id or os.environ.get("PERAGO_WORKER_ID") or f"pid-{os.getpid()}"
+    )
     return {
         METADATA_WORKFLOW: context.attempt.workflow_instance_id,
         "perago.task_id": context.attempt.task_id,
@@ -116,7 +119,7 @@ class LakeFSWorkspaceRuntime:
     def download_workspace(
         self, workspace: WorkspaceInput, spec: WorkspaceSpec, directory: Path
     ) -> snapshot.Snapshot:
-        """Materialise ``repository@ref`` under the prefix into ``directory``; return the baseline."""
+        """Materialise ``repository@ref`` under the prefix into ``directory``; return baseline."""
         prefix = "" if spec.prefix == "/" else spec.prefix + "/"
         result = transfer.download_prefix(
             endpoint=self._config.endpoint_url,
@@ -192,9 +195,9 @@ class LakeFSWorkspaceRuntime:
                 repository,
                 staged.branch,
                 branch,
-                f"perago: {context.attempt.task_def_name}",
-                publication_metadata(context),
-                self._request_timeout,
+                message=f"perago: {context.attempt.task_def_name}",
+                metadata=publication_metadata(context),
+                timeout_seconds=self._request_timeout,
             )
             self._require_merged_onto(repository, branch, input_ref, merged)
             return merged
@@ -291,10 +294,9 @@ class LakeFSWorkspaceRuntime:
             )
 
     def _delete_branch_quietly(self, repository: str, branch: str) -> None:
-        try:
+        # The GC removes it later if this fails too; the original error matters more.
+        with contextlib.suppress(LakeFSRequestError):
             self._control.delete_branch(repository, branch)
-        except LakeFSRequestError:
-            pass  # the GC removes it later; the original error matters more
 
 
 def _staging_operations(
@@ -303,11 +305,12 @@ def _staging_operations(
     """Uploads (local path, object path) for new/changed files and object paths to delete."""
     if changes.unsupported:
         path, kind = changes.unsupported[0]
-        raise TaskInputError(f"workspace publication supports only regular files; {path} is a {kind}")
+        raise TaskInputError(
+            f"workspace publication supports only regular files; {path} is a {kind}"
+        )
     uploads: list[tuple[Path, str]] = []
     for relative in [*changes.added, *changes.modified, *changes.type_changed]:
         check_publishable_entry(directory, relative)
         uploads.append((directory / relative, workspace_object_path(spec, relative)))
     deletes = [workspace_object_path(spec, relative) for relative in changes.removed]
     return uploads, deletes
-

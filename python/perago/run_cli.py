@@ -82,18 +82,21 @@ def parse_lakefs_target(text: str) -> LakeFSTarget:
     return LakeFSTarget(repository=repository, ref=ref, branch=branch or None)
 
 
+_MODULE = typer.Argument(..., help="Dotted import path of the task module.")
+_PARAMS = typer.Option(..., "--params", help="Params as JSON, or @file with JSON.")
+_WORKSPACE = typer.Option(None, "--workspace", help="Run against a copy of this local directory.")
+_LAKEFS = typer.Option(None, "--lakefs", help="Run against lakeFS: REPO@REF[:BRANCH].")
+_PUBLISH = typer.Option(
+    False, "--publish", help="With --lakefs: stage and publish the change to BRANCH."
+)
+
+
 def run_command(
-    module: str = typer.Argument(..., help="Dotted import path of the task module."),
-    params: str = typer.Option(..., "--params", help="Params as JSON, or @file with JSON."),
-    workspace: Path | None = typer.Option(
-        None, "--workspace", help="Run against a copy of this local directory."
-    ),
-    lakefs: str | None = typer.Option(
-        None, "--lakefs", help="Run against lakeFS: REPO@REF[:BRANCH]."
-    ),
-    publish: bool = typer.Option(
-        False, "--publish", help="With --lakefs: stage and publish the change to BRANCH."
-    ),
+    module: str = _MODULE,
+    params: str = _PARAMS,
+    workspace: Path | None = _WORKSPACE,
+    lakefs: str | None = _LAKEFS,
+    publish: bool = _PUBLISH,
 ) -> None:
     """Run one attempt of a task locally, without Conductor."""
     try:
@@ -132,9 +135,18 @@ def _run(
             task, {"params": params}, failure_reason_max_length=config.failure_reason_max_length
         )
     if lakefs is not None:
-        return _run_on_lakefs(task, task.workspace, config, params, parse_lakefs_target(lakefs), publish)
+        return _run_on_lakefs(
+            task,
+            spec=task.workspace,
+            config=config,
+            params=params,
+            target=parse_lakefs_target(lakefs),
+            publish=publish,
+        )
     if workspace is None:
-        raise RunUsageError(f"{module} is a workspace task; pass --workspace DIR or --lakefs REPO@REF")
+        raise RunUsageError(
+            f"{module} is a workspace task; pass --workspace DIR or --lakefs REPO@REF"
+        )
     return _run_on_directory(task, config, params, workspace)
 
 
@@ -195,6 +207,7 @@ def _run_on_directory(
 
 def _run_on_lakefs(
     task: TaskDefinition,
+    *,
     spec: WorkspaceSpec,
     config: RuntimeConfig,
     params: Any,
@@ -310,8 +323,11 @@ def _print_summary(recorder: _ChangeRecorder) -> None:
         return
     groups = [
         ("added", changes.added, changes.added_bytes),
-        ("modified", [*changes.modified, *changes.type_changed],
-         changes.modified_bytes + changes.type_changed_bytes),
+        (
+            "modified",
+            [*changes.modified, *changes.type_changed],
+            changes.modified_bytes + changes.type_changed_bytes,
+        ),
         ("removed", changes.removed, changes.removed_bytes),
     ]
     out.print(

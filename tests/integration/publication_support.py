@@ -133,6 +133,7 @@ class AttemptRun:
         branch: str,
         ref: str,
         params: Mapping[str, Any],
+        *,
         attempt: TaskAttempt | None = None,
     ) -> RuntimeTaskResult:
         def stage(

@@ -16,19 +16,30 @@ def test_local_directory_mode_prints_result_and_changes(tmp_path: Path) -> None:
     (source / "gone.txt").write_text("bye")
     done = run_perago(
         project,
-        ["run", "localtask", "--params", '{"name": "ab", "drop": "gone.txt"}', "--workspace",
-         str(source)],
+        [
+            "run",
+            "localtask",
+            "--params",
+            '{"name": "ab", "drop": "gone.txt"}',
+            "--workspace",
+            str(source),
+        ],
     )
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
     assert payload["status"] == "COMPLETED"
     assert payload["output"]["result"] == {"written": "ab"}
-    assert "changes: added 1 files (6 bytes), modified 0 files (0 bytes), removed 1 files (3 bytes)" in done.stderr
+    assert (
+        "changes: added 1 files (6 bytes), modified 0 files (0 bytes), removed 1 files (3 bytes)"
+        in done.stderr
+    )
     assert "added: out/ab.txt" in done.stderr
     assert "removed: gone.txt" in done.stderr
     # The original directory is untouched and no attempt directory is left behind.
     assert sorted(p.relative_to(source).as_posix() for p in source.rglob("*")) == [
-        "gone.txt", "keep", "keep/a.txt"
+        "gone.txt",
+        "keep",
+        "keep/a.txt",
     ]
     assert list((tmp_path / "attempts").iterdir()) == []
 
@@ -38,8 +49,15 @@ def test_params_from_file_and_bad_input_errors(tmp_path: Path) -> None:
     (tmp_path / "ws").mkdir()
     (tmp_path / "p.json").write_text('{"name": "z"}')
     done = run_perago(
-        project, ["run", "localtask2", "--params", f"@{tmp_path / 'p.json'}", "--workspace",
-                  str(tmp_path / "ws")]
+        project,
+        [
+            "run",
+            "localtask2",
+            "--params",
+            f"@{tmp_path / 'p.json'}",
+            "--workspace",
+            str(tmp_path / "ws"),
+        ],
     )
     assert done.returncode == 0, done.stderr
 
@@ -55,9 +73,12 @@ def test_params_from_file_and_bad_input_errors(tmp_path: Path) -> None:
     )
 
     invalid = run_perago(
-        project, ["run", "localtask2", "--params", '{"nme": 1}', "--workspace", str(tmp_path / "ws")]
+        project,
+        ["run", "localtask2", "--params", '{"nme": 1}', "--workspace", str(tmp_path / "ws")],
     )
     assert invalid.returncode == 1
     assert json.loads(invalid.stdout)["status"] == "FAILED_WITH_TERMINAL_ERROR"
-    assert invalid.stderr.startswith("error: task FAILED_WITH_TERMINAL_ERROR: TaskInputError: invalid params")
+    assert invalid.stderr.startswith(
+        "error: task FAILED_WITH_TERMINAL_ERROR: TaskInputError: invalid params"
+    )
     assert "Traceback" not in invalid.stderr
