@@ -2,6 +2,7 @@
 
 mod errors;
 mod interrupt;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -19,5 +20,12 @@ fn hash_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(hash_file, m)?)?;
+    errors::register(m)?;
+    m.add_class::<transfer::PyLakeFsClient>()?;
+    m.add_class::<transfer::DownloadResult>()?;
+    m.add_function(wrap_pyfunction!(transfer::list_objects, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer::download_prefix, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer::upload_files, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer::delete_objects, m)?)?;
     Ok(())
 }
