@@ -102,3 +102,7 @@ def main() -> None:
 from perago.devservers.cli import dev_app  # noqa: E402  (kept at the end: one-line registration)
 
 app.add_typer(dev_app, name="dev")
+
+from perago.run_cli import run_command  # noqa: E402  (kept at the end: one-line registration)
+
+app.command("run")(run_command)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,8 +41,6 @@ __all__ = [
 STAGING_BRANCH_PREFIX = "perago-staging-"
 METADATA_WORKFLOW = "perago.workflow_instance_id"
 METADATA_TASK_REF = "perago.task_ref"
-
-ProgressCallback = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -80,7 +77,7 @@ class LakeFSWorkspaceRuntime:
         publish_budget: PublishBudget | None = None,
         download_concurrency: int | None = None,
         upload_concurrency: int | None = None,
-        progress: ProgressCallback | None = None,
+        progress: transfer.ProgressCallback | None = None,
     ) -> None:
         self._config = config
         self._control = LakeFSControl(
@@ -90,6 +87,8 @@ class LakeFSWorkspaceRuntime:
         self._download_concurrency = download_concurrency
         self._upload_concurrency = upload_concurrency
         self._progress = progress
+        self._client: transfer.LakeFSClient | None = None
+        self._client_pid = 0
 
     @classmethod
     def from_config(
@@ -108,11 +107,13 @@ class LakeFSWorkspaceRuntime:
     def _request_timeout(self) -> float | None:
         return float(self._budget.lakefs_merge_timeout_seconds) if self._budget else None
 
-    def _credentials(self) -> transfer.Credentials:
-        return transfer.Credentials(
-            access_key_id=self._config.access_key_id,
-            secret_access_key=self._config.secret_access_key,
-        )
+    def _transfer_client(self) -> transfer.LakeFSClient:
+        # One native client per process (connections are reused); never inherited across fork.
+        pid = os.getpid()
+        if self._client is None or self._client_pid != pid:
+            self._client = transfer.connect(self._config.endpoint_url, self._config)
+            self._client_pid = pid
+        return self._client
 
     # -- download ------------------------------------------------------------------------------
 
@@ -120,18 +121,18 @@ class LakeFSWorkspaceRuntime:
         self, workspace: WorkspaceInput, spec: WorkspaceSpec, directory: Path
     ) -> snapshot.Snapshot:
         """Materialise ``repository@ref`` under the prefix into ``directory``; return baseline."""
-        prefix = "" if spec.prefix == "/" else spec.prefix + "/"
         result = transfer.download_prefix(
-            endpoint=self._config.endpoint_url,
-            credentials=self._credentials(),
-            repository=workspace.repository,
-            ref=workspace.ref,
-            prefix=prefix,
-            destination=directory,
+            self._transfer_client(),
+            None,
+            workspace.repository,
+            workspace.ref,
+            "" if spec.prefix == "/" else spec.prefix,
+            directory,
             concurrency=self._download_concurrency,
             progress=self._progress,
         )
-        return snapshot.snapshot_from_known_hashes(directory, result.file_hashes)
+        known = [(path, digest) for path, _size, digest in result.entries()]
+        return snapshot.snapshot_from_known_hashes(directory, known)
 
     # -- stage ---------------------------------------------------------------------------------
 
@@ -151,19 +152,15 @@ class LakeFSWorkspaceRuntime:
         try:
             if deletes:
                 transfer.delete_objects(
-                    endpoint=self._config.endpoint_url,
-                    credentials=self._credentials(),
-                    repository=workspace.repository,
-                    branch=branch,
-                    paths=deletes,
+                    self._transfer_client(), None, workspace.repository, branch, deletes
                 )
             if uploads:
                 transfer.upload_files(
-                    endpoint=self._config.endpoint_url,
-                    credentials=self._credentials(),
-                    repository=workspace.repository,
-                    branch=branch,
-                    files=uploads,
+                    self._transfer_client(),
+                    None,
+                    workspace.repository,
+                    branch,
+                    uploads,
                     concurrency=self._upload_concurrency,
                     progress=self._progress,
                 )

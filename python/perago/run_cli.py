@@ -47,6 +47,7 @@ from perago.models import WorkspaceInput, WorkspaceSpec
 from perago.result import RuntimeTaskResult
 from perago.snapshot import ChangeSet, Snapshot, take_snapshot
 from perago.task import TaskDefinition, load_module_task
+from perago.transfer import TransferProgress
 
 __all__ = ["parse_lakefs_target", "run_command"]
 
@@ -348,12 +349,10 @@ class _RichTransferProgress:
         self._progress = progress
         self._task: TaskID | None = None
 
-    def __call__(self, update: Any) -> None:
-        total = getattr(update, "total_bytes", None)
-        done = getattr(update, "bytes_done", None)
+    def __call__(self, update: TransferProgress) -> None:
         if self._task is None:
-            self._task = self._progress.add_task("transfer", total=total)
-        self._progress.update(self._task, completed=done, total=total)
+            self._task = self._progress.add_task("transfer", total=update.bytes_total)
+        self._progress.update(self._task, completed=update.bytes_done, total=update.bytes_total)
 
 
 @contextmanager
