@@ -202,7 +202,8 @@ def _run_on_directory(
         return take_snapshot(directory)
 
     result = _run_attempt(task, config, input_data, copy_in, recorder, runtime=None)
-    _print_summary(recorder)
+    if recorder.changes is not None or result.status == "COMPLETED":
+        _print_summary(recorder)
     return result
 
 
@@ -249,7 +250,8 @@ def _run_on_lakefs(
             recorder,
             runtime=runtime if publish else None,
         )
-    _print_summary(recorder)
+    if recorder.changes is not None or result.status == "COMPLETED":
+        _print_summary(recorder)
     return result
 
 
@@ -316,11 +318,14 @@ def _run_attempt(
     )
 
 
+def _echo_err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
 def _print_summary(recorder: _ChangeRecorder) -> None:
     changes = recorder.changes
-    out = Console(stderr=True, highlight=False)
     if changes is None:
-        out.print("changes: none")
+        typer.echo("changes: none", err=True)
         return
     groups = [
         ("added", changes.added, changes.added_bytes),
@@ -331,15 +336,15 @@ def _print_summary(recorder: _ChangeRecorder) -> None:
         ),
         ("removed", changes.removed, changes.removed_bytes),
     ]
-    out.print(
+    _echo_err(
         "changes: "
         + ", ".join(f"{name} {len(paths)} files ({size} bytes)" for name, paths, size in groups)
     )
     for name, paths, _ in groups:
         for path in list(paths)[:_SUMMARY_PATH_LIMIT]:
-            out.print(f"  {name}: {path}")
+            _echo_err(f"  {name}: {path}")
         if len(paths) > _SUMMARY_PATH_LIMIT:
-            out.print(f"  {name}: ... and {len(paths) - _SUMMARY_PATH_LIMIT} more")
+            _echo_err(f"  {name}: ... and {len(paths) - _SUMMARY_PATH_LIMIT} more")
 
 
 class _RichTransferProgress:
