@@ -32,7 +32,7 @@ from perago.config import LakeFSConfig
 from perago.lakefs_runtime import LakeFSWorkspaceRuntime
 from tests.servers_fixture import LakefsRepo, LakefsServer
 
-from .publication_support import AttemptRun, commit_files, sdk_client
+from .publication_support import AttemptRun, commit_files, put_object
 
 BINARY_NOTE = Path("/work/notes/lakefs-binary.txt")
 
@@ -239,11 +239,13 @@ def seed_many(lakefs_config: LakeFSConfig) -> Callable[[str, str, int], str]:
     """Commit ``count`` small files ``<prefix>/fNNNNN.txt`` (uploaded with a few threads)."""
 
     def seed(repository: str, prefix: str, count: int) -> str:
-        objects = lakefs_sdk.ObjectsApi(sdk_client(lakefs_config))
-
         def upload(index: int) -> None:
-            objects.upload_object(
-                repository, "main", f"{prefix}/f{index:05d}.txt", content=f"file {index}".encode()
+            put_object(
+                lakefs_config,
+                repository,
+                "main",
+                f"{prefix}/f{index:05d}.txt",
+                f"file {index}".encode(),
             )
 
         with ThreadPoolExecutor(max_workers=4) as pool:

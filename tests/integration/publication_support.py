@@ -3,7 +3,10 @@ attempts of small task definitions through the real LakeFSWorkspaceRuntime."""
 
 from __future__ import annotations
 
+import base64
 import threading
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -89,15 +92,36 @@ def commit_files(
 ) -> str:
     """Upload ``files`` one by one with the SDK and commit; returns the commit id."""
     client = sdk_client(config)
-    objects = lakefs_sdk.ObjectsApi(client)
     for path, content in files.items():
-        objects.upload_object(repository, branch, path, content=content)
+        put_object(config, repository, branch, path, content)
     commit = lakefs_sdk.CommitsApi(client).commit(
         repository,
         branch,
         lakefs_sdk.CommitCreation(message=message, metadata=dict(metadata or {})),
     )
     return str(commit.id)
+
+
+def put_object(
+    config: LakeFSConfig, repository: str, branch: str, path: str, content: bytes
+) -> None:
+    """Raw streaming upload through the REST API (independent of perago's engine)."""
+    query = urllib.parse.urlencode({"path": path})
+    url = (
+        f"{api_base_url(config.endpoint_url)}/repositories/{repository}/branches/"
+        f"{urllib.parse.quote(branch)}/objects?{query}"
+    )
+    token = base64.b64encode(
+        f"{config.access_key_id}:{config.secret_access_key.get_secret_value()}".encode()
+    ).decode()
+    request = urllib.request.Request(
+        url,
+        data=content,
+        method="POST",
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/octet-stream"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        response.read()
 
 
 def read_object(config: LakeFSConfig, repository: str, ref: str, path: str) -> bytes:
