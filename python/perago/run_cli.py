@@ -224,24 +224,25 @@ def _run_on_lakefs(
     if publish and spec.read_only:
         raise RunUsageError(f"{task.name} is read-only; --publish has nothing to publish")
     budget = task.controls.publish_budget
+    probe = LakeFSWorkspaceRuntime(config.lakefs)
+    commit = probe.control.resolve_commit(target.repository, target.ref).id
+    branch = target.branch or target.ref
+    if publish:
+        if target.branch is None and target.ref == commit:
+            raise RunUsageError("--publish needs a branch: use REPO@COMMIT:BRANCH")
+        probe.control.branch_head(target.repository, branch)  # the branch must exist
+    input_data = {
+        "workspace": {
+            "repository": target.repository,
+            "branch": branch,
+            "ref_type": "commit",
+            "ref": commit,
+        },
+        "params": params,
+    }
+    recorder = _ChangeRecorder()
     with _transfer_progress() as progress:
         runtime = LakeFSWorkspaceRuntime(config.lakefs, publish_budget=budget, progress=progress)
-        commit = runtime.control.resolve_commit(target.repository, target.ref).id
-        branch = target.branch or target.ref
-        if publish:
-            if target.branch is None and target.ref == commit:
-                raise RunUsageError("--publish needs a branch: use REPO@COMMIT:BRANCH")
-            runtime.control.branch_head(target.repository, branch)  # the branch must exist
-        input_data = {
-            "workspace": {
-                "repository": target.repository,
-                "branch": branch,
-                "ref_type": "commit",
-                "ref": commit,
-            },
-            "params": params,
-        }
-        recorder = _ChangeRecorder()
         result = _run_attempt(
             task,
             config,
@@ -362,12 +363,14 @@ class _RichTransferProgress:
 
 @contextmanager
 def _transfer_progress() -> Iterator[_RichTransferProgress]:
+    console = Console(stderr=True)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=True,
+        disable=not console.is_terminal,
     ) as progress:
         yield _RichTransferProgress(progress)

@@ -190,3 +190,17 @@ def test_concurrent_publications_exactly_one_wins(
     assert final == results[winner].output["workspace"]["ref"]  # type: ignore[index]
     assert read_object(lakefs_config, repository, final, f"data/{winner}.txt") == winner.encode()
     assert diff_paths(lakefs_config, repository, a, final) == [f"data/{winner}.txt"]
+
+
+def test_longest_staging_branch_name_is_accepted(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    result = attempts.run(
+        edit_task(),
+        repository,
+        "main",
+        a,
+        {"write": {"x.txt": "1"}},
+        attempt=make_attempt(workflow="w" * 2000),
+    )
+    assert result.status == "COMPLETED", result.reason_for_incompletion
+    assert len(attempts.staged[-1].branch) == 900
