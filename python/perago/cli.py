@@ -26,3 +26,8 @@ def _root(
 
 def main() -> None:
     app()
+
+
+from perago.bench.cli import bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")

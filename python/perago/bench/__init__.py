@@ -1,0 +1,1 @@
+"""``perago bench``: benchmark scenarios measured against baselines in the same run."""
