@@ -13,7 +13,9 @@ fn tree() -> PathBuf {
             let dir_path = root.join(format!("d{dir:02}"));
             std::fs::create_dir_all(&dir_path).unwrap();
             for file in 0..100 {
-                let data: Vec<u8> = (0..4096u32).map(|i| (i * 31 + file * 7 + dir) as u8).collect();
+                let data: Vec<u8> = (0..4096u32)
+                    .map(|i| (i * 31 + file * 7 + dir) as u8)
+                    .collect();
                 std::fs::write(dir_path.join(format!("f{file:03}")), data).unwrap();
             }
         }
