@@ -106,3 +106,7 @@ app.add_typer(dev_app, name="dev")
 from perago.run_cli import run_command  # noqa: E402  (kept at the end: one-line registration)
 
 app.command("run")(run_command)
+
+from perago.bench.cli import bench_app  # noqa: E402  (kept at the end: one-line registration)
+
+app.add_typer(bench_app, name="bench")

@@ -138,7 +138,7 @@ def test_known_hashes_reject_bad_input(
 
 
 def test_known_hashes_missing_file_names_it(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="gone.bin: vanished"):
+    with pytest.raises(FileNotFoundError, match=r"gone\.bin: vanished"):
         snapshot_from_known_hashes(tmp_path, [("gone.bin", EMPTY_BLAKE3)])
 
 
