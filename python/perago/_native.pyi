@@ -1,12 +1,11 @@
 """Type stub of the compiled module perago._native (checked against the build by tests)."""
 
 import os
+from collections.abc import Callable, Sequence
 
 __version__: str
 
 def hash_file(path: str | os.PathLike[str]) -> str: ...
-
-from collections.abc import Callable, Sequence
 
 class LakeFSError(Exception):
     status_code: int | None

@@ -157,9 +157,7 @@ class LakeFSRepo:
         with self.server.sdk() as api:
             objects = lakefs_sdk.ObjectsApi(api)
             while True:
-                page = objects.list_objects(
-                    self.name, ref, prefix=prefix, after=after, amount=1000
-                )
+                page = objects.list_objects(self.name, ref, prefix=prefix, after=after, amount=1000)
                 out.extend(o.path for o in page.results)
                 if not page.pagination.has_more:
                     return out

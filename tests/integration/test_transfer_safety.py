@@ -64,7 +64,12 @@ def test_file_and_directory_with_the_same_name(lakefs_repo: LakeFSRepo, tmp_path
     before = tree_listing(tmp_path)
     with pytest.raises(UnsafeObjectKeyError, match="needs it to be a directory") as failure:
         download_prefix(
-            lakefs_repo.endpoint, creds(lakefs_repo), lakefs_repo.name, commit, "case", tmp_path / "ws"
+            lakefs_repo.endpoint,
+            creds(lakefs_repo),
+            lakefs_repo.name,
+            commit,
+            "case",
+            tmp_path / "ws",
         )
     assert failure.value.key == "case/model"
     assert tree_listing(tmp_path) == before
