@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import final
 
 __version__: str
@@ -83,6 +84,7 @@ class LakeFSError(Exception):
 class UnsafeObjectKeyError(ValueError):
     key: str
 
+@final
 class LakeFSClient:
     def __new__(
         cls,
@@ -99,9 +101,10 @@ class LakeFSClient:
     @property
     def access_key_id(self) -> str: ...
 
+@final
 class DownloadResult:
     @property
-    def root(self) -> str: ...
+    def root(self) -> Path: ...
     @property
     def file_count(self) -> int: ...
     @property

@@ -107,6 +107,10 @@ from perago.run_cli import run_command  # noqa: E402  (kept at the end: one-line
 
 app.command("run")(run_command)
 
+from perago.bench import transfer as bench_transfer  # noqa: E402
 from perago.bench.cli import bench_app  # noqa: E402  (kept at the end: one-line registration)
 
+# Transfer scenarios join the snapshot/diff ones in the shared `perago bench` group.
+bench_app.command("download")(bench_transfer.download_command)
+bench_app.command("upload")(bench_transfer.upload_command)
 app.add_typer(bench_app, name="bench")

@@ -136,6 +136,8 @@ def upload_files(
     )
 
 
-def delete_objects(client: _native.LakeFSClient, repo: str, branch: str, paths: Sequence[str]) -> int:
+def delete_objects(
+    client: _native.LakeFSClient, repo: str, branch: str, paths: Sequence[str]
+) -> int:
     """Delete paths in batches of at most 1000; returns how many were submitted."""
     return _native.delete_objects(client, repo, branch, list(paths))

@@ -150,7 +150,7 @@ def list_objects(
     return [ObjectEntry(p, s, c) for p, s, c in engine.list_objects(client, repo, ref, prefix)]
 
 
-def download_prefix(
+def download_prefix(  # noqa: PLR0917 - positional order is the documented API
     endpoint: str | LakeFSClient,
     credentials: CredentialsLike | None,
     repo: str,

@@ -9,6 +9,7 @@ The lakefs binary comes from $PERAGO_LAKEFS_BIN or line 1 of /work/notes/lakefs-
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -143,9 +145,22 @@ class LakeFSRepo:
         return self.server.secret_access_key
 
     def put(self, path: str, data: bytes, branch: str = "main") -> None:
-        """Upload one seed object through the official SDK (independent of perago's engine)."""
-        with self.server.sdk() as api:
-            lakefs_sdk.ObjectsApi(api).upload_object(self.name, branch, path, content=data)
+        """Upload one seed object with a plain REST call (independent of perago's engine)."""
+        query = urllib.parse.urlencode({"path": path})
+        token = base64.b64encode(
+            f"{self.access_key_id}:{self.secret_access_key}".encode()
+        ).decode()
+        request = urllib.request.Request(
+            f"{self.endpoint}/api/v1/repositories/{self.name}/branches/{branch}/objects?{query}",
+            data=data,
+            method="POST",
+            headers={
+                "Authorization": f"Basic {token}",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 201, response.status
 
     def commit(self, branch: str = "main", message: str = "seed") -> str:
         with self.server.sdk() as api:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_bad_key_fails_before_anything_is_written(
             parent / "ws",
         )
     assert failure.value.key == key
-    assert repr(key) in str(failure.value) or f'"{key}"' in str(failure.value)
+    assert json.dumps(key, ensure_ascii=False) in str(failure.value)
     assert tree_listing(tmp_path) == before, "something was written"
 
 

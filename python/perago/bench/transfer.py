@@ -11,6 +11,7 @@ Wiring into ``perago bench``: ``bench_app.command("download")(download_command)`
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -93,7 +96,16 @@ def server_from_env() -> Server:
 
 
 def parse_size(text: str) -> int:
-    units = {"": 1, "B": 1, "K": 1 << 10, "KIB": 1 << 10, "M": MIB, "MIB": MIB, "G": 1 << 30, "GIB": 1 << 30}
+    units = {
+        "": 1,
+        "B": 1,
+        "K": 1 << 10,
+        "KIB": 1 << 10,
+        "M": MIB,
+        "MIB": MIB,
+        "G": 1 << 30,
+        "GIB": 1 << 30,
+    }
     cleaned = text.strip().upper()
     number = cleaned.rstrip("KMGIB")
     unit = cleaned[len(number) :]
@@ -147,50 +159,68 @@ def _row(scenario: str, tool: str, runs: list[Measurement], files: int, size: in
     )
 
 
-def _sdk(server: Server) -> object:
-    import lakefs_sdk
-
-    return lakefs_sdk.ApiClient(
-        lakefs_sdk.Configuration(
-            host=server.endpoint.rstrip("/").removesuffix("/api/v1") + "/api/v1",
-            username=server.access_key_id,
-            password=server.secret_access_key,
-        )
+def _api(server: Server, method: str, path: str, body: dict[str, object]) -> dict[str, object]:
+    """One lakeFS REST call for bench setup (repositories, branches, commits)."""
+    base = server.endpoint.rstrip("/").removesuffix("/api/v1") + "/api/v1"
+    token = base64.b64encode(f"{server.access_key_id}:{server.secret_access_key}".encode()).decode()
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
     )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            payload = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:500]
+        raise RuntimeError(f"lakeFS {method} {path}: HTTP {exc.code}: {detail}") from None
+    decoded = json.loads(payload) if payload else {}
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def create_repository(server: Server, namespace_root: str) -> str:
-    import lakefs_sdk
-
     name = "bench-" + uuid.uuid4().hex[:12]
-    with _sdk(server) as api:  # type: ignore[attr-defined]
-        lakefs_sdk.RepositoriesApi(api).create_repository(
-            lakefs_sdk.RepositoryCreation(
-                name=name,
-                storage_namespace=f"{namespace_root.rstrip('/')}/{name}",
-                default_branch="main",
-            )
-        )
+    _api(
+        server,
+        "POST",
+        "/repositories",
+        {
+            "name": name,
+            "storage_namespace": f"{namespace_root.rstrip('/')}/{name}",
+            "default_branch": "main",
+        },
+    )
     return name
 
 
 def commit(server: Server, repo: str, branch: str, message: str) -> str:
-    import lakefs_sdk
-
-    with _sdk(server) as api:  # type: ignore[attr-defined]
-        made = lakefs_sdk.CommitsApi(api).commit(
-            repo, branch, lakefs_sdk.CommitCreation(message=message)
-        )
-    return str(made.id)
+    made = _api(
+        server, "POST", f"/repositories/{repo}/branches/{branch}/commits", {"message": message}
+    )
+    return str(made["id"])
 
 
 def create_branch(server: Server, repo: str, name: str, source: str) -> None:
-    import lakefs_sdk
+    _api(server, "POST", f"/repositories/{repo}/branches", {"name": name, "source": source})
 
-    with _sdk(server) as api:  # type: ignore[attr-defined]
-        lakefs_sdk.BranchesApi(api).create_branch(
-            repo, lakefs_sdk.BranchCreation(name=name, source=source)
-        )
+
+def _perago_download_command(
+    repo: str, ref: str, prefix: str, concurrency: int | None
+) -> Callable[[Path], list[str]]:
+    def command(dest: Path) -> list[str]:
+        return _perago_child(["_download", repo, ref, prefix, str(dest), str(concurrency or 0)])
+
+    return command
+
+
+def _lakectl_clone_command(
+    lakectl: str, repo: str, ref: str, prefix: str
+) -> Callable[[Path], list[str]]:
+    def command(dest: Path) -> list[str]:
+        return [lakectl, "local", "clone", f"lakefs://{repo}/{ref}/{prefix}/", str(dest)]
+
+    return command
 
 
 def _upload_items(source: Path, prefix: str) -> list[tuple[str | os.PathLike[str], str]]:
@@ -217,7 +247,9 @@ class DataSet:
     bytes: int
 
 
-def _datasets(work: Path, files: int, size: int, large_files: int, large_size: int) -> list[DataSet]:
+def _datasets(
+    work: Path, files: int, size: int, large_files: int, large_size: int
+) -> list[DataSet]:
     out: list[DataSet] = []
     if files > 0:
         generate_files(work / "small", files, size)
@@ -248,22 +280,16 @@ def run_download(
     rows: list[Row] = []
     lakectl = _lakectl()
     for data in _datasets(work, files, size, large_files, large_size):
-        upload_files(server.endpoint, creds, repo, "main", _upload_items(data.source, data.scenario_suffix))
+        upload_files(
+            server.endpoint, creds, repo, "main", _upload_items(data.source, data.scenario_suffix)
+        )
         ref = commit(server, repo, "main", f"seed {data.scenario_suffix}")
         scenario = f"download-{data.scenario_suffix}"
         tools: dict[str, Callable[[Path], list[str]]] = {
-            "perago": lambda dest, d=data: _perago_child(
-                ["_download", repo, ref, d.scenario_suffix, str(dest), str(concurrency or 0)]
-            )
+            "perago": _perago_download_command(repo, ref, data.scenario_suffix, concurrency)
         }
         if lakectl:
-            tools["lakectl"] = lambda dest, d=data: [
-                lakectl,
-                "local",
-                "clone",
-                f"lakefs://{repo}/{ref}/{d.scenario_suffix}/",
-                str(dest),
-            ]
+            tools["lakectl"] = _lakectl_clone_command(lakectl, repo, ref, data.scenario_suffix)
         for tool, command in tools.items():
             runs = []
             for n in range(repeat):
@@ -308,7 +334,13 @@ def run_upload(
                 else:
                     assert lakectl is not None
                     subprocess.run(
-                        [lakectl, "local", "init", f"lakefs://{repo}/{branch}/{prefix}/", str(data.source)],
+                        [
+                            lakectl,
+                            "local",
+                            "init",
+                            f"lakefs://{repo}/{branch}/{prefix}/",
+                            str(data.source),
+                        ],
                         env=server.child_env(),
                         check=True,
                         capture_output=True,
@@ -322,7 +354,10 @@ def run_upload(
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    header = f"{'scenario':<18} {'tool':<8} {'median_s':>9} {'MB/s':>8} {'files/s':>10} {'peak_rss_mb':>11}"
+    header = (
+        f"{'scenario':<18} {'tool':<8} {'median_s':>9} {'MB/s':>8} {'files/s':>10} "
+        f"{'peak_rss_mb':>11}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
@@ -347,6 +382,7 @@ _WORKDIR = typer.Option(None, "--workdir", help="Scratch directory (default: a t
 
 def _command(
     runner: Callable[..., list[Row]],
+    *,
     files: int,
     size: str,
     large_files: int,
@@ -384,7 +420,7 @@ def _command(
         json_path.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
 
 
-def download_command(
+def download_command(  # noqa: PLR0917 - typer options are parameters
     files: int = _FILES,
     size: str = _SIZE,
     large_files: int = _LARGE_FILES,
@@ -396,10 +432,21 @@ def download_command(
     workdir: Path | None = _WORKDIR,
 ) -> None:
     """Download throughput: perago vs `lakectl local clone`."""
-    _command(run_download, files, size, large_files, large_size, repeat, concurrency, namespace, json_path, workdir)
+    _command(
+        run_download,
+        files=files,
+        size=size,
+        large_files=large_files,
+        large_size=large_size,
+        repeat=repeat,
+        concurrency=concurrency,
+        namespace=namespace,
+        json_path=json_path,
+        workdir=workdir,
+    )
 
 
-def upload_command(
+def upload_command(  # noqa: PLR0917 - typer options are parameters
     files: int = _FILES,
     size: str = _SIZE,
     large_files: int = _LARGE_FILES,
@@ -411,7 +458,18 @@ def upload_command(
     workdir: Path | None = _WORKDIR,
 ) -> None:
     """Upload (+ commit) throughput: perago vs `lakectl local commit`."""
-    _command(run_upload, files, size, large_files, large_size, repeat, concurrency, namespace, json_path, workdir)
+    _command(
+        run_upload,
+        files=files,
+        size=size,
+        large_files=large_files,
+        large_size=large_size,
+        repeat=repeat,
+        concurrency=concurrency,
+        namespace=namespace,
+        json_path=json_path,
+        workdir=workdir,
+    )
 
 
 # --- child entry points (one tool run per process, for per-tool peak RSS) -------------------
