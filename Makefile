@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+PY_DIRS := python tests examples $(wildcard benches)
 export PERAGO_CACHE_DIR ?= $(HOME)/.cache/perago
 
 .PHONY: install venv build test test-unit lint fmt demo bench clean servers servers-up servers-down
@@ -43,15 +44,15 @@ test-unit: install
 lint: install
 	cargo fmt --all -- --check
 	cargo clippy -q --workspace --all-targets -- -D warnings
-	$(BIN)/ruff check python tests benches examples
-	$(BIN)/ruff format --check python tests benches examples
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 	$(PY) -m mypy.stubtest perago._native --ignore-missing-stub
 
 fmt:
 	cargo fmt --all
-	$(BIN)/ruff format python tests benches examples
-	$(BIN)/ruff check --fix python tests benches examples
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
 
 demo: install
 	$(BIN)/perago check examples.render_audio
