@@ -3,9 +3,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+PY_DIRS := python tests examples $(wildcard benches)
 export PERAGO_CACHE_DIR ?= $(HOME)/.cache/perago
 
-.PHONY: install venv build test test-unit lint fmt demo bench clean
+.PHONY: install venv build test test-unit lint fmt demo bench clean servers servers-up servers-down
 
 venv: $(PY)
 $(PY):
@@ -19,8 +20,21 @@ install: $(PY)
 
 build: install
 
-# Everything: Rust unit tests, then pytest (unit + integration against real servers).
-test: install
+# Provision (only) the real servers into $(PERAGO_CACHE_DIR): lakeFS + lakectl built from the Go
+# module proxy, the Conductor boot jar from Maven Central. Seconds when cached.
+servers: install
+	$(BIN)/perago dev provision
+
+# Start/stop local servers for development; `up` writes their endpoints to ./.env.
+servers-up: servers
+	$(BIN)/perago dev up
+
+servers-down: install
+	$(BIN)/perago dev down
+
+# Everything: Rust unit tests, then pytest (unit + integration against real servers, which the
+# session fixtures start and stop themselves).
+test: install servers
 	cargo test -q --workspace
 	$(BIN)/pytest
 
@@ -30,15 +44,15 @@ test-unit: install
 lint: install
 	cargo fmt --all -- --check
 	cargo clippy -q --workspace --all-targets -- -D warnings
-	$(BIN)/ruff check python tests benches examples
-	$(BIN)/ruff format --check python tests benches examples
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 	$(PY) -m mypy.stubtest perago._native --ignore-missing-stub
 
 fmt:
 	cargo fmt --all
-	$(BIN)/ruff format python tests benches examples
-	$(BIN)/ruff check --fix python tests benches examples
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
 
 demo: install
 	$(BIN)/perago check examples.render_audio

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import pytest
 
 from perago.devservers import conductor, lakefs, supervisor
 from perago.devservers.errors import DevServerError
+from perago.devservers.lakefs import LakefsCredentials
 
 LAKEFS_ENV = (
     "PERAGO_TEST_LAKEFS_URL",
@@ -100,8 +101,31 @@ def _reused_conductor() -> ConductorServer | None:
     return server
 
 
+# pytest retries a failed session fixture for every test that requests it; remember the first
+# failure so a server that cannot start costs one start timeout, not one per test.
+_start_failures: dict[str, str] = {}
+
+
 def _progress(message: str) -> None:
     print(f"[servers] {message}", flush=True)
+
+
+def _start(name: str, launch: Callable[[], supervisor.Launched]) -> supervisor.Launched:
+    """Launch and wait for health; a failure is remembered and the half-started server stopped."""
+    if name in _start_failures:
+        raise DevServerError(
+            f"{name} failed to start earlier in this session: {_start_failures[name]}"
+        )
+    launched: supervisor.Launched | None = None
+    try:
+        launched = launch()
+        supervisor.await_healthy(launched, _progress)
+    except DevServerError as exc:
+        _start_failures[name] = str(exc)
+        if launched is not None:
+            supervisor.stop([launched.record], _progress)
+        raise
+    return launched
 
 
 def lakefs_session(state_dir: Path) -> Iterator[LakefsServer]:
@@ -110,9 +134,15 @@ def lakefs_session(state_dir: Path) -> Iterator[LakefsServer]:
     if reused is not None:
         yield reused
         return
-    launched, creds = supervisor.launch_lakefs(state_dir, _progress)
+    started: dict[str, LakefsCredentials] = {}
+
+    def launch() -> supervisor.Launched:
+        launched, started["creds"] = supervisor.launch_lakefs(state_dir, _progress)
+        return launched
+
+    launched = _start("lakeFS", launch)
+    creds = started["creds"]
     try:
-        supervisor.await_healthy(launched, _progress)
         yield LakefsServer(launched.record.url, creds.access_key_id, creds.secret_access_key)
     finally:
         supervisor.stop([launched.record], _progress)
@@ -124,9 +154,8 @@ def conductor_session(state_dir: Path) -> Iterator[ConductorServer]:
     if reused is not None:
         yield reused
         return
-    launched = supervisor.launch_conductor(state_dir, _progress)
+    launched = _start("Conductor", lambda: supervisor.launch_conductor(state_dir, _progress))
     try:
-        supervisor.await_healthy(launched, _progress)
         yield ConductorServer(conductor.api_url(launched.record.port))
     finally:
         supervisor.stop([launched.record], _progress)

@@ -13,6 +13,7 @@ import typer
 
 from perago import __version__
 from perago.cli_support import WarningPrinter, cli_errors, prepare_task
+from perago.devservers.cli import dev_app
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -92,16 +93,13 @@ def extract(
 
 # Further command groups register here, one line each, e.g.:
 #   app.add_typer(dev_app, name="dev")
+app.add_typer(dev_app, name="dev")
 
 
 def main() -> None:
     """Console-script entry point (``perago``)."""
     app(prog_name="perago")
 
-
-from perago.devservers.cli import dev_app  # noqa: E402  (kept at the end: one-line registration)
-
-app.add_typer(dev_app, name="dev")
 
 from perago.run_cli import run_command  # noqa: E402  (kept at the end: one-line registration)
 
