@@ -75,7 +75,6 @@ def detect_changes(
 ) -> ChangeSet: ...
 def stat_walk(root: str | os.PathLike[str], threads: int | None = None) -> tuple[int, int]: ...
 
-
 class LakeFSError(Exception):
     status_code: int | None
     operation: str
