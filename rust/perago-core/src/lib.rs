@@ -10,8 +10,8 @@ pub mod hash;
 pub mod lakefs;
 pub mod pool;
 pub mod snapshot;
-pub mod walk;
 pub mod transfer;
+pub mod walk;
 
 pub use cancel::CancelToken;
 pub use diff::{detect_changes, ChangeSet, DiffOptions};

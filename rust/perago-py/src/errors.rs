@@ -1,8 +1,8 @@
 //! The one place where perago-core errors become Python exceptions.
 
 use pyo3::exceptions::{
-    PyException, PyFileExistsError, PyFileNotFoundError, PyKeyboardInterrupt,
-    PyNotADirectoryError, PyOSError, PyPermissionError, PyValueError,
+    PyException, PyFileExistsError, PyFileNotFoundError, PyKeyboardInterrupt, PyNotADirectoryError,
+    PyOSError, PyPermissionError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::PyErr;
