@@ -59,11 +59,11 @@ def test_bench_snapshot_and_diff_json_on_a_tiny_tree(tmp_path: Path) -> None:
     rows = json.loads(result.stdout)
     assert [r["scenario"] for r in rows] == [
         "diff-unchanged-small",
-        "diff-1pct-small",
         "statwalk-small",
+        "diff-1pct-small",
     ]
     assert rows[0]["note"] == "rehashed 0"
-    assert rows[1]["note"] == "rehashed 3 of 3 modified"
+    assert rows[2]["note"] == "rehashed 3 of 3 modified"
 
 
 def test_bench_bad_dir_is_one_error_line(tmp_path: Path) -> None:

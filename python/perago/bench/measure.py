@@ -90,6 +90,7 @@ def run(tool: str, root: Path, repeat: int, threads: int | None) -> dict[str, ob
             if len(changes.modified) != len(victims):
                 raise SystemExit(f"expected {len(victims)} modified, got {len(changes.modified)}")
             notes["rehashed"] = changes.rehashed
+            notes["modified"] = len(victims)
         times.pop(0)  # the first pass warmed the cache
     elif tool == "python-sha256":
         _sha256_walk(root)

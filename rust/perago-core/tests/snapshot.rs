@@ -215,6 +215,10 @@ fn known_hashes_build_a_baseline_without_reading() {
     };
     assert_eq!(pairs(&base), pairs(&cold));
     assert!(diff_strict(&tree.0, &base).is_empty());
+    // blake3::Hash values are accepted as they come from a hasher.
+    let hashed = vec![("b", blake3::hash(b"bbb")), ("a/x", blake3::hash(b"xx"))];
+    let same = Snapshot::from_known_hashes(&tree.0, hashed, &opts, &CancelToken::new()).unwrap();
+    assert_eq!(pairs(&same), pairs(&cold));
 
     // A wrong hash is trusted (no read) — the diff then reports the file as modified when racy.
     let lie = vec![("b", [7u8; 32])];
