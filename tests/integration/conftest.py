@@ -138,9 +138,7 @@ class LakeFSRepo:
     def put(self, path: str, data: bytes, branch: str = "main") -> None:
         """Upload one seed object with a plain REST call (independent of perago's engine)."""
         query = urllib.parse.urlencode({"path": path})
-        token = base64.b64encode(
-            f"{self.access_key_id}:{self.secret_access_key}".encode()
-        ).decode()
+        token = base64.b64encode(f"{self.access_key_id}:{self.secret_access_key}".encode()).decode()
         request = urllib.request.Request(
             f"{self.endpoint}/api/v1/repositories/{self.name}/branches/{branch}/objects?{query}",
             data=data,
