@@ -177,7 +177,10 @@ def _api(server: Server, method: str, path: str, body: dict[str, object]) -> dic
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:500]
         raise RuntimeError(f"lakeFS {method} {path}: HTTP {exc.code}: {detail}") from None
-    decoded = json.loads(payload) if payload else {}
+    try:
+        decoded = json.loads(payload) if payload else {}
+    except ValueError:  # e.g. branch creation answers with the bare commit id as text
+        return {}
     return decoded if isinstance(decoded, dict) else {}
 
 
