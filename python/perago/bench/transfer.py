@@ -131,19 +131,21 @@ def generate_files(root: Path, count: int, size: int) -> None:
 
 
 def measure(command: Sequence[str], env: dict[str, str]) -> Measurement:
-    """Wall time and peak RSS of one child process; a failing child fails the benchmark."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.stdout:
-        proc.stdout.close()
-    if proc.stderr:
-        proc.stderr.close()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{command[0]} failed ({proc.returncode}): {stderr.strip()[-2000:]}")
+    """Wall time and peak RSS of one child process; a failing child fails the benchmark.
+
+    Output goes to a file, not a pipe: a chatty child (lakectl's progress) would otherwise block
+    on a full pipe while we wait for it.
+    """
+    with tempfile.TemporaryFile() as output:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(command), env=env, stdout=output, stderr=output)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            output.seek(0)
+            text = output.read().decode(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"{command[0]} failed ({proc.returncode}): {text}")
     return Measurement(elapsed, usage.ru_maxrss / 1024)
 
 
@@ -175,7 +177,10 @@ def _api(server: Server, method: str, path: str, body: dict[str, object]) -> dic
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:500]
         raise RuntimeError(f"lakeFS {method} {path}: HTTP {exc.code}: {detail}") from None
-    decoded = json.loads(payload) if payload else {}
+    try:
+        decoded = json.loads(payload) if payload else {}
+    except ValueError:  # e.g. branch creation answers with the bare commit id as text
+        return {}
     return decoded if isinstance(decoded, dict) else {}
 
 
