@@ -4,9 +4,72 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from perago.controls import (
+    ExecutionLimits,
+    PublishBudget,
+    RetryPolicy,
+    TaskControls,
+    TimeoutPolicy,
+)
+from perago.errors import (
+    GuardrailViolation,
+    PostGuardrailViolation,
+    PreGuardrailViolation,
+    PublishFenceError,
+    RuntimeConfigError,
+    StaleAttemptError,
+    TaskDefinitionError,
+    TaskExecutionError,
+    TaskFailed,
+    TaskInputError,
+    TaskTerminalError,
+)
+from perago.guardrails import (
+    check_guardrails,
+    forbid_glob,
+    require_dir,
+    require_file,
+    require_glob,
+)
+from perago.models import WorkspaceInput, WorkspaceOutput, WorkspaceSpec
+from perago.task import TaskDefinition, load_module_task, task
+from perago.taskdef import build_taskdef, write_taskdef
+
 try:
     __version__ = version("perago")
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+# One name per line, sorted: later capabilities append their names here.
+__all__ = [
+    "ExecutionLimits",
+    "GuardrailViolation",
+    "PostGuardrailViolation",
+    "PreGuardrailViolation",
+    "PublishBudget",
+    "PublishFenceError",
+    "RetryPolicy",
+    "RuntimeConfigError",
+    "StaleAttemptError",
+    "TaskControls",
+    "TaskDefinition",
+    "TaskDefinitionError",
+    "TaskExecutionError",
+    "TaskFailed",
+    "TaskInputError",
+    "TaskTerminalError",
+    "TimeoutPolicy",
+    "WorkspaceInput",
+    "WorkspaceOutput",
+    "WorkspaceSpec",
+    "__version__",
+    "build_taskdef",
+    "check_guardrails",
+    "forbid_glob",
+    "load_module_task",
+    "require_dir",
+    "require_file",
+    "require_glob",
+    "task",
+    "write_taskdef",
+]
