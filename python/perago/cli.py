@@ -26,3 +26,11 @@ def _root(
 
 def main() -> None:
     app()
+
+
+# Runtime commands, one line each (their modules own the options and behaviour).
+from perago import gc_cli, register_cli, start_cli  # noqa: E402
+
+register_cli.register(app)
+start_cli.register(app)
+gc_cli.register(app)

@@ -20,7 +20,9 @@ from typing import Any
 
 from loguru import logger
 
-ATTEMPT_MARKER = ".perago-attempt.json"
+from perago.attempt_workspace import ATTEMPT_WORKSPACE_MARKER
+
+ATTEMPT_MARKER = ATTEMPT_WORKSPACE_MARKER
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -102,6 +104,8 @@ def collect_attempt_workspaces(
     now: datetime | None = None,
     is_alive: Callable[[AttemptMarker], bool] = owner_is_alive,
     active_tokens: Iterable[str] = (),
+    only_owner_worker_id: str | None = None,
+    only_owner_pid: int | None = None,
 ) -> GcReport:
     """One GC pass over ``root``'s direct children; never raises for a single bad entry."""
     report = GcReport()
@@ -120,6 +124,10 @@ def collect_attempt_workspaces(
                 continue
             marker = read_marker(child)
             if marker is None:
+                continue
+            if only_owner_worker_id is not None and marker.owner_worker_id != only_owner_worker_id:
+                continue
+            if only_owner_pid is not None and marker.owner_pid != only_owner_pid:
                 continue
             too_young = moment - marker.started_at < ttl
             owned = (marker.owner_token in tokens) or is_alive(marker)
