@@ -1,12 +1,30 @@
-"""The ``perago`` command line (typer)."""
+"""The ``perago`` command line (typer).
+
+Commands live in small modules and register here with one line each; the shared error/warning
+handling and task loading they all use is in ``perago.cli_support``.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 from perago import __version__
+from perago.cli_support import WarningPrinter, cli_errors, prepare_task
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Typed Conductor workers on lakeFS-versioned workspaces.",
+    # Errors are printed as one `error:` line by the commands; never show a traceback.
+    pretty_exceptions_enable=False,
+)
+
+MODULE_ARGUMENT = typer.Argument(
+    ..., metavar="MODULE", help="Dotted import path of the task module, e.g. examples.word_count."
+)
 
 
 def _print_version(value: bool) -> None:
@@ -24,8 +42,61 @@ def _root(
     """Typed Conductor workers on lakeFS-versioned workspaces."""
 
 
+def _configured(value: object) -> str:
+    return "configured" if value is not None else "not configured"
+
+
+@app.command()
+def check(
+    module_target: str = MODULE_ARGUMENT,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of lines."),
+) -> None:
+    """Validate the runtime config and the task module without touching the network."""
+    printer = WarningPrinter()
+    with cli_errors():
+        prepared = prepare_task(module_target, printer)
+    config = prepared.config
+    facts = {
+        "workspace_root": str(config.workspace_root),
+        "log_root": str(config.log_root),
+        "worker_id_prefix": config.worker_id_prefix,
+        "conductor": _configured(config.conductor),
+        "lakefs": _configured(config.lakefs),
+    }
+    if as_json:
+        document = {"ok": True, "name": prepared.task.name, **facts}
+        typer.echo(json.dumps({**document, "warnings": printer.messages}))
+        return
+    typer.echo(f"ok: {prepared.task.name}")
+    for key, value in facts.items():
+        typer.echo(f"{key}: {value}")
+
+
+@app.command()
+def extract(
+    module_target: str = MODULE_ARGUMENT,
+    output: str = typer.Option(
+        ..., "--output", "-o", metavar="PATH.json", help="Where to write the TaskDef JSON."
+    ),
+) -> None:
+    """Write the task's Conductor TaskDef JSON to PATH and print the path."""
+    from perago.taskdef import write_taskdef
+
+    printer = WarningPrinter()
+    with cli_errors():
+        prepared = prepare_task(module_target, printer)
+        with printer.capture():
+            write_taskdef(prepared.task, Path(output))
+    typer.echo(output)
+
+
+# Further command groups register here, one line each, e.g.:
+#   app.add_typer(dev_app, name="dev")
+
+
 def main() -> None:
-    app()
+    """Console-script entry point (``perago``)."""
+    app(prog_name="perago")
 
 
 # Runtime commands, one line each (their modules own the options and behaviour).

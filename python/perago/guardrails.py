@@ -6,8 +6,9 @@ Glob semantics (identical on every Python version, unlike ``pathlib.Path.glob``)
 
 * A pattern is split on ``/`` into segments, matched against the segments of a path relative to
   the workspace root.
-* A segment that is exactly ``**`` matches zero or more whole path segments, so ``**/*.wav``
-  matches ``a.wav`` and ``x/y/a.wav``, and a trailing ``a/**`` matches every file below ``a``.
+* A segment that is exactly ``**`` matches zero or more directories, so ``**/*.wav`` matches
+  ``a.wav`` and ``x/y/a.wav``. A trailing ``**`` is shorthand for ``**/*``: ``a/**`` matches every
+  file below ``a`` (never ``a`` itself) and ``**`` alone matches every file.
 * Any other segment is matched against one name with :func:`fnmatch.fnmatchcase`
   (``*``, ``?``, ``[...]``; case-sensitive; ``*`` also matches names starting with ``.``, so
   hidden files match).
@@ -166,31 +167,37 @@ def forbid_glob(pattern: str | os.PathLike[str]) -> _WorkspaceGuardrail:
     return _guardrail("forbid_glob", pattern)
 
 
+def _expanded(pattern: Sequence[str]) -> list[str]:
+    # A trailing ``**`` means "every file below": the file name needs a segment of its own.
+    segments = list(pattern)
+    if segments and segments[-1] == "**":
+        segments.append("*")
+    return segments
+
+
 def glob_segments_match(pattern: Sequence[str], path: Sequence[str]) -> bool:
     """Whether a relative file path (as segments) matches a pattern (as segments)."""
+    return _segments_match(_expanded(pattern), list(path))
+
+
+def _segments_match(pattern: list[str], path: list[str]) -> bool:
     if not pattern:
         return not path
     head, rest = pattern[0], pattern[1:]
     if head == "**":
-        return any(glob_segments_match(rest, path[skip:]) for skip in range(len(path) + 1))
-    return bool(path) and fnmatch.fnmatchcase(path[0], head) and glob_segments_match(rest, path[1:])
+        # ``**`` is never last here, so it can only consume directory segments.
+        return any(_segments_match(rest, path[skip:]) for skip in range(len(path)))
+    return bool(path) and fnmatch.fnmatchcase(path[0], head) and _segments_match(rest, path[1:])
 
 
-def _matching_files(directory: str, pattern: Sequence[str], prefix: str) -> Iterator[str]:
+def _matching_files(directory: str, pattern: list[str], prefix: str) -> Iterator[str]:
     """Yield relative paths of files under ``directory`` matching ``pattern`` (may repeat)."""
-    if not pattern:
-        return
     head, rest = pattern[0], pattern[1:]
     if head == "**":
         yield from _matching_files(directory, rest, prefix)
         for entry in _scandir(directory):
             if entry.is_dir(follow_symlinks=False):
                 yield from _matching_files(entry.path, pattern, f"{prefix}{entry.name}/")
-        if not rest:
-            # A trailing ``**`` also consumes the file name itself.
-            for entry in _scandir(directory):
-                if entry.is_file():
-                    yield f"{prefix}{entry.name}"
         return
     if _GLOB_MAGIC.search(head):
         entries = [e for e in _scandir(directory) if fnmatch.fnmatchcase(e.name, head)]
@@ -214,7 +221,7 @@ def _scandir(directory: str) -> list[os.DirEntry[str]]:
 
 def count_glob_matches(root: str | os.PathLike[str], pattern: str) -> int:
     """Count files below ``root`` matching a canonical guardrail pattern (see module doc)."""
-    return len(set(_matching_files(os.fspath(root), pattern.split("/"), "")))
+    return len(set(_matching_files(os.fspath(root), _expanded(pattern.split("/")), "")))
 
 
 def _violation(guardrail: _WorkspaceGuardrail, root: Path) -> str | None:

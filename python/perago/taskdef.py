@@ -258,17 +258,14 @@ class _Inliner:
         return result
 
     def _prune_discriminator_mapping(self, discriminator: JsonObject) -> None:
-        # Mapping entries point at definitions; inlined ones no longer exist.
+        # Mapping entries point at definitions; once one is inlined the mapping is only
+        # partially resolvable, so keep it only when every target is still a definition.
         mapping = discriminator.get("mapping")
         if not isinstance(mapping, dict):
             return
-        kept = {k: v for k, v in mapping.items() if _def_name(v) in self.recursive}
-        for target in kept.values():
-            name = _def_name(target)
-            if name is not None:
-                self.kept.add(name)
-        if kept:
-            discriminator["mapping"] = kept
+        targets = [_def_name(target) for target in mapping.values()]
+        if all(name is not None and name in self.recursive for name in targets):
+            self.kept.update(name for name in targets if name is not None)
         else:
             del discriminator["mapping"]
 

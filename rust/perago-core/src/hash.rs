@@ -1,31 +1,93 @@
 //! BLAKE3 content hashing of single files.
+//!
+//! Small files are read with one `read` into a thread-local buffer (no per-file allocation);
+//! large files are memory-mapped and hashed with rayon in chunks, checking for cancellation
+//! between chunks so Ctrl-C stays prompt even on multi-GiB files.
 
-use std::fs::File;
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 
 /// Files at least this large are memory-mapped and hashed with rayon; smaller ones are read.
 pub const MMAP_THRESHOLD: u64 = 1 << 20;
 
+/// Bytes hashed between two cancellation checks on the mmap path.
+const MMAP_CHUNK: usize = 64 << 20;
+
+thread_local! {
+    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Open for hashing without following symlinks and, where permitted, without touching atime.
+fn open_for_hash(path: &Path) -> Result<File> {
+    let flags = libc::O_NOFOLLOW | libc::O_NOATIME;
+    match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(file) => Ok(file),
+        // O_NOATIME is refused (EPERM) on files the caller does not own.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| Error::io_or_vanished(path, e)),
+        Err(e) => Err(Error::io_or_vanished(path, e)),
+    }
+}
+
+/// BLAKE3 of a regular file whose size was just observed as `size_hint` (it may still change).
+pub fn hash_path(path: &Path, size_hint: u64, cancel: &CancelToken) -> Result<blake3::Hash> {
+    let file = open_for_hash(path)?;
+    if size_hint >= MMAP_THRESHOLD {
+        return hash_mapped(&file, path, cancel);
+    }
+    READ_BUFFER.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        // One spare byte detects a file that grew since it was stat'ed.
+        let want = size_hint as usize + 1;
+        if buf.len() < want {
+            buf.resize(want.max(64 << 10), 0);
+        }
+        let mut filled = 0;
+        loop {
+            if filled == buf.len() {
+                let grown = buf.len() * 2;
+                buf.resize(grown, 0);
+            }
+            match (&file).read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        Ok(blake3::hash(&buf[..filled]))
+    })
+}
+
+fn hash_mapped(file: &File, path: &Path, cancel: &CancelToken) -> Result<blake3::Hash> {
+    // SAFETY: the map is read-only and dropped before returning. A file truncated concurrently
+    // by another process could fault (SIGBUS); the same trade-off as b3sum's and blake3's
+    // mmap paths, accepted for large files where reading would cost a copy.
+    let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| Error::io(path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    for chunk in map.chunks(MMAP_CHUNK) {
+        cancel.check()?;
+        hasher.update_rayon(chunk);
+    }
+    Ok(hasher.finalize())
+}
+
 /// Hash one regular file with BLAKE3 and return the lowercase hex digest.
 pub fn hash_file(path: &Path) -> Result<String> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut hasher = blake3::Hasher::new();
-    if len >= MMAP_THRESHOLD {
-        hasher
-            .update_mmap_rayon(path)
-            .map_err(|e| Error::io(path, e))?;
-    } else {
-        let mut buf = Vec::with_capacity(len as usize + 1);
-        (&file)
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::io(path, e))?;
-        hasher.update(&buf);
-    }
-    Ok(hasher.finalize().to_hex().to_string())
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let digest = hash_path(path, len, &CancelToken::new())?;
+    Ok(digest.to_hex().to_string())
 }
 
 #[cfg(test)]
@@ -46,8 +108,31 @@ mod tests {
             hash_file(&path).unwrap(),
             blake3::hash(b"abc").to_hex().to_string()
         );
+        // A stale (too small or too large) size hint still hashes the real content.
+        for hint in [0, 1, 2 << 20] {
+            let digest = hash_path(&path, hint, &CancelToken::new()).unwrap();
+            assert_eq!(digest, blake3::hash(b"abc"));
+        }
         let missing = hash_file(&dir.join("missing"));
         assert!(matches!(missing, Err(Error::Io { .. })));
+        let vanished = hash_path(&dir.join("missing"), 3, &CancelToken::new());
+        assert!(matches!(vanished, Err(Error::Vanished { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn large_files_hash_like_small_ones_and_cancel() {
+        let dir = std::env::temp_dir().join(format!("perago-hash-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big");
+        let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let digest = hash_path(&path, data.len() as u64, &CancelToken::new()).unwrap();
+        assert_eq!(digest, blake3::hash(&data));
+        let cancel = CancelToken::new();
+        cancel.cancel();
+        let cancelled = hash_path(&path, data.len() as u64, &cancel);
+        assert!(matches!(cancelled, Err(Error::Cancelled)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

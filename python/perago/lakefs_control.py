@@ -1,0 +1,184 @@
+"""lakeFS control-plane calls (branches, commits, merge, hard reset) through lakefs-sdk.
+
+Bulk data never goes through here (see :mod:`perago.transfer`). Every SDK failure is re-raised as
+:class:`LakeFSRequestError` naming the operation, HTTP status and lakeFS's own message — never
+the request headers, so credentials cannot leak into reasons or logs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import lakefs_sdk
+from lakefs_sdk.exceptions import ApiException, OpenApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
+from pydantic import SecretStr
+
+__all__ = ["CommitInfo", "LakeFSControl", "LakeFSRequestError", "api_base_url"]
+
+T = TypeVar("T")
+
+
+class LakeFSRequestError(RuntimeError):
+    """A lakeFS API call failed; ``status`` is the HTTP status when there was a response."""
+
+    def __init__(self, operation: str, status: int | None, message: str) -> None:
+        self.operation = operation
+        self.status = status
+        prefix = f"lakeFS {operation} failed"
+        super().__init__(f"{prefix} (HTTP {status}): {message}" if status else f"{prefix}: {message}")
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    id: str
+    parents: tuple[str, ...]
+    metadata: Mapping[str, str]
+    creation_date: datetime
+
+    @property
+    def first_parent(self) -> str | None:
+        return self.parents[0] if self.parents else None
+
+
+def api_base_url(endpoint_url: str) -> str:
+    """``http://host:8000`` and ``http://host:8000/api/v1`` both mean the v1 API root."""
+    base = endpoint_url.rstrip("/")
+    return base if base.endswith("/api/v1") else base + "/api/v1"
+
+
+class LakeFSControl:
+    """Thin typed wrapper over the handful of lakefs-sdk calls perago needs."""
+
+    def __init__(self, endpoint_url: str, access_key_id: str, secret_access_key: SecretStr) -> None:
+        configuration = lakefs_sdk.Configuration(
+            host=api_base_url(endpoint_url),
+            username=access_key_id,
+            password=secret_access_key.get_secret_value(),
+        )
+        self._client = lakefs_sdk.ApiClient(configuration)
+        self._branches = lakefs_sdk.BranchesApi(self._client)
+        self._commits = lakefs_sdk.CommitsApi(self._client)
+        self._refs = lakefs_sdk.RefsApi(self._client)
+        self._experimental = lakefs_sdk.ExperimentalApi(self._client)
+
+    def __repr__(self) -> str:
+        return f"LakeFSControl({self._client.configuration.host!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def branch_head(self, repository: str, branch: str) -> str:
+        ref = _call("get branch", lambda: self._branches.get_branch(repository, branch))
+        return str(ref.commit_id)
+
+    def resolve_commit(self, repository: str, ref: str) -> CommitInfo:
+        """Commit id (and details) of any ref: commit id, branch or tag."""
+        return self.get_commit(repository, ref)
+
+    def get_commit(self, repository: str, commit_id: str) -> CommitInfo:
+        commit = _call("get commit", lambda: self._commits.get_commit(repository, commit_id))
+        return CommitInfo(
+            id=str(commit.id),
+            parents=tuple(str(parent) for parent in commit.parents or ()),
+            metadata=dict(commit.metadata or {}),
+            creation_date=datetime.fromtimestamp(int(commit.creation_date), UTC),
+        )
+
+    def create_branch(self, repository: str, branch: str, source: str) -> None:
+        creation = lakefs_sdk.BranchCreation(name=branch, source=source)
+        _call("create branch", lambda: self._branches.create_branch(repository, creation))
+
+    def delete_branch(self, repository: str, branch: str) -> None:
+        _call("delete branch", lambda: self._branches.delete_branch(repository, branch))
+
+    def commit(
+        self, repository: str, branch: str, message: str, metadata: Mapping[str, str]
+    ) -> str:
+        creation = lakefs_sdk.CommitCreation(message=message, metadata=dict(metadata))
+        commit = _call("commit", lambda: self._commits.commit(repository, branch, creation))
+        return str(commit.id)
+
+    def squash_merge(
+        self,
+        repository: str,
+        source_ref: str,
+        destination_branch: str,
+        message: str,
+        metadata: Mapping[str, str],
+        timeout_seconds: float | None,
+    ) -> str:
+        merge = lakefs_sdk.Merge(message=message, metadata=dict(metadata), squash_merge=True)
+        result = _call(
+            "merge",
+            lambda: self._refs.merge_into_branch(
+                repository,
+                source_ref,
+                destination_branch,
+                merge=merge,
+                _request_timeout=timeout_seconds,
+            ),
+        )
+        return str(result.reference)
+
+    def hard_reset(
+        self, repository: str, branch: str, ref: str, timeout_seconds: float | None
+    ) -> None:
+        _call(
+            "hard reset",
+            lambda: self._experimental.hard_reset_branch(
+                repository, branch, ref, force=False, _request_timeout=timeout_seconds
+            ),
+        )
+
+    def has_uncommitted_changes(self, repository: str, branch: str) -> bool:
+        diff = _call(
+            "diff branch", lambda: self._branches.diff_branch(repository, branch, amount=1)
+        )
+        return bool(diff.results)
+
+    def iter_branches(self, repository: str, prefix: str) -> Iterator[tuple[str, str]]:
+        """``(branch id, head commit id)`` of every branch whose id starts with ``prefix``."""
+        after = ""
+        while True:
+            page = _call(
+                "list branches",
+                lambda: self._branches.list_branches(
+                    repository, prefix=prefix, after=after, amount=1000
+                ),
+            )
+            for ref in page.results:
+                yield str(ref.id), str(ref.commit_id)
+            if not page.pagination.has_more:
+                return
+            after = page.pagination.next_offset
+
+
+def _call(operation: str, request: Callable[[], T]) -> T:
+    try:
+        return request()
+    except ApiException as exc:
+        raise LakeFSRequestError(operation, exc.status, _api_message(exc)) from None
+    except OpenApiException as exc:
+        raise LakeFSRequestError(operation, None, str(exc)) from None
+    except (OSError, Urllib3Error) as exc:
+        # Connection refused, timeouts, retries exhausted: name the failure, never the request.
+        raise LakeFSRequestError(operation, None, f"{type(exc).__name__}: {exc}") from None
+
+
+def _api_message(exc: ApiException) -> str:
+    body: Any = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str) and body:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return " ".join(body.split())[:300]
+        if isinstance(parsed, dict) and parsed.get("message"):
+            return str(parsed["message"])
+    return str(exc.reason or "request failed")

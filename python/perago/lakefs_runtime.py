@@ -1,0 +1,313 @@
+"""lakeFS workspace runtime: the download / stage / publish / no-op / cleanup collaborators of the
+attempt core (SPEC §5), bulk bytes through :mod:`perago.transfer`, control calls through
+:mod:`perago.lakefs_control`.
+
+Publication (A = input ref, H = head of the target branch, C = staged commit):
+
+* H == A → squash-merge staging into the target with perago metadata; the merge commit must
+  have A as parent, otherwise another publication won the race: ours is rolled back (if still
+  the head) and the attempt fails closed;
+* parent(H) == A and H's metadata names this workflow instance and task reference (an abandoned
+  publication of an earlier attempt of this task) → hard reset to C;
+* any other child of A, or anything else → ``PublishFenceError``.
+
+The runtime holds no per-attempt state, so one instance serves every thread of a worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from perago import snapshot, transfer
+from perago.attempt import StagedWorkspace, TaskExecutionContext, staging_branch_name
+from perago.config import LakeFSConfig
+from perago.controls import PublishBudget
+from perago.errors import PublishFenceError, TaskInputError
+from perago.lakefs_control import LakeFSControl, LakeFSRequestError
+from perago.models import WorkspaceInput, WorkspaceSpec
+from perago.workspace_sync import check_publishable_entry, workspace_object_path
+
+__all__ = [
+    "STAGING_BRANCH_PREFIX",
+    "LakeFSWorkspaceRuntime",
+    "StaleStagingBranch",
+    "publication_metadata",
+]
+
+STAGING_BRANCH_PREFIX = "perago-staging-"
+METADATA_WORKFLOW = "perago.workflow_instance_id"
+METADATA_TASK_REF = "perago.task_ref"
+
+ProgressCallback = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class StaleStagingBranch:
+    repository: str
+    branch: str
+    head: str
+    head_created: datetime
+
+
+def publication_metadata(context: TaskExecutionContext) -> dict[str, str]:
+    """The ``perago.*`` commit metadata identifying the attempt that produced a commit."""
+    worker_id = context.attempt.worker_id or os.environ.get("PERAGO_WORKER_ID") or f"pid-{os.getpid()}"
+    return {
+        METADATA_WORKFLOW: context.attempt.workflow_instance_id,
+        "perago.task_id": context.attempt.task_id,
+        METADATA_TASK_REF: context.attempt.reference_task_name,
+        "perago.retry_count": str(context.attempt.retry_count),
+        "perago.execution_id": context.execution_id,
+        "perago.worker_id": worker_id,
+        "perago.task_name": context.attempt.task_def_name,
+    }
+
+
+class LakeFSWorkspaceRuntime:
+    """Workspace collaborators for :func:`perago.attempt.run_workspace_task_attempt`."""
+
+    def __init__(
+        self,
+        config: LakeFSConfig,
+        *,
+        publish_budget: PublishBudget | None = None,
+        download_concurrency: int | None = None,
+        upload_concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self._config = config
+        self._control = LakeFSControl(
+            config.endpoint_url, config.access_key_id, config.secret_access_key
+        )
+        self._budget = publish_budget
+        self._download_concurrency = download_concurrency
+        self._upload_concurrency = upload_concurrency
+        self._progress = progress
+
+    @classmethod
+    def from_config(
+        cls, config: LakeFSConfig, publish_budget: PublishBudget | None = None
+    ) -> LakeFSWorkspaceRuntime:
+        return cls(config, publish_budget=publish_budget)
+
+    def __repr__(self) -> str:
+        return f"LakeFSWorkspaceRuntime(endpoint_url={self._config.endpoint_url!r})"
+
+    @property
+    def control(self) -> LakeFSControl:
+        return self._control
+
+    @property
+    def _request_timeout(self) -> float | None:
+        return float(self._budget.lakefs_merge_timeout_seconds) if self._budget else None
+
+    def _credentials(self) -> transfer.Credentials:
+        return transfer.Credentials(
+            access_key_id=self._config.access_key_id,
+            secret_access_key=self._config.secret_access_key,
+        )
+
+    # -- download ------------------------------------------------------------------------------
+
+    def download_workspace(
+        self, workspace: WorkspaceInput, spec: WorkspaceSpec, directory: Path
+    ) -> snapshot.Snapshot:
+        """Materialise ``repository@ref`` under the prefix into ``directory``; return the baseline."""
+        prefix = "" if spec.prefix == "/" else spec.prefix + "/"
+        result = transfer.download_prefix(
+            endpoint=self._config.endpoint_url,
+            credentials=self._credentials(),
+            repository=workspace.repository,
+            ref=workspace.ref,
+            prefix=prefix,
+            destination=directory,
+            concurrency=self._download_concurrency,
+            progress=self._progress,
+        )
+        return snapshot.snapshot_from_known_hashes(directory, result.file_hashes)
+
+    # -- stage ---------------------------------------------------------------------------------
+
+    def stage_workspace(
+        self,
+        directory: Path,
+        workspace: WorkspaceInput,
+        spec: WorkspaceSpec,
+        context: TaskExecutionContext,
+        *,
+        changes: snapshot.ChangeSet,
+    ) -> StagedWorkspace:
+        """Branch from A, upload only added/modified files, delete removed ones, commit."""
+        uploads, deletes = _staging_operations(directory, spec, changes)
+        branch = staging_branch_name(context)
+        self._control.create_branch(workspace.repository, branch, workspace.ref)
+        try:
+            if deletes:
+                transfer.delete_objects(
+                    endpoint=self._config.endpoint_url,
+                    credentials=self._credentials(),
+                    repository=workspace.repository,
+                    branch=branch,
+                    paths=deletes,
+                )
+            if uploads:
+                transfer.upload_files(
+                    endpoint=self._config.endpoint_url,
+                    credentials=self._credentials(),
+                    repository=workspace.repository,
+                    branch=branch,
+                    files=uploads,
+                    concurrency=self._upload_concurrency,
+                    progress=self._progress,
+                )
+            commit = self._control.commit(
+                workspace.repository,
+                branch,
+                f"perago: {context.attempt.task_def_name}",
+                publication_metadata(context),
+            )
+        except BaseException:
+            # Not yet a StagedWorkspace, so the core cannot clean it: remove the branch here.
+            self._delete_branch_quietly(workspace.repository, branch)
+            raise
+        return StagedWorkspace(repository=workspace.repository, branch=branch, commit=commit)
+
+    # -- publish -------------------------------------------------------------------------------
+
+    def publish_workspace(
+        self,
+        staged: StagedWorkspace,
+        workspace: WorkspaceInput,
+        spec: WorkspaceSpec,
+        context: TaskExecutionContext,
+    ) -> str:
+        repository, branch, input_ref = workspace.repository, workspace.branch, workspace.ref
+        head = self._control.branch_head(repository, branch)
+        if head == input_ref:
+            merged = self._control.squash_merge(
+                repository,
+                staged.branch,
+                branch,
+                f"perago: {context.attempt.task_def_name}",
+                publication_metadata(context),
+                self._request_timeout,
+            )
+            self._require_merged_onto(repository, branch, input_ref, merged)
+            return merged
+        self._require_abandoned_publication(repository, branch, input_ref, head, context)
+        self._control.hard_reset(repository, branch, staged.commit, self._request_timeout)
+        return staged.commit
+
+    def complete_noop_workspace(
+        self, workspace: WorkspaceInput, spec: WorkspaceSpec, context: TaskExecutionContext
+    ) -> str:
+        """Nothing changed: output A; undo an abandoned publication of this task; never commit."""
+        repository, branch, input_ref = workspace.repository, workspace.branch, workspace.ref
+        head = self._control.branch_head(repository, branch)
+        if head == input_ref:
+            return input_ref
+        self._require_abandoned_publication(
+            repository, branch, input_ref, head, context, action="complete no-op"
+        )
+        self._control.hard_reset(repository, branch, input_ref, self._request_timeout)
+        return input_ref
+
+    def cleanup_staging(self, staged: StagedWorkspace) -> None:
+        self._control.delete_branch(staged.repository, staged.branch)
+
+    # -- staging branch GC ---------------------------------------------------------------------
+
+    def list_stale_staging_branches(
+        self, repository: str, older_than: timedelta
+    ) -> list[StaleStagingBranch]:
+        """Staging branches whose head commit is older than ``older_than`` and that hold no
+        uncommitted changes (a staging in progress always has some once its uploads began)."""
+        cutoff = datetime.now(UTC) - older_than
+        stale = []
+        for name, head in self._control.iter_branches(repository, STAGING_BRANCH_PREFIX):
+            commit = self._control.get_commit(repository, head)
+            if commit.creation_date >= cutoff:
+                continue
+            if self._control.has_uncommitted_changes(repository, name):
+                continue
+            stale.append(StaleStagingBranch(repository, name, head, commit.creation_date))
+        return stale
+
+    def delete_staging_branches(self, branches: list[StaleStagingBranch]) -> list[str]:
+        """Delete the given branches; returns the ones that failed (logged by the caller)."""
+        failed = []
+        for stale in branches:
+            try:
+                self._control.delete_branch(stale.repository, stale.branch)
+            except LakeFSRequestError:
+                failed.append(stale.branch)
+        return failed
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _require_merged_onto(
+        self, repository: str, branch: str, input_ref: str, merged: str
+    ) -> None:
+        commit = self._control.get_commit(repository, merged)
+        if commit.first_parent == input_ref:
+            return
+        # Another publication moved the branch between our head check and the merge. Fail
+        # closed; take our merge back out when nobody has built on it yet.
+        current = self._control.branch_head(repository, branch)
+        if current == merged and commit.first_parent is not None:
+            self._control.hard_reset(repository, branch, commit.first_parent, self._request_timeout)
+        raise PublishFenceError(
+            f"{branch} cannot publish from input ref {input_ref}; current head is "
+            f"{commit.first_parent} (a concurrent publication won)"
+        )
+
+    def _require_abandoned_publication(
+        self,
+        repository: str,
+        branch: str,
+        input_ref: str,
+        head: str,
+        context: TaskExecutionContext,
+        *,
+        action: str = "publish",
+    ) -> None:
+        generic = f"{branch} cannot {action} from input ref {input_ref}; current head is {head}"
+        commit = self._control.get_commit(repository, head)
+        if commit.first_parent != input_ref:
+            raise PublishFenceError(generic)
+        same_task = (
+            commit.metadata.get(METADATA_WORKFLOW) == context.attempt.workflow_instance_id
+            and commit.metadata.get(METADATA_TASK_REF) == context.attempt.reference_task_name
+        )
+        if not same_task:
+            raise PublishFenceError(
+                f"{generic}, a commit that is not an earlier publication of this task "
+                f"(workflow {context.attempt.workflow_instance_id}, task "
+                f"{context.attempt.reference_task_name}); refusing to discard it"
+            )
+
+    def _delete_branch_quietly(self, repository: str, branch: str) -> None:
+        try:
+            self._control.delete_branch(repository, branch)
+        except LakeFSRequestError:
+            pass  # the GC removes it later; the original error matters more
+
+
+def _staging_operations(
+    directory: Path, spec: WorkspaceSpec, changes: snapshot.ChangeSet
+) -> tuple[list[tuple[Path, str]], list[str]]:
+    """Uploads (local path, object path) for new/changed files and object paths to delete."""
+    if changes.unsupported:
+        path, kind = changes.unsupported[0]
+        raise TaskInputError(f"workspace publication supports only regular files; {path} is a {kind}")
+    uploads: list[tuple[Path, str]] = []
+    for relative in [*changes.added, *changes.modified, *changes.type_changed]:
+        check_publishable_entry(directory, relative)
+        uploads.append((directory / relative, workspace_object_path(spec, relative)))
+    deletes = [workspace_object_path(spec, relative) for relative in changes.removed]
+    return uploads, deletes
+

@@ -1,0 +1,257 @@
+//! Parallel stat-only directory walk: the shared first phase of snapshots and change detection.
+//!
+//! Every directory is one rayon task (jwalk-style); large directories split their entries into
+//! chunks that are stat'ed in parallel. Entry types come from `d_type`, so directories cost no
+//! stat, and leaves are stat'ed relative to their directory (`statx(dirfd, name)`). Symlinks are
+//! never followed. The result is sorted by relative path bytes, so output order is deterministic.
+
+use std::ffi::OsStr;
+use std::fs::{self, DirEntry};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::arena::{PathArena, Span};
+use crate::cancel::CancelToken;
+use crate::error::{Error, Result};
+
+/// The attempt marker; ignored at the workspace root (and only there).
+pub const MARKER_FILE: &str = ".perago-attempt.json";
+
+/// Entries per parallel stat task inside one large directory.
+const STAT_CHUNK: usize = 256;
+
+/// What a non-directory entry is. Only `File` and `Symlink` can be published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeKind {
+    File,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl NodeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::File => "file",
+            NodeKind::Symlink => "symlink",
+            NodeKind::Fifo => "fifo",
+            NodeKind::Socket => "socket",
+            NodeKind::CharDevice => "char-device",
+            NodeKind::BlockDevice => "block-device",
+        }
+    }
+
+    fn of(file_type: fs::FileType) -> Option<Self> {
+        Some(if file_type.is_file() {
+            NodeKind::File
+        } else if file_type.is_symlink() {
+            NodeKind::Symlink
+        } else if file_type.is_fifo() {
+            NodeKind::Fifo
+        } else if file_type.is_socket() {
+            NodeKind::Socket
+        } else if file_type.is_char_device() {
+            NodeKind::CharDevice
+        } else if file_type.is_block_device() {
+            NodeKind::BlockDevice
+        } else {
+            return None;
+        })
+    }
+}
+
+/// The `lstat` fields a snapshot keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub kind: NodeKind,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    pub mode: u32,
+}
+
+impl Stat {
+    pub fn from_metadata(meta: &fs::Metadata) -> Option<Self> {
+        Some(Stat {
+            kind: NodeKind::of(meta.file_type())?,
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            ino: meta.ino(),
+            mode: meta.mode(),
+        })
+    }
+}
+
+/// One walked entry: its relative path (a span of the listing's arena) and stat.
+#[derive(Clone, Copy, Debug)]
+pub struct Item {
+    pub path: Span,
+    pub stat: Stat,
+}
+
+/// All non-directory entries under a root, sorted by relative path bytes.
+pub struct Listing {
+    pub arena: PathArena,
+    pub items: Vec<Item>,
+}
+
+impl Listing {
+    pub fn path(&self, item: &Item) -> &[u8] {
+        self.arena.get(item.path)
+    }
+}
+
+/// Fail early and clearly when the root is missing or not a directory.
+pub fn check_root(root: &Path) -> Result<()> {
+    let meta = fs::metadata(root).map_err(|e| Error::io(root, e))?;
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::NotADirectory {
+            path: root.to_path_buf(),
+        })
+    }
+}
+
+/// Entries of one directory chunk; merged and sorted once the walk ends.
+struct Batch {
+    prefix: std::sync::Arc<[u8]>,
+    names: Vec<u8>,
+    items: Vec<(u32, u32, Stat)>,
+}
+
+struct Walker<'a> {
+    batches: Mutex<Vec<Batch>>,
+    error: Mutex<Option<Error>>,
+    failed: AtomicBool,
+    cancel: &'a CancelToken,
+}
+
+impl Walker<'_> {
+    fn stopped(&self) -> bool {
+        self.failed.load(Ordering::Relaxed) || self.cancel.is_cancelled()
+    }
+
+    fn fail(&self, err: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    fn walk_dir<'s>(&'s self, scope: &rayon::Scope<'s>, abs: PathBuf, rel: Vec<u8>) {
+        if self.stopped() {
+            return;
+        }
+        let reader = match fs::read_dir(&abs) {
+            Ok(reader) => reader,
+            Err(e) => return self.fail(Error::io_or_vanished(abs, e)),
+        };
+        let prefix: std::sync::Arc<[u8]> = rel.into();
+        let at_root = prefix.is_empty();
+        let mut leaves: Vec<DirEntry> = Vec::new();
+        for entry in reader {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => return self.fail(Error::io_or_vanished(&abs, e)),
+            };
+            let file_type = match entry.file_type() {
+                Ok(t) => t,
+                Err(e) => return self.fail(Error::io_or_vanished(entry.path(), e)),
+            };
+            if file_type.is_dir() {
+                let name = entry.file_name();
+                let mut child_rel = Vec::with_capacity(prefix.len() + name.len() + 1);
+                child_rel.extend_from_slice(&prefix);
+                child_rel.extend_from_slice(name.as_bytes());
+                child_rel.push(b'/');
+                let child_abs = abs.join(&name);
+                scope.spawn(move |scope| self.walk_dir(scope, child_abs, child_rel));
+            } else if !(at_root && entry.file_name() == OsStr::new(MARKER_FILE)) {
+                leaves.push(entry);
+            }
+        }
+        // Big directories fan out so one huge folder does not serialise the stat phase.
+        while leaves.len() > STAT_CHUNK {
+            let chunk = leaves.split_off(leaves.len() - STAT_CHUNK);
+            let prefix = std::sync::Arc::clone(&prefix);
+            scope.spawn(move |_| self.stat_chunk(prefix, chunk));
+        }
+        self.stat_chunk(prefix, leaves);
+    }
+
+    fn stat_chunk(&self, prefix: std::sync::Arc<[u8]>, entries: Vec<DirEntry>) {
+        if entries.is_empty() || self.stopped() {
+            return;
+        }
+        let mut batch = Batch {
+            prefix,
+            names: Vec::with_capacity(entries.len() * 16),
+            items: Vec::with_capacity(entries.len()),
+        };
+        for entry in entries {
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) => return self.fail(Error::io_or_vanished(entry.path(), e)),
+            };
+            let Some(stat) = Stat::from_metadata(&meta) else {
+                continue; // a directory raced in between readdir and stat; nothing to record
+            };
+            let name = entry.file_name();
+            let start = batch.names.len() as u32;
+            batch.names.extend_from_slice(name.as_bytes());
+            batch.items.push((start, name.len() as u32, stat));
+        }
+        self.batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(batch);
+    }
+}
+
+/// Walk `root` on `pool` with only `lstat`s (no content reads).
+pub fn stat_walk(root: &Path, pool: &rayon::ThreadPool, cancel: &CancelToken) -> Result<Listing> {
+    check_root(root)?;
+    let walker = Walker {
+        batches: Mutex::new(Vec::new()),
+        error: Mutex::new(None),
+        failed: AtomicBool::new(false),
+        cancel,
+    };
+    pool.scope(|scope| walker.walk_dir(scope, root.to_path_buf(), Vec::new()));
+    cancel.check()?;
+    if let Some(err) = walker.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(err);
+    }
+    let batches = walker
+        .batches
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let count: usize = batches.iter().map(|b| b.items.len()).sum();
+    let bytes: usize = batches
+        .iter()
+        .map(|b| b.names.len() + b.prefix.len() * b.items.len())
+        .sum();
+    let mut arena = PathArena::with_capacity(bytes);
+    let mut items = Vec::with_capacity(count);
+    for batch in &batches {
+        for &(start, len, stat) in &batch.items {
+            let name = &batch.names[start as usize..(start + len) as usize];
+            let path = arena.push(&[&batch.prefix, name])?;
+            items.push(Item { path, stat });
+        }
+    }
+    drop(batches);
+    pool.install(|| items.par_sort_unstable_by(|a, b| arena.get(a.path).cmp(arena.get(b.path))));
+    Ok(Listing { arena, items })
+}

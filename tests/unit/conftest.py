@@ -1,0 +1,99 @@
+"""Small task definitions shared by the attempt-core unit tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from perago.attempt_types import TaskAttempt
+from perago.guardrails import require_file
+from perago.models import WorkspaceSpec
+from perago.task import TaskDefinition
+
+
+class Inner(BaseModel):
+    level: int = 0
+
+
+class Params(BaseModel):
+    name: str
+    inner: Inner = Inner()
+    items: list[Inner] = []
+
+
+class Output(BaseModel):
+    ok: bool
+    note: str = ""
+
+
+def _writes_file(workspace: Path, params: Params) -> Output:
+    (workspace / f"{params.name}.txt").write_text(params.name)
+    return Output(ok=True)
+
+
+def _changes_nothing(workspace: Path, params: Params) -> Output:
+    return Output(ok=True, note="noop")
+
+
+def _returns_mapping(params: Params) -> dict[str, object]:
+    return {"ok": True, "note": params.name}
+
+
+def make_task(
+    fn: object = _writes_file,
+    *,
+    prefix: str = "audio",
+    read_only: bool = False,
+    strict: bool = True,
+    pre: list[object] | None = None,
+    post: list[object] | None = None,
+    workspace: bool = True,
+) -> TaskDefinition:
+    spec = (
+        WorkspaceSpec(prefix=prefix, read_only=read_only, pre=pre or [], post=post or [])
+        if workspace
+        else None
+    )
+    return TaskDefinition(
+        name="render_audio",
+        owner_email="team@example.com",
+        fn=fn,  # type: ignore[arg-type]
+        params_model=Params,
+        output_model=Output,
+        workspace=spec,
+        strict_params=strict,
+    )
+
+
+def make_attempt(**changes: object) -> TaskAttempt:
+    fields: dict[str, object] = {
+        "workflow_instance_id": "wf-1",
+        "task_id": "task-1",
+        "retry_count": 0,
+        "task_def_name": "render_audio",
+        "reference_task_name": "render",
+        "seq": 3,
+        "status": "IN_PROGRESS",
+        "input_data": {},
+        "iteration": 0,
+        "worker_id": "worker0001",
+        "poll_count": 1,
+        "execution_id": "exec-1",
+    }
+    fields.update(changes)
+    return TaskAttempt(**fields)  # type: ignore[arg-type]
+
+
+WORKSPACE = {"repository": "repo", "branch": "main", "ref_type": "commit", "ref": "c0ffee"}
+
+__all__ = [
+    "WORKSPACE",
+    "Output",
+    "Params",
+    "_changes_nothing",
+    "_returns_mapping",
+    "make_attempt",
+    "make_task",
+    "require_file",
+]
