@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import typer
 
-from perago.conductor_adapter import ConductorClient
-from perago.runtime_cli import fail, load_config, load_task
-from perago.taskdef import build_taskdef
+from perago.cli_support import CliError, WarningPrinter, cli_errors, prepare_task
+
+MODULE_ARGUMENT = typer.Argument(..., help="Dotted import path of the task module.")
 
 
-def register_command(
-    module_target: str = typer.Argument(..., help="Dotted import path of the task module."),
-) -> None:
+def register_command(module_target: str = MODULE_ARGUMENT) -> None:
     """Create or update the TaskDef generated from MODULE in Conductor."""
-    config = load_config(module_target)
-    if config.conductor is None:
-        fail("CONDUCTOR_SERVER_URL is required for perago register")
-    task = load_task(module_target)
-    try:
-        taskdef = build_taskdef(task)
-    except ValueError as exc:
-        fail(str(exc))
-    client = ConductorClient(config.conductor.server_url)
-    try:
-        action = client.register_taskdef(taskdef)
-    except Exception as exc:
-        fail(f"could not register TaskDef '{task.name}' in Conductor: {type(exc).__name__}: {exc}")
-    typer.echo(f"{action}: {task.name}")
+    from perago.conductor_adapter import ConductorClient
+
+    printer = WarningPrinter()
+    with cli_errors():
+        prepared = prepare_task(module_target, printer)
+        if prepared.config.conductor is None:
+            raise CliError("CONDUCTOR_SERVER_URL is required for perago register")
+        client = ConductorClient(prepared.config.conductor.server_url)
+        try:
+            action = client.register_taskdef(prepared.taskdef)
+        except Exception as exc:
+            raise CliError(
+                f"could not register TaskDef '{prepared.task.name}' in Conductor at "
+                f"{prepared.config.conductor.server_url}: {type(exc).__name__}: {exc}"
+            ) from exc
+    typer.echo(f"{action}: {prepared.task.name}")
 
 
 def register(app: typer.Typer) -> None:

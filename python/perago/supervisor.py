@@ -27,7 +27,7 @@ from loguru import logger
 from perago.config import RuntimeConfig, derive_worker_id_prefix, slot_worker_id
 from perago.errors import RuntimeConfigError
 from perago.gc import WorkspaceGcLoop, collect_attempt_workspaces
-from perago.worker import EXIT_DEADLINE, EXIT_OK, STATUS_FD_ENV, run_worker
+from perago.worker_protocol import EXIT_DEADLINE, EXIT_OK, STATUS_FD_ENV
 
 LOCK_FILENAME = ".perago-supervisor.lock"
 _BACKOFF = (1, 2, 4, 8, 16)
@@ -376,6 +376,8 @@ def run_supervisor(
             os.environ["PERAGO_WORKER_ID"] = spec.worker_id
             # Threads cannot be killed: an overdue attempt is reported FAILED and its fence
             # will fail, but its thread keeps running until the body returns.
+            from perago.worker import run_worker
+
             return run_worker(module_target, thread_count=process_count, exit_on_deadline=False)
         return _run_process_mode(config, module_target, process_count)
     finally:

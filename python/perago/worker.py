@@ -40,13 +40,8 @@ from perago.gc import collect_attempt_workspaces
 from perago.result import RuntimeTaskResult, failed_result, result_for_exception
 from perago.runtime_logging import install_jsonl_sink
 from perago.task import TaskDefinition, load_module_task
+from perago.worker_protocol import EXIT_DEADLINE, EXIT_OK, EXIT_STARTUP_FAILED, STATUS_FD_ENV
 
-# Exit codes the supervisor understands.
-EXIT_OK = 0
-EXIT_STARTUP_FAILED = 3
-EXIT_DEADLINE = 70  # the watchdog ended the process after an overdue attempt: restart at once
-
-STATUS_FD_ENV = "PERAGO_STATUS_FD"
 
 _SDK_OVERRIDE_PREFIXES = ("conductor_worker", "CONDUCTOR_WORKER", "conductor.worker")
 
