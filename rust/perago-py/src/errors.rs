@@ -1,6 +1,9 @@
 //! The one place where perago-core errors become Python exceptions.
 
-use pyo3::exceptions::{PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyPermissionError};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyKeyboardInterrupt, PyNotADirectoryError, PyOSError, PyPermissionError,
+    PyValueError,
+};
 use pyo3::PyErr;
 
 use perago_core::Error;
@@ -13,7 +16,10 @@ pub fn into_pyerr(err: Error) -> PyErr {
             std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
             _ => PyOSError::new_err(message),
         },
+        Error::Vanished { .. } => PyFileNotFoundError::new_err(message),
+        Error::NotADirectory { .. } => PyNotADirectoryError::new_err(message),
+        Error::InvalidPath { .. } => PyValueError::new_err(message),
+        Error::NotAFile { .. } | Error::Limit(_) | Error::Pool(_) => PyOSError::new_err(message),
         Error::Cancelled => PyKeyboardInterrupt::new_err(message),
-        Error::Pool(_) => PyOSError::new_err(message),
     }
 }

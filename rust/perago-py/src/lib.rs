@@ -2,6 +2,7 @@
 
 mod errors;
 mod interrupt;
+mod snapshot;
 
 use std::path::PathBuf;
 
@@ -19,5 +20,12 @@ fn hash_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(hash_file, m)?)?;
+    m.add_class::<snapshot::PySnapshot>()?;
+    m.add_class::<snapshot::SnapshotIter>()?;
+    m.add_class::<snapshot::PyChangeSet>()?;
+    m.add_function(wrap_pyfunction!(snapshot::take_snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot::snapshot_from_known_hashes, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot::detect_changes, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot::stat_walk, m)?)?;
     Ok(())
 }
