@@ -209,9 +209,9 @@ class ProcessSupervisor:
         slot.ready = False
         slot.buffer = b""
         slot.restart_at = None
-        logger.bind(worker_id=slot.spec.worker_id, pid=slot.process.pid, slot=slot.spec.slot).info(
-            "worker process started"
-        )
+        logger.bind(
+            child_worker_id=slot.spec.worker_id, child_pid=slot.process.pid, slot=slot.spec.slot
+        ).info("worker process started")
 
     def _read_status(self, slot: _Slot) -> None:
         if slot.status_fd is None:
@@ -250,7 +250,7 @@ class ProcessSupervisor:
         if self.stopping:
             return
         if exit_code == EXIT_DEADLINE:
-            logger.bind(worker_id=slot.spec.worker_id, pid=pid).warning(
+            logger.bind(child_worker_id=slot.spec.worker_id, child_pid=pid).warning(
                 "worker process ended an overdue attempt; restarting"
             )
             slot.restart_at = now
@@ -273,8 +273,8 @@ class ProcessSupervisor:
         slot.restart_count += 1
         slot.restart_at = now + delay
         logger.bind(
-            worker_id=slot.spec.worker_id,
-            pid=pid,
+            child_worker_id=slot.spec.worker_id,
+            child_pid=pid,
             slot=slot.spec.slot,
             exit_code=exit_code,
             restart_delay_seconds=delay,
@@ -332,8 +332,8 @@ class ProcessSupervisor:
                 code = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 logger.bind(
-                    worker_id=slot.spec.worker_id,
-                    pid=process.pid,
+                    child_worker_id=slot.spec.worker_id,
+                    child_pid=process.pid,
                     phase="shutdown-force-kill",
                     deadline_seconds=force_after.total_seconds() if force_after else None,
                 ).error("force-killing worker process after shutdown drain deadline")

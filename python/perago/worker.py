@@ -381,6 +381,9 @@ def _poll_until_stopped(
             logger.bind(signal=signal.Signals(signum).name).info("worker draining")
         executor.draining.set()
         sdk_worker.paused = True
+        # update-v2 answers a result with the next task of the queue; while draining that task
+        # could be neither run nor returned, so report through v1 (no next task) from now on.
+        runner._use_update_v2 = False
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
