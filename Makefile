@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PERAGO_CACHE_DIR ?= $(HOME)/.cache/perago
 
-.PHONY: install venv build test test-unit lint fmt demo bench clean
+.PHONY: install venv build test test-unit lint fmt demo bench clean servers servers-up servers-down
 
 venv: $(PY)
 $(PY):
@@ -19,8 +19,21 @@ install: $(PY)
 
 build: install
 
-# Everything: Rust unit tests, then pytest (unit + integration against real servers).
-test: install
+# Provision (only) the real servers into $(PERAGO_CACHE_DIR): lakeFS + lakectl built from the Go
+# module proxy, the Conductor boot jar from Maven Central. Seconds when cached.
+servers: install
+	$(BIN)/perago dev provision
+
+# Start/stop local servers for development; `up` writes their endpoints to ./.env.
+servers-up: servers
+	$(BIN)/perago dev up
+
+servers-down: install
+	$(BIN)/perago dev down
+
+# Everything: Rust unit tests, then pytest (unit + integration against real servers, which the
+# session fixtures start and stop themselves).
+test: install servers
 	cargo test -q --workspace
 	$(BIN)/pytest
 

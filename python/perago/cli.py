@@ -99,9 +99,11 @@ def main() -> None:
     app(prog_name="perago")
 
 
-# Runtime commands, one line each (their modules own the options and behaviour).
+# Further commands, one line each (their modules own the options and behaviour).
 from perago import gc_cli, register_cli, start_cli  # noqa: E402
+from perago.devservers.cli import dev_app  # noqa: E402
 
 register_cli.register(app)
 start_cli.register(app)
 gc_cli.register(app)
+app.add_typer(dev_app, name="dev")

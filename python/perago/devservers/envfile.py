@@ -1,0 +1,35 @@
+"""Update KEY=value lines of a ``.env`` in place, keeping every other line as it was."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+_KEY = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def update_env_file(path: Path, values: Mapping[str, str]) -> None:
+    """Replace the value of each key where it already appears; append the missing keys.
+
+    The file is written atomically and readable only by its owner (it holds a secret).
+    """
+    lines = path.read_text().splitlines() if path.exists() else []
+    pending = dict(values)
+    updated: list[str] = []
+    for line in lines:
+        match = _KEY.match(line)
+        key = match.group(1) if match else None
+        if key is not None and key in values:
+            if key in pending:
+                updated.append(f"{key}={pending.pop(key)}")
+            # a duplicate of a key we already wrote is dropped: one definition per key
+            continue
+        updated.append(line)
+    updated += [f"{key}={value}" for key, value in pending.items()]
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(updated) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,215 @@
+"""Bring a lakeFS + Conductor pair up under a state directory, report on it, take it down."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from perago.devservers import conductor, lakefs, process, provision, state
+from perago.devservers.errors import DevServerError
+from perago.devservers.lakefs import LakefsCredentials
+from perago.devservers.provision import Progress, print_progress
+from perago.devservers.state import DevState, ServerRecord
+
+LAKEFS_START_TIMEOUT = 120.0
+# Spring Boot with ~450 MB of jars takes 1-3 minutes on 2 cores busy with other builds.
+CONDUCTOR_START_TIMEOUT = 420.0
+
+
+@dataclass(frozen=True)
+class ServerHealth:
+    name: str
+    url: str
+    pid: int
+    running: bool
+    healthy: bool
+
+
+@contextlib.contextmanager
+def _state_lock(state_dir: Path) -> Iterator[None]:
+    """One ``up``/``down`` at a time per state directory."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lakefs_secrets(data_dir: Path) -> tuple[LakefsCredentials, str]:
+    """Admin key pair and encryption key, generated on first start and kept with the data.
+
+    lakeFS creates the admin user only on its first start and encrypts stored secrets with the
+    encryption key, so both must stay the same for the life of the data directory.
+    """
+    path = data_dir / "credentials.json"
+    if path.is_file():
+        raw = json.loads(path.read_text())
+        return LakefsCredentials(raw["access_key_id"], raw["secret_access_key"]), raw["encrypt"]
+    creds = lakefs.generate_credentials()
+    encrypt = secrets.token_urlsafe(32)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(
+            {
+                "access_key_id": creds.access_key_id,
+                "secret_access_key": creds.secret_access_key,
+                "encrypt": encrypt,
+            },
+            out,
+        )
+    return creds, encrypt
+
+
+def health(record: ServerRecord) -> ServerHealth:
+    running = process.pid_alive(record.pid)
+    probe = lakefs.is_healthy if record.name == "lakefs" else conductor.is_healthy
+    return ServerHealth(record.name, record.url, record.pid, running, running and probe(record.url))
+
+
+def status(state_dir: Path) -> list[ServerHealth] | None:
+    current = state.load(state_dir)
+    if current is None:
+        return None
+    return [health(current.lakefs), health(current.conductor)]
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A server process just started (not yet known to be healthy)."""
+
+    record: ServerRecord
+    proc: subprocess.Popen[bytes]
+
+
+def launch_lakefs(
+    state_dir: Path, progress: Progress = print_progress
+) -> tuple[Launched, LakefsCredentials]:
+    """Start lakeFS with its data under ``state_dir/lakefs`` on a free loopback port."""
+    bins = provision.ensure_lakefs(progress)
+    data = state_dir / "lakefs"
+    creds, encrypt = _lakefs_secrets(data)
+    port = process.free_port()
+    log = state_dir / "lakefs.log"
+    progress(f"starting lakeFS v{bins.version} on 127.0.0.1:{port}")
+    proc = process.spawn(
+        lakefs.command(bins.lakefs),
+        env=lakefs.environment(data, port, creds, encrypt),
+        cwd=data,
+        log_path=log,
+    )
+    record = ServerRecord("lakefs", proc.pid, port, lakefs.base_url(port), str(log), bins.version)
+    return Launched(record, proc), creds
+
+
+def launch_conductor(state_dir: Path, progress: Progress = print_progress) -> Launched:
+    """Start Conductor with its SQLite data under ``state_dir/conductor`` on a free port."""
+    artifact = provision.ensure_conductor(progress)
+    data = state_dir / "conductor"
+    data.mkdir(parents=True, exist_ok=True)
+    port = process.free_port()
+    log = state_dir / "conductor.log"
+    progress(
+        f"starting Conductor {artifact.version} (Java {artifact.java.major}) on 127.0.0.1:{port}"
+    )
+    proc = process.spawn(
+        conductor.command(artifact.java.executable, artifact.jar, data, port),
+        env=conductor.environment(),
+        cwd=data,
+        log_path=log,
+    )
+    record = ServerRecord(
+        "conductor", proc.pid, port, conductor.base_url(port), str(log), artifact.version
+    )
+    return Launched(record, proc)
+
+
+def await_healthy(launched: Launched, progress: Progress = print_progress) -> None:
+    """Block until the server answers healthy; raises (with the log tail) on exit or timeout."""
+    record = launched.record
+    if record.name == "lakefs":
+        label, probe, timeout = "lakeFS", lakefs.is_healthy, LAKEFS_START_TIMEOUT
+    else:
+        label, probe, timeout = "Conductor", conductor.is_healthy, CONDUCTOR_START_TIMEOUT
+    waited = process.wait_healthy(
+        label,
+        launched.proc,
+        lambda: probe(record.url),
+        timeout=timeout,
+        log_path=Path(record.log),
+    )
+    progress(f"{label} healthy after {waited:.1f}s: {record.url}")
+
+
+def stop(records: list[ServerRecord], progress: Progress = print_progress) -> None:
+    """Stop each server's whole process group and wait until its port is free."""
+    for record in records:
+        if process.group_alive(record.pid):
+            progress(f"stopping {record.name} (pid {record.pid})")
+        process.stop_group(record.pid)
+        process.wait_port_free(record.port)
+
+
+def up(state_dir: Path, progress: Progress = print_progress) -> DevState:
+    """Start both servers (or reuse a healthy running pair) and wait until both are healthy."""
+    state_dir = state_dir.resolve()
+    with _state_lock(state_dir):
+        existing = state.load(state_dir)
+        if existing is not None:
+            checks = [health(existing.lakefs), health(existing.conductor)]
+            if all(c.healthy for c in checks):
+                progress(f"already running (state {state_dir})")
+                return existing
+            progress("previous servers are not healthy; stopping what is left of them")
+            stop([existing.lakefs, existing.conductor], progress)
+            state.clear(state_dir)
+
+        # Provision before starting anything, so a failed build leaves nothing running.
+        provision.ensure_lakefs(progress)
+        provision.ensure_conductor(progress)
+        started: list[ServerRecord] = []
+        try:
+            lakefs_run, creds = launch_lakefs(state_dir, progress)
+            started.append(lakefs_run.record)
+            conductor_run = launch_conductor(state_dir, progress)
+            started.append(conductor_run.record)
+            current = DevState(
+                lakefs=lakefs_run.record,
+                conductor=conductor_run.record,
+                conductor_api_url=conductor.api_url(conductor_run.record.port),
+                access_key_id=creds.access_key_id,
+                secret_access_key=creds.secret_access_key,
+            )
+            # Record the pids before waiting, so `down` can clean up an interrupted `up`.
+            state.save(state_dir, current)
+            await_healthy(lakefs_run, progress)
+            await_healthy(conductor_run, progress)
+            return current
+        except BaseException:
+            stop(started, progress)
+            state.clear(state_dir)
+            raise
+
+
+def down(state_dir: Path, progress: Progress = print_progress) -> bool:
+    """Stop what ``up`` started in this state directory; False if nothing was recorded."""
+    state_dir = state_dir.resolve()
+    with _state_lock(state_dir):
+        current = state.load(state_dir)
+        if current is None:
+            return False
+        stop([current.lakefs, current.conductor], progress)
+        for record in (current.lakefs, current.conductor):
+            if process.group_alive(record.pid):
+                raise DevServerError(f"{record.name} (pgid {record.pid}) is still running")
+        state.clear(state_dir)
+        return True
