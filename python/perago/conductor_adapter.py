@@ -8,6 +8,7 @@ the attempt fence, reads/creates/updates TaskDefs, and builds the SDK worker obj
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -144,6 +145,25 @@ def requeue_task_result(task: Task, *, worker_id: str) -> TaskResult:
 def sdk_configuration(server_url: str) -> Configuration:
     # The SDK logs its own configuration at INFO on every process; keep its noise at WARNING.
     return Configuration(server_api_url=server_url.rstrip("/"), log_level=logging.WARNING)
+
+
+def describe_conductor_error(exc: BaseException) -> str:
+    """One line for a Conductor API failure: status and the server's own message, no headers."""
+    if isinstance(exc, ApiException):
+        detail = str(getattr(exc, "reason", "") or "")
+        body = getattr(exc, "body", None)
+        try:
+            parsed = json.loads(body) if isinstance(body, str | bytes) and body else None
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            messages = [str(parsed.get("message", ""))]
+            for item in parsed.get("validationErrors") or []:
+                if isinstance(item, dict) and item.get("message"):
+                    messages.append(str(item["message"]))
+            detail = "; ".join(m for m in messages if m) or detail
+        return f"HTTP {exc.status}: {detail}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _is_not_found(exc: BaseException) -> bool:

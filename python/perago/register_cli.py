@@ -11,7 +11,7 @@ MODULE_ARGUMENT = typer.Argument(..., help="Dotted import path of the task modul
 
 def register_command(module_target: str = MODULE_ARGUMENT) -> None:
     """Create or update the TaskDef generated from MODULE in Conductor."""
-    from perago.conductor_adapter import ConductorClient
+    from perago.conductor_adapter import ConductorClient, describe_conductor_error
 
     printer = WarningPrinter()
     with cli_errors():
@@ -24,7 +24,7 @@ def register_command(module_target: str = MODULE_ARGUMENT) -> None:
         except Exception as exc:
             raise CliError(
                 f"could not register TaskDef '{prepared.task.name}' in Conductor at "
-                f"{prepared.config.conductor.server_url}: {type(exc).__name__}: {exc}"
+                f"{prepared.config.conductor.server_url}: {describe_conductor_error(exc)}"
             ) from exc
     typer.echo(f"{action}: {prepared.task.name}")
 

@@ -32,9 +32,9 @@ def start_command(
     strict_taskdef: bool = STRICT_OPTION,
 ) -> None:
     """Run N workers polling MODULE's task queue until SIGINT/SIGTERM."""
-    from perago.conductor_adapter import ConductorClient, taskdef_drift
+    from perago.conductor_adapter import ConductorClient, describe_conductor_error, taskdef_drift
     from perago.runtime_logging import install_jsonl_sink
-    from perago.supervisor import run_supervisor
+    from perago.supervisor import CrashLoopError, run_supervisor
 
     printer = WarningPrinter()
     with cli_errors():
@@ -53,7 +53,7 @@ def start_command(
         except Exception as exc:
             raise CliError(
                 f"could not read TaskDef '{task.name}' from Conductor at "
-                f"{config.conductor.server_url}: {type(exc).__name__}: {exc}"
+                f"{config.conductor.server_url}: {describe_conductor_error(exc)}"
             ) from exc
         if registered is None:
             raise CliError(
@@ -73,9 +73,15 @@ def start_command(
             max_bytes=config.log_file_max_size,
             retention=config.log_retention,
         )
-        code = run_supervisor(
-            config=config, module_target=module_target, process_count=processes, execution_mode=mode
-        )
+        try:
+            code = run_supervisor(
+                config=config,
+                module_target=module_target,
+                process_count=processes,
+                execution_mode=mode,
+            )
+        except CrashLoopError as exc:
+            raise CliError(str(exc)) from exc
     raise typer.Exit(code)
 
 

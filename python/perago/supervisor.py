@@ -313,6 +313,7 @@ class ProcessSupervisor:
 
     def _shutdown(self, *, crash: bool) -> int:
         self.stopping = True
+        logger.info("supervisor draining workers")
         running = [slot for slot in self.slots if slot.process is not None]
         for slot in running:
             assert slot.process is not None
@@ -391,10 +392,8 @@ def _run_process_mode(config: RuntimeConfig, module_target: str, process_count: 
     )
     supervisor = ProcessSupervisor(config=config, module_target=module_target, specs=specs)
 
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        if not supervisor.stopping:
-            logger.bind(signal=signal.Signals(signum).name).info("supervisor draining workers")
-        supervisor.stopping = True
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        supervisor.stopping = True  # only a flag: the monitor loop logs and drains
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

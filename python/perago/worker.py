@@ -326,6 +326,10 @@ def run_worker(
 ) -> int:
     """Run one polling worker until SIGTERM/SIGINT; returns the process exit code."""
     status = _StatusChannel(os.environ)
+    # A stop request may arrive while the task module still imports: remember it, exit cleanly.
+    early_stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: early_stop.set())
     try:
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
@@ -356,7 +360,7 @@ def run_worker(
         status.send(f"fatal: {cause}")
         print(f"error: worker failed to start: {cause}", file=sys.stderr)
         return EXIT_STARTUP_FAILED
-    return _poll_until_stopped(executor, client, task, runtime, thread_count, status)
+    return _poll_until_stopped(executor, client, task, runtime, thread_count, status, early_stop)
 
 
 def _poll_until_stopped(
@@ -366,6 +370,7 @@ def _poll_until_stopped(
     runtime: WorkerRuntime,
     thread_count: int,
     status: _StatusChannel,
+    early_stop: threading.Event,
 ) -> int:
     from conductor.client.automator.task_runner import TaskRunner
 
@@ -376,9 +381,8 @@ def _poll_until_stopped(
     sdk_worker.lease_extend_enabled = True
     sdk_worker.paused = False
 
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        if not executor.draining.is_set():
-            logger.bind(signal=signal.Signals(signum).name).info("worker draining")
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        # Only flags here: logging from a signal handler could deadlock on the sink's lock.
         executor.draining.set()
         sdk_worker.paused = True
         # update-v2 answers a result with the next task of the queue; while draining that task
@@ -387,10 +391,13 @@ def _poll_until_stopped(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    if early_stop.is_set():
+        request_stop(signal.SIGTERM, None)
     logger.bind(task_def_name=task.name, thread_count=thread_count).info("worker polling")
     status.send("ready")
     while not executor.draining.is_set():
         runner.run_once()
+    logger.info("worker draining")
     # Drain: the SDK's pool finishes the running attempt and its update; nothing new starts.
     for future in list(runner._running_tasks):
         future.result()
