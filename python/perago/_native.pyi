@@ -10,6 +10,7 @@ __version__: str
 EntryTuple = tuple[str, str, int, int, int, int, int, str, str | None]
 
 def hash_file(path: str | os.PathLike[str]) -> str: ...
+
 @final
 class Snapshot:
     @property

@@ -277,7 +277,9 @@ def invoke_workspace_task_body(
     return {"result": output.model_dump(mode="json")}
 
 
-def invoke_workspace_free_task(task: TaskDefinition, input_data: Mapping[str, Any]) -> dict[str, Any]:
+def invoke_workspace_free_task(
+    task: TaskDefinition, input_data: Mapping[str, Any]
+) -> dict[str, Any]:
     """Validate params, call the function, return ``{"result": ...}``; raises on failure."""
     params = parse_workspace_free_task_input(task, input_data)
     return build_workspace_free_task_output(task, task.fn(params))

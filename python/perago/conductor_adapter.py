@@ -69,7 +69,10 @@ def _field(task: Any, name: str) -> Any:
 
 def _timeout_seconds(task: Any) -> int | None:
     """The TaskDef's timeoutSeconds, which the polled task carries in its embedded definition."""
-    for holder in (_field(task, "task_definition"), _field(_field(task, "workflow_task"), "task_definition")):
+    for holder in (
+        _field(task, "task_definition"),
+        _field(_field(task, "workflow_task"), "task_definition"),
+    ):
         if holder is None:
             continue
         value = _field(holder, "timeout_seconds")
@@ -79,7 +82,7 @@ def _timeout_seconds(task: Any) -> int | None:
 
 
 def task_to_attempt(task: Any, *, execution_id: str | None = None) -> TaskAttempt:
-    """Map an SDK ``Task`` (or a mapping with the same snake_case names) to a :class:`TaskAttempt`."""
+    """Map an SDK ``Task`` (or a mapping with the same snake_case names) to a ``TaskAttempt``."""
     values: dict[str, Any] = {}
     for name in _REQUIRED_STR_FIELDS:
         value = _field(task, name)
@@ -112,7 +115,9 @@ def task_to_attempt(task: Any, *, execution_id: str | None = None) -> TaskAttemp
     )
 
 
-def result_to_task_result(attempt: TaskAttempt, result: ResultLike, *, worker_id: str) -> TaskResult:
+def result_to_task_result(
+    attempt: TaskAttempt, result: ResultLike, *, worker_id: str
+) -> TaskResult:
     """Map a perago result to the SDK's ``TaskResult`` reported under this process's worker id."""
     status = _STATUS_BY_NAME.get(str(result.status))
     if status is None:
@@ -255,8 +260,8 @@ def _normalise_schema_ref(value: Any) -> Any:
 def taskdef_drift(generated: Mapping[str, Any], registered: Mapping[str, Any]) -> TaskDefDrift:
     """Compare only the keys perago generates (the server adds its own bookkeeping fields)."""
     differing: list[str] = []
-    for key, expected in generated.items():
-        actual = registered.get(key)
+    for key, value in generated.items():
+        expected, actual = value, registered.get(key)
         if key in ("inputSchema", "outputSchema"):
             expected, actual = _normalise_schema_ref(expected), _normalise_schema_ref(actual)
         if expected != actual:

@@ -30,7 +30,9 @@ class LakeFSRequestError(RuntimeError):
         self.operation = operation
         self.status = status
         prefix = f"lakeFS {operation} failed"
-        super().__init__(f"{prefix} (HTTP {status}): {message}" if status else f"{prefix}: {message}")
+        super().__init__(
+            f"{prefix} (HTTP {status}): {message}" if status else f"{prefix}: {message}"
+        )
 
 
 @dataclass(frozen=True)

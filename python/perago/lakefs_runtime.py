@@ -55,7 +55,9 @@ class StaleStagingBranch:
 
 def publication_metadata(context: TaskExecutionContext) -> dict[str, str]:
     """The ``perago.*`` commit metadata identifying the attempt that produced a commit."""
-    worker_id = context.attempt.worker_id or os.environ.get("PERAGO_WORKER_ID") or f"pid-{os.getpid()}"
+    worker_id = (
+        context.attempt.worker_id or os.environ.get("PERAGO_WORKER_ID") or f"pid-{os.getpid()}"
+    )
     return {
         METADATA_WORKFLOW: context.attempt.workflow_instance_id,
         "perago.task_id": context.attempt.task_id,
@@ -303,11 +305,12 @@ def _staging_operations(
     """Uploads (local path, object path) for new/changed files and object paths to delete."""
     if changes.unsupported:
         path, kind = changes.unsupported[0]
-        raise TaskInputError(f"workspace publication supports only regular files; {path} is a {kind}")
+        raise TaskInputError(
+            f"workspace publication supports only regular files; {path} is a {kind}"
+        )
     uploads: list[tuple[Path, str]] = []
     for relative in [*changes.added, *changes.modified, *changes.type_changed]:
         check_publishable_entry(directory, relative)
         uploads.append((directory / relative, workspace_object_path(spec, relative)))
     deletes = [workspace_object_path(spec, relative) for relative in changes.removed]
     return uploads, deletes
-

@@ -132,9 +132,13 @@ def _run(
             task, {"params": params}, failure_reason_max_length=config.failure_reason_max_length
         )
     if lakefs is not None:
-        return _run_on_lakefs(task, task.workspace, config, params, parse_lakefs_target(lakefs), publish)
+        return _run_on_lakefs(
+            task, task.workspace, config, params, parse_lakefs_target(lakefs), publish
+        )
     if workspace is None:
-        raise RunUsageError(f"{module} is a workspace task; pass --workspace DIR or --lakefs REPO@REF")
+        raise RunUsageError(
+            f"{module} is a workspace task; pass --workspace DIR or --lakefs REPO@REF"
+        )
     return _run_on_directory(task, config, params, workspace)
 
 
@@ -310,8 +314,11 @@ def _print_summary(recorder: _ChangeRecorder) -> None:
         return
     groups = [
         ("added", changes.added, changes.added_bytes),
-        ("modified", [*changes.modified, *changes.type_changed],
-         changes.modified_bytes + changes.type_changed_bytes),
+        (
+            "modified",
+            [*changes.modified, *changes.type_changed],
+            changes.modified_bytes + changes.type_changed_bytes,
+        ),
         ("removed", changes.removed, changes.removed_bytes),
     ]
     out.print(

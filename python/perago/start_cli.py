@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
@@ -10,7 +10,7 @@ from perago.cli_support import CliError, WarningPrinter, cli_errors, prepare_tas
 from perago.config import load_runtime_config
 
 
-class ExecutionModeOption(str, Enum):
+class ExecutionModeOption(StrEnum):
     process = "process"
     thread = "thread"
 
@@ -21,7 +21,9 @@ PROCESSES_OPTION = typer.Option(
 )
 MODE_OPTION = typer.Option(None, "--execution-mode", help="process (default) or thread.")
 STRICT_OPTION = typer.Option(
-    False, "--strict-taskdef", help="Fail when the registered TaskDef differs from the generated one."
+    False,
+    "--strict-taskdef",
+    help="Fail when the registered TaskDef differs from the generated one.",
 )
 
 

@@ -9,6 +9,7 @@ workspace GC, holds one lock per workspace root, and drains on SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -295,10 +296,8 @@ class ProcessSupervisor:
     def _tick(self) -> None:
         fds = [slot.status_fd for slot in self.slots if slot.status_fd is not None]
         if fds:
-            try:
+            with contextlib.suppress(InterruptedError):
                 select.select(fds, [], [], _MONITOR_TICK)
-            except InterruptedError:
-                pass
         else:
             time.sleep(_MONITOR_TICK)
         now = time.monotonic()
@@ -317,10 +316,8 @@ class ProcessSupervisor:
         running = [slot for slot in self.slots if slot.process is not None]
         for slot in running:
             assert slot.process is not None
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 slot.process.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         force_after = self.config.shutdown_force_kill_after
         deadline = time.monotonic() + force_after.total_seconds() if force_after else None
         forced = 0

@@ -42,7 +42,6 @@ from perago.runtime_logging import install_jsonl_sink
 from perago.task import TaskDefinition, load_module_task
 from perago.worker_protocol import EXIT_DEADLINE, EXIT_OK, EXIT_STARTUP_FAILED, STATUS_FD_ENV
 
-
 _SDK_OVERRIDE_PREFIXES = ("conductor_worker", "CONDUCTOR_WORKER", "conductor.worker")
 
 
@@ -76,9 +75,7 @@ def prepare_worker_runtime(
         ttl=config.workspace_gc_ttl * 0,
         only_owner_worker_id=worker_id,
     )
-    logger.bind(module_target=module_target, log_file=str(log_file)).info(
-        "worker process started"
-    )
+    logger.bind(module_target=module_target, log_file=str(log_file)).info("worker process started")
     return WorkerRuntime(worker_id, log_file, tuple(report.removed))
 
 
@@ -246,14 +243,16 @@ class AttemptExecutor:
             result = result_for_exception(exc, max_length=self.config.failure_reason_max_length)
         if not self.watchdog.finish(active):
             # The deadline already reported this attempt FAILED; Conductor ignores a late update.
-            return result_to_task_result(attempt, self._deadline_result(active), worker_id=self.worker_id)
+            return result_to_task_result(
+                attempt, self._deadline_result(active), worker_id=self.worker_id
+            )
         log_attempt_finished(active, result)
         return result_to_task_result(attempt, result, worker_id=self.worker_id)
 
     def _deadline_result(self, active: _ActiveAttempt) -> RuntimeTaskResult:
         timeout = active.deadline - active.started if active.deadline is not None else 0
         return failed_result(
-            f"TimeoutError: attempt exceeded timeoutSeconds={int(round(timeout))} and was stopped",
+            f"TimeoutError: attempt exceeded timeoutSeconds={round(timeout)} and was stopped",
             max_length=self.config.failure_reason_max_length,
         )
 
@@ -321,9 +320,7 @@ class _StatusChannel:
             self._fd = None
 
 
-def run_worker(
-    module_target: str, *, thread_count: int = 1, exit_on_deadline: bool = True
-) -> int:
+def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: bool = True) -> int:
     """Run one polling worker until SIGTERM/SIGINT; returns the process exit code."""
     status = _StatusChannel(os.environ)
     # A stop request may arrive while the task module still imports: remember it, exit cleanly.
@@ -363,7 +360,7 @@ def run_worker(
     return _poll_until_stopped(executor, client, task, runtime, thread_count, status, early_stop)
 
 
-def _poll_until_stopped(
+def _poll_until_stopped(  # noqa: PLR0917 - one private call site
     executor: AttemptExecutor,
     client: ConductorClient,
     task: TaskDefinition,

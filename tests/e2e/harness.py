@@ -101,18 +101,31 @@ class Project:
 
     def run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [PERAGO, *args], cwd=self.root, env=self._env(), capture_output=True, text=True,
-            timeout=timeout, check=False,
+            [PERAGO, *args],
+            cwd=self.root,
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [PERAGO, "start", self.module, *args], cwd=self.root, env=self._env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [PERAGO, "start", self.module, *args],
+            cwd=self.root,
+            env=self._env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PERAGO_", "LAKECTL_", "CONDUCTOR_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PERAGO_", "LAKECTL_", "CONDUCTOR_"))
+        }
         env.update(self.env)
         return env
 
@@ -125,7 +138,9 @@ class Project:
                     found.append(event)
         return found
 
-    def wait_for_event(self, message: str, timeout: float = 60.0, count: int = 1) -> list[dict[str, Any]]:
+    def wait_for_event(
+        self, message: str, timeout: float = 60.0, count: int = 1
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             events = self.events(message)

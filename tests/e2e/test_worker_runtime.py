@@ -118,7 +118,9 @@ def test_failure_is_retried_then_completes_with_reason_logged(
     workflow = _register(project, rest, unique_name)
     worker = project.start()
     try:
-        state = rest.wait(rest.start_workflow(workflow, {"params": {"text": "x", "fail_first": True}}))
+        state = rest.wait(
+            rest.start_workflow(workflow, {"params": {"text": "x", "fail_first": True}})
+        )
     finally:
         stop(worker)
     assert state["status"] == "COMPLETED"
@@ -167,15 +169,20 @@ def test_overdue_attempt_is_stopped_locally_and_the_slot_keeps_working(
     try:
         hung = rest.start_workflow(workflow, {"params": {"text": "hang", "sleep": 3600}})
         state = rest.wait(hung, timeout=60)
-        after = rest.wait(rest.start_workflow(workflow, {"params": {"text": "fine now"}}), timeout=60)
+        after = rest.wait(
+            rest.start_workflow(workflow, {"params": {"text": "fine now"}}), timeout=60
+        )
     finally:
         code, _out, err = stop(worker)
     assert state["status"] == "FAILED"
     assert state["tasks"][0]["status"] in {"FAILED", "TIMED_OUT"}
     assert after["status"] == "COMPLETED"
     assert code == 0, err
-    overdue = [e for e in project.events("attempt finished") if e.get("exception_type") == "TimeoutError"]
-    assert overdue and overdue[0]["workflow_instance_id"] == hung
+    overdue = [
+        e for e in project.events("attempt finished") if e.get("exception_type") == "TimeoutError"
+    ]
+    assert overdue
+    assert overdue[0]["workflow_instance_id"] == hung
 
 
 def test_unregistered_taskdef_is_a_one_line_error(
@@ -219,7 +226,8 @@ def test_crash_loop_stops_start_with_the_cause(
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: worker ")
-    assert "crash-looping" in last and "database driver missing" in last
+    assert "crash-looping" in last
+    assert "database driver missing" in last
     assert time.monotonic() - started < 80
 
 
@@ -266,7 +274,8 @@ def test_secrets_never_reach_the_logs(
     for path in files:
         if path.is_file():
             assert secret not in path.read_text(encoding="utf-8", errors="replace")
-    assert secret not in out and secret not in err
+    assert secret not in out
+    assert secret not in err
 
 
 def test_thread_mode_runs_n_threads_in_one_process(
@@ -276,7 +285,9 @@ def test_thread_mode_runs_n_threads_in_one_process(
     workflow = _register(project, rest, unique_name)
     worker = project.start("-j", "2", "--execution-mode", "thread")
     try:
-        ids = [rest.start_workflow(workflow, {"params": {"text": "t", "sleep": 1}}) for _ in range(2)]
+        ids = [
+            rest.start_workflow(workflow, {"params": {"text": "t", "sleep": 1}}) for _ in range(2)
+        ]
         states = [rest.wait(i) for i in ids]
     finally:
         code, _out, err = stop(worker)

@@ -29,7 +29,15 @@ from perago.guardrails import require_file
 from perago.models import WorkspaceInput, WorkspaceSpec
 from perago.snapshot import ChangeSet, take_snapshot
 
-from .conftest import WORKSPACE, Output, Params, _changes_nothing, _returns_mapping, make_attempt, make_task
+from .conftest import (
+    WORKSPACE,
+    Output,
+    Params,
+    _changes_nothing,
+    _returns_mapping,
+    make_attempt,
+    make_task,
+)
 
 
 @dataclass
@@ -99,7 +107,9 @@ class FakeRuntime:
 
     fail_cleanup: bool = False
 
-    def noop(self, workspace: WorkspaceInput, spec: WorkspaceSpec, context: TaskExecutionContext) -> str:
+    def noop(
+        self, workspace: WorkspaceInput, spec: WorkspaceSpec, context: TaskExecutionContext
+    ) -> str:
         self.calls.append("noop")
         return workspace.ref
 
@@ -135,8 +145,16 @@ def test_writable_change_is_staged_fenced_twice_and_published(tmp_path: Path) ->
     assert not fake.changes.modified and not fake.changes.removed
     assert stats.files_uploaded == 1 and stats.bytes_uploaded == 3
     assert stats.files_downloaded == 2 and stats.bytes_downloaded == 2
-    assert {"validate_input", "download", "body", "detect_changes", "fence", "stage", "publish",
-            "cleanup"} <= set(stats.phase_ms)
+    assert {
+        "validate_input",
+        "download",
+        "body",
+        "detect_changes",
+        "fence",
+        "stage",
+        "publish",
+        "cleanup",
+    } <= set(stats.phase_ms)
     assert not fake.seen_dirs[0].exists()  # attempt directory removed
     assert list(tmp_path.iterdir()) == []
 
@@ -193,7 +211,10 @@ def test_read_only_completes_with_input_ref_and_no_lakefs_calls(tmp_path: Path) 
     ("input_data", "fragment"),
     [
         ({"params": {"name": "x"}}, "must contain only workspace and params"),
-        ({"workspace": {**WORKSPACE, "ref": " "}, "params": {"name": "x"}}, "invalid workspace input"),
+        (
+            {"workspace": {**WORKSPACE, "ref": " "}, "params": {"name": "x"}},
+            "invalid workspace input",
+        ),
         ({"workspace": WORKSPACE, "params": {"name": 1}}, "invalid params: name"),
         ({"workspace": WORKSPACE, "params": {"name": "x", "zzz": 1}}, "invalid params: zzz"),
     ],
@@ -230,7 +251,9 @@ def test_post_guardrail_is_retryable_and_nothing_is_published(tmp_path: Path) ->
     fake = FakeRuntime()
     result = fake.run(make_task(post=[require_file("out.wav")]), good_input(), tmp_path)
     assert result.status == "FAILED"
-    assert (result.reason_for_incompletion or "").startswith("PostGuardrailViolation: post guardrail")
+    assert (result.reason_for_incompletion or "").startswith(
+        "PostGuardrailViolation: post guardrail"
+    )
     assert fake.calls == ["download"]
 
 
@@ -264,7 +287,9 @@ def test_stale_attempt_before_staging_fails_without_writes(tmp_path: Path) -> No
     fake = FakeRuntime(fresh=make_attempt(status="COMPLETED"))
     result = fake.run(make_task(), good_input(), tmp_path)
     assert result.status == "FAILED"
-    assert (result.reason_for_incompletion or "").startswith("StaleAttemptError: task-1: task is COMPLETED")
+    assert (result.reason_for_incompletion or "").startswith(
+        "StaleAttemptError: task-1: task is COMPLETED"
+    )
     assert fake.calls == ["download", "fence"]
 
 
@@ -283,7 +308,9 @@ def test_cleanup_failure_never_changes_the_result(tmp_path: Path) -> None:
     fake = FakeRuntime(fail_cleanup=True, fail="publish")
     result = fake.run(make_task(), good_input(), tmp_path)
     assert result.status == "FAILED"
-    assert (result.reason_for_incompletion or "").startswith("PublishFenceError: main cannot publish")
+    assert (result.reason_for_incompletion or "").startswith(
+        "PublishFenceError: main cannot publish"
+    )
 
 
 def test_owner_token_is_registered_only_while_running(tmp_path: Path) -> None:
@@ -350,7 +377,9 @@ def test_fence_rules() -> None:
     class Bare:
         status = "IN_PROGRESS"
 
-    with pytest.raises(AttributeError, match="task is missing required attribute workflow_instance_id"):
+    with pytest.raises(
+        AttributeError, match="task is missing required attribute workflow_instance_id"
+    ):
         assert_current_attempt_snapshot(original, Bare())
 
 

@@ -56,10 +56,21 @@ def test_result_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("exc", "status", "reason"),
     [
-        (TaskTerminalError("bad file"), "FAILED_WITH_TERMINAL_ERROR", "TaskTerminalError: bad file"),
-        (PreGuardrailViolation("pre x"), "FAILED_WITH_TERMINAL_ERROR", "PreGuardrailViolation: pre x"),
-        (InvalidAttemptInput("invalid params: a: bad"), "FAILED_WITH_TERMINAL_ERROR",
-         "TaskInputError: invalid params: a: bad"),
+        (
+            TaskTerminalError("bad file"),
+            "FAILED_WITH_TERMINAL_ERROR",
+            "TaskTerminalError: bad file",
+        ),
+        (
+            PreGuardrailViolation("pre x"),
+            "FAILED_WITH_TERMINAL_ERROR",
+            "PreGuardrailViolation: pre x",
+        ),
+        (
+            InvalidAttemptInput("invalid params: a: bad"),
+            "FAILED_WITH_TERMINAL_ERROR",
+            "TaskInputError: invalid params: a: bad",
+        ),
         (TaskFailed("again"), "FAILED", "TaskFailed: again"),
         (PostGuardrailViolation("post y"), "FAILED", "PostGuardrailViolation: post y"),
         (StaleAttemptError("t1: stale"), "FAILED", "StaleAttemptError: t1: stale"),

@@ -15,8 +15,11 @@ from perago.runtime_logging import JsonlFileSink, install_jsonl_sink, prune_logs
 
 def test_lines_are_json_with_utc_time_and_fields(tmp_path: Path) -> None:
     path = install_jsonl_sink(
-        log_root=tmp_path, module_target="pkg.mod", worker_id="pkgmod0001",
-        max_bytes=1 << 20, retention=timedelta(days=1),
+        log_root=tmp_path,
+        module_target="pkg.mod",
+        worker_id="pkgmod0001",
+        max_bytes=1 << 20,
+        retention=timedelta(days=1),
     )
     logger.bind(task_id="t1").info("attempt started")
     lines = [json.loads(line) for line in path.read_text().splitlines()]
@@ -29,7 +32,9 @@ def test_lines_are_json_with_utc_time_and_fields(tmp_path: Path) -> None:
 
 
 def test_rotation_at_max_size(tmp_path: Path) -> None:
-    sink = JsonlFileSink(tmp_path / "w", max_bytes=200, retention=timedelta(days=1), module_dir=tmp_path)
+    sink = JsonlFileSink(
+        tmp_path / "w", max_bytes=200, retention=timedelta(days=1), module_dir=tmp_path
+    )
     for i in range(20):
         sink.write_line(json.dumps({"i": i, "pad": "x" * 40}))
     sink.close()
@@ -49,4 +54,5 @@ def test_retention_prunes_files_of_earlier_processes(tmp_path: Path) -> None:
     fresh = tmp_path / "worker_id=other0002" / "pid=2__started=20990101T000000Z.jsonl"
     fresh.write_text("{}\n")
     assert prune_logs(tmp_path, timedelta(days=1)) == 1
-    assert not old.exists() and fresh.exists()
+    assert not old.exists()
+    assert fresh.exists()

@@ -31,8 +31,16 @@ def test_child_specs_number_slots_from_prefix() -> None:
         process_count=2,
     )
     assert specs == [
-        WorkerChildSpec(1, "prodA0001", {"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1", "PERAGO_WORKER_ID": "prodA0001"}),
-        WorkerChildSpec(2, "prodA0002", {"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1", "PERAGO_WORKER_ID": "prodA0002"}),
+        WorkerChildSpec(
+            1,
+            "prodA0001",
+            {"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1", "PERAGO_WORKER_ID": "prodA0001"},
+        ),
+        WorkerChildSpec(
+            2,
+            "prodA0002",
+            {"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1", "PERAGO_WORKER_ID": "prodA0002"},
+        ),
     ]
 
 
@@ -50,7 +58,9 @@ def test_lock_conflict_names_the_live_pid(tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         (tmp_path / LOCK_FILENAME).write_text(json.dumps({"supervisor_pid": holder.pid}))
-        with pytest.raises(RuntimeConfigError, match=f"already locked by supervisor pid {holder.pid}"):
+        with pytest.raises(
+            RuntimeConfigError, match=f"already locked by supervisor pid {holder.pid}"
+        ):
             SupervisorLock(tmp_path).acquire()
     finally:
         holder.kill()

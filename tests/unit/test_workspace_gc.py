@@ -56,7 +56,9 @@ def test_removes_only_old_dirs_of_dead_owners(tmp_path: Path) -> None:
         owner.wait()
     assert report.removed == [old_dead]
     assert not old_dead.exists()
-    assert young_dead.exists() and old_alive.exists() and unmarked.exists()
+    assert young_dead.exists()
+    assert old_alive.exists()
+    assert unmarked.exists()
 
 
 def test_reused_pid_does_not_keep_a_dir_alive(tmp_path: Path) -> None:

@@ -59,7 +59,9 @@ def test_sync_plan(tmp_path: Path) -> None:
     (tmp_path / "sub" / ATTEMPT_WORKSPACE_MARKER).write_text("data, not a marker")
     (tmp_path / ATTEMPT_WORKSPACE_MARKER).write_text("{}")
     plan = build_workspace_sync_plan(
-        tmp_path, AUDIO, ["audio/a.txt", "audio/gone.txt", "other/x", "audio/" + ATTEMPT_WORKSPACE_MARKER]
+        tmp_path,
+        AUDIO,
+        ["audio/a.txt", "audio/gone.txt", "other/x", "audio/" + ATTEMPT_WORKSPACE_MARKER],
     )
     assert [u.object_path for u in plan.upload_files] == [
         "audio/a.txt",
