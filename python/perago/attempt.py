@@ -210,7 +210,7 @@ def run_workspace_task_attempt(
             changes = detect_changes(attempt_dir, baseline)
         with stats.phase("fence"):
             assert_current_attempt_snapshot(attempt, load_current_attempt(attempt))
-        if changes.is_empty:
+        if not changes.changed:
             if complete_noop_workspace is None:
                 raise TaskInputError(
                     "complete_noop_workspace callback is required for writable no-op "
@@ -223,8 +223,12 @@ def run_workspace_task_attempt(
                 staged = stage_workspace(
                     attempt_dir, workspace_input, spec, context, changes=changes
                 )
-            stats.files_uploaded += len(changes.added) + len(changes.modified)
-            stats.bytes_uploaded += changes.added_bytes + changes.modified_bytes
+            stats.files_uploaded += (
+                len(changes.added) + len(changes.modified) + len(changes.type_changed)
+            )
+            stats.bytes_uploaded += (
+                changes.added_bytes + changes.modified_bytes + changes.type_changed_bytes
+            )
             stats.objects_deleted += len(changes.removed)
             with stats.phase("fence"):
                 assert_current_attempt_snapshot(attempt, load_current_attempt(attempt))

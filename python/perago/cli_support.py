@@ -71,8 +71,6 @@ def describe_exception(exc: BaseException) -> str:
     if isinstance(exc, PydanticUserError):
         lines = [line for line in str(exc).splitlines() if _PYDANTIC_DOCS_LINE not in line]
         return _one_line("\n".join(lines))
-    if isinstance(exc, RecursionError):
-        return f"recursion limit exceeded: {_one_line(str(exc))}"
     if isinstance(exc, CliError | ValueError | OSError):
         return _one_line(str(exc)) or type(exc).__name__
     message = _one_line(str(exc))
@@ -128,8 +126,6 @@ def _import_failure(module_target: str, exc: BaseException) -> CliError:
         reason = str(exc)
         if exc.name and (module_target == exc.name or module_target.startswith(f"{exc.name}.")):
             reason += " (run perago from the directory that contains the package)"
-    elif isinstance(exc, SyntaxError | ImportError | RecursionError):
-        reason = f"{type(exc).__name__}: {describe_exception(exc)}"
     else:
         reason = describe_exception(exc)
         if not reason.startswith(f"{type(exc).__name__}:"):

@@ -9,7 +9,7 @@ all available cores) and turns Ctrl-C into ``KeyboardInterrupt`` promptly.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from perago import _native
 
@@ -55,3 +55,87 @@ def detect_changes(
 def stat_walk(root: StrPath, threads: int | None = None) -> tuple[int, int]:
     """Bare parallel ``lstat`` walk: ``(entries, bytes)``. Benchmark baseline."""
     return _native.stat_walk(root, threads)
+
+
+# --- lakeFS transfers -----------------------------------------------------------------------
+
+LakeFSClient = _native.LakeFSClient
+DownloadResult = _native.DownloadResult
+LakeFSError = _native.LakeFSError
+UnsafeObjectKeyError = _native.UnsafeObjectKeyError
+
+# (bytes_done, bytes_total, files_done, files_total), called from the calling thread.
+RawProgress = Callable[[int, int, int, int], object]
+
+
+def lakefs_client(
+    endpoint: str,
+    access_key_id: str,
+    secret_access_key: str,
+    *,
+    max_attempts: int | None = None,
+    connect_timeout: float | None = None,
+    io_timeout: float | None = None,
+) -> _native.LakeFSClient:
+    """A native lakeFS client; the secret stays in Rust and never appears in its repr."""
+    return _native.LakeFSClient(
+        endpoint,
+        access_key_id,
+        secret_access_key,
+        max_attempts=max_attempts,
+        connect_timeout=connect_timeout,
+        io_timeout=io_timeout,
+    )
+
+
+def list_objects(
+    client: _native.LakeFSClient, repo: str, ref: str, prefix: str
+) -> list[tuple[str, int, str]]:
+    """(path, size, lakeFS checksum) of every object under ``prefix + "/"``."""
+    return _native.list_objects(client, repo, ref, prefix)
+
+
+def download_prefix(
+    client: _native.LakeFSClient,
+    repo: str,
+    ref: str,
+    prefix: str,
+    dest: str | os.PathLike[str],
+    *,
+    concurrency: int | None = None,
+    part_size: int | None = None,
+    ranged_threshold: int | None = None,
+    progress: RawProgress | None = None,
+) -> _native.DownloadResult:
+    """Download ``repo@ref`` under ``prefix`` into ``dest`` (GIL released, Ctrl-C cancels)."""
+    return _native.download_prefix(
+        client,
+        repo,
+        ref,
+        prefix,
+        dest,
+        concurrency=concurrency,
+        part_size=part_size,
+        ranged_threshold=ranged_threshold,
+        progress=progress,
+    )
+
+
+def upload_files(
+    client: _native.LakeFSClient,
+    repo: str,
+    branch: str,
+    items: Sequence[tuple[str | os.PathLike[str], str]],
+    *,
+    concurrency: int | None = None,
+    progress: RawProgress | None = None,
+) -> tuple[int, int]:
+    """Upload (local path, object path) pairs; returns (files, bytes)."""
+    return _native.upload_files(
+        client, repo, branch, items, concurrency=concurrency, progress=progress
+    )
+
+
+def delete_objects(client: _native.LakeFSClient, repo: str, branch: str, paths: Sequence[str]) -> int:
+    """Delete paths in batches of at most 1000; returns how many were submitted."""
+    return _native.delete_objects(client, repo, branch, list(paths))

@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import lakefs_sdk
+from lakefs_sdk.api.branches_api import BranchesApi
+from lakefs_sdk.api.commits_api import CommitsApi
+from lakefs_sdk.api.experimental_api import ExperimentalApi
+from lakefs_sdk.api.refs_api import RefsApi
+from lakefs_sdk.api_client import ApiClient
+from lakefs_sdk.configuration import Configuration
 from lakefs_sdk.exceptions import ApiException, OpenApiException
-from urllib3.exceptions import HTTPError as Urllib3Error
+from lakefs_sdk.models.branch_creation import BranchCreation
+from lakefs_sdk.models.commit_creation import CommitCreation
+from lakefs_sdk.models.merge import Merge
 from pydantic import SecretStr
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 __all__ = ["CommitInfo", "LakeFSControl", "LakeFSRequestError", "api_base_url"]
 
@@ -57,22 +65,22 @@ class LakeFSControl:
     """Thin typed wrapper over the handful of lakefs-sdk calls perago needs."""
 
     def __init__(self, endpoint_url: str, access_key_id: str, secret_access_key: SecretStr) -> None:
-        configuration = lakefs_sdk.Configuration(
+        configuration = Configuration(
             host=api_base_url(endpoint_url),
             username=access_key_id,
             password=secret_access_key.get_secret_value(),
         )
-        self._client = lakefs_sdk.ApiClient(configuration)
-        self._branches = lakefs_sdk.BranchesApi(self._client)
-        self._commits = lakefs_sdk.CommitsApi(self._client)
-        self._refs = lakefs_sdk.RefsApi(self._client)
-        self._experimental = lakefs_sdk.ExperimentalApi(self._client)
+        self._client = ApiClient(configuration)
+        self._branches = BranchesApi(self._client)
+        self._commits = CommitsApi(self._client)
+        self._refs = RefsApi(self._client)
+        self._experimental = ExperimentalApi(self._client)
 
     def __repr__(self) -> str:
         return f"LakeFSControl({self._client.configuration.host!r})"
 
     def close(self) -> None:
-        self._client.close()
+        self._client.close()  # type: ignore[no-untyped-call]
 
     def branch_head(self, repository: str, branch: str) -> str:
         ref = _call("get branch", lambda: self._branches.get_branch(repository, branch))
@@ -92,7 +100,7 @@ class LakeFSControl:
         )
 
     def create_branch(self, repository: str, branch: str, source: str) -> None:
-        creation = lakefs_sdk.BranchCreation(name=branch, source=source)
+        creation = BranchCreation(name=branch, source=source, force=None, hidden=None)
         _call("create branch", lambda: self._branches.create_branch(repository, creation))
 
     def delete_branch(self, repository: str, branch: str) -> None:
@@ -101,7 +109,9 @@ class LakeFSControl:
     def commit(
         self, repository: str, branch: str, message: str, metadata: Mapping[str, str]
     ) -> str:
-        creation = lakefs_sdk.CommitCreation(message=message, metadata=dict(metadata))
+        creation = CommitCreation(
+            message=message, metadata=dict(metadata), date=None, allow_empty=None, force=None
+        )
         commit = _call("commit", lambda: self._commits.commit(repository, branch, creation))
         return str(commit.id)
 
@@ -110,11 +120,19 @@ class LakeFSControl:
         repository: str,
         source_ref: str,
         destination_branch: str,
+        *,
         message: str,
         metadata: Mapping[str, str],
         timeout_seconds: float | None,
     ) -> str:
-        merge = lakefs_sdk.Merge(message=message, metadata=dict(metadata), squash_merge=True)
+        merge = Merge(
+            message=message,
+            metadata=dict(metadata),
+            strategy=None,
+            force=None,
+            allow_empty=None,
+            squash_merge=True,
+        )
         result = _call(
             "merge",
             lambda: self._refs.merge_into_branch(
@@ -149,7 +167,7 @@ class LakeFSControl:
         while True:
             page = _call(
                 "list branches",
-                lambda: self._branches.list_branches(
+                lambda after=after: self._branches.list_branches(  # type: ignore[misc]
                     repository, prefix=prefix, after=after, amount=1000
                 ),
             )

@@ -16,8 +16,8 @@ The runtime holds no per-attempt state, so one instance serves every thread of a
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,8 +41,6 @@ __all__ = [
 STAGING_BRANCH_PREFIX = "perago-staging-"
 METADATA_WORKFLOW = "perago.workflow_instance_id"
 METADATA_TASK_REF = "perago.task_ref"
-
-ProgressCallback = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class LakeFSWorkspaceRuntime:
         publish_budget: PublishBudget | None = None,
         download_concurrency: int | None = None,
         upload_concurrency: int | None = None,
-        progress: ProgressCallback | None = None,
+        progress: transfer.ProgressCallback | None = None,
     ) -> None:
         self._config = config
         self._control = LakeFSControl(
@@ -89,6 +87,8 @@ class LakeFSWorkspaceRuntime:
         self._download_concurrency = download_concurrency
         self._upload_concurrency = upload_concurrency
         self._progress = progress
+        self._client: transfer.LakeFSClient | None = None
+        self._client_pid = 0
 
     @classmethod
     def from_config(
@@ -107,30 +107,32 @@ class LakeFSWorkspaceRuntime:
     def _request_timeout(self) -> float | None:
         return float(self._budget.lakefs_merge_timeout_seconds) if self._budget else None
 
-    def _credentials(self) -> transfer.Credentials:
-        return transfer.Credentials(
-            access_key_id=self._config.access_key_id,
-            secret_access_key=self._config.secret_access_key,
-        )
+    def _transfer_client(self) -> transfer.LakeFSClient:
+        # One native client per process (connections are reused); never inherited across fork.
+        pid = os.getpid()
+        if self._client is None or self._client_pid != pid:
+            self._client = transfer.connect(self._config.endpoint_url, self._config)
+            self._client_pid = pid
+        return self._client
 
     # -- download ------------------------------------------------------------------------------
 
     def download_workspace(
         self, workspace: WorkspaceInput, spec: WorkspaceSpec, directory: Path
     ) -> snapshot.Snapshot:
-        """Materialise ``repository@ref`` under the prefix into ``directory``; return the baseline."""
-        prefix = "" if spec.prefix == "/" else spec.prefix + "/"
+        """Materialise ``repository@ref`` under the prefix into ``directory``; return baseline."""
         result = transfer.download_prefix(
-            endpoint=self._config.endpoint_url,
-            credentials=self._credentials(),
-            repository=workspace.repository,
-            ref=workspace.ref,
-            prefix=prefix,
-            destination=directory,
+            self._transfer_client(),
+            None,
+            workspace.repository,
+            workspace.ref,
+            "" if spec.prefix == "/" else spec.prefix,
+            directory,
             concurrency=self._download_concurrency,
             progress=self._progress,
         )
-        return snapshot.snapshot_from_known_hashes(directory, result.file_hashes)
+        known = [(path, digest) for path, _size, digest in result.entries()]
+        return snapshot.snapshot_from_known_hashes(directory, known)
 
     # -- stage ---------------------------------------------------------------------------------
 
@@ -150,19 +152,15 @@ class LakeFSWorkspaceRuntime:
         try:
             if deletes:
                 transfer.delete_objects(
-                    endpoint=self._config.endpoint_url,
-                    credentials=self._credentials(),
-                    repository=workspace.repository,
-                    branch=branch,
-                    paths=deletes,
+                    self._transfer_client(), None, workspace.repository, branch, deletes
                 )
             if uploads:
                 transfer.upload_files(
-                    endpoint=self._config.endpoint_url,
-                    credentials=self._credentials(),
-                    repository=workspace.repository,
-                    branch=branch,
-                    files=uploads,
+                    self._transfer_client(),
+                    None,
+                    workspace.repository,
+                    branch,
+                    uploads,
                     concurrency=self._upload_concurrency,
                     progress=self._progress,
                 )
@@ -194,9 +192,9 @@ class LakeFSWorkspaceRuntime:
                 repository,
                 staged.branch,
                 branch,
-                f"perago: {context.attempt.task_def_name}",
-                publication_metadata(context),
-                self._request_timeout,
+                message=f"perago: {context.attempt.task_def_name}",
+                metadata=publication_metadata(context),
+                timeout_seconds=self._request_timeout,
             )
             self._require_merged_onto(repository, branch, input_ref, merged)
             return merged
@@ -293,10 +291,9 @@ class LakeFSWorkspaceRuntime:
             )
 
     def _delete_branch_quietly(self, repository: str, branch: str) -> None:
-        try:
+        # The GC removes it later if this fails too; the original error matters more.
+        with contextlib.suppress(LakeFSRequestError):
             self._control.delete_branch(repository, branch)
-        except LakeFSRequestError:
-            pass  # the GC removes it later; the original error matters more
 
 
 def _staging_operations(

@@ -47,6 +47,7 @@ from perago.models import WorkspaceInput, WorkspaceSpec
 from perago.result import RuntimeTaskResult
 from perago.snapshot import ChangeSet, Snapshot, take_snapshot
 from perago.task import TaskDefinition, load_module_task
+from perago.transfer import TransferProgress
 
 __all__ = ["parse_lakefs_target", "run_command"]
 
@@ -82,18 +83,21 @@ def parse_lakefs_target(text: str) -> LakeFSTarget:
     return LakeFSTarget(repository=repository, ref=ref, branch=branch or None)
 
 
+_MODULE = typer.Argument(..., help="Dotted import path of the task module.")
+_PARAMS = typer.Option(..., "--params", help="Params as JSON, or @file with JSON.")
+_WORKSPACE = typer.Option(None, "--workspace", help="Run against a copy of this local directory.")
+_LAKEFS = typer.Option(None, "--lakefs", help="Run against lakeFS: REPO@REF[:BRANCH].")
+_PUBLISH = typer.Option(
+    False, "--publish", help="With --lakefs: stage and publish the change to BRANCH."
+)
+
+
 def run_command(
-    module: str = typer.Argument(..., help="Dotted import path of the task module."),
-    params: str = typer.Option(..., "--params", help="Params as JSON, or @file with JSON."),
-    workspace: Path | None = typer.Option(
-        None, "--workspace", help="Run against a copy of this local directory."
-    ),
-    lakefs: str | None = typer.Option(
-        None, "--lakefs", help="Run against lakeFS: REPO@REF[:BRANCH]."
-    ),
-    publish: bool = typer.Option(
-        False, "--publish", help="With --lakefs: stage and publish the change to BRANCH."
-    ),
+    module: str = _MODULE,
+    params: str = _PARAMS,
+    workspace: Path | None = _WORKSPACE,
+    lakefs: str | None = _LAKEFS,
+    publish: bool = _PUBLISH,
 ) -> None:
     """Run one attempt of a task locally, without Conductor."""
     try:
@@ -133,7 +137,12 @@ def _run(
         )
     if lakefs is not None:
         return _run_on_lakefs(
-            task, task.workspace, config, params, parse_lakefs_target(lakefs), publish
+            task,
+            spec=task.workspace,
+            config=config,
+            params=params,
+            target=parse_lakefs_target(lakefs),
+            publish=publish,
         )
     if workspace is None:
         raise RunUsageError(
@@ -199,6 +208,7 @@ def _run_on_directory(
 
 def _run_on_lakefs(
     task: TaskDefinition,
+    *,
     spec: WorkspaceSpec,
     config: RuntimeConfig,
     params: Any,
@@ -339,12 +349,10 @@ class _RichTransferProgress:
         self._progress = progress
         self._task: TaskID | None = None
 
-    def __call__(self, update: Any) -> None:
-        total = getattr(update, "total_bytes", None)
-        done = getattr(update, "bytes_done", None)
+    def __call__(self, update: TransferProgress) -> None:
         if self._task is None:
-            self._task = self._progress.add_task("transfer", total=total)
-        self._progress.update(self._task, completed=done, total=total)
+            self._task = self._progress.add_task("transfer", total=update.bytes_total)
+        self._progress.update(self._task, completed=update.bytes_done, total=update.bytes_total)
 
 
 @contextmanager

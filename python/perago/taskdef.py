@@ -332,9 +332,11 @@ def schema_for_model(model: type[BaseModel], allow_extra: bool = False) -> JsonO
             continue
         kept_defs[name] = inliner.expand_root(defs[name])
         pending.extend(sorted(inliner.kept - kept_defs.keys()))
-    if kept_defs:
-        schema["$defs"] = dict(sorted(kept_defs.items()))
     _finish(schema, allow_extra)
+    if kept_defs:
+        for body in kept_defs.values():
+            _finish(body, allow_extra)
+        schema["$defs"] = dict(sorted(kept_defs.items()))
     return schema
 
 

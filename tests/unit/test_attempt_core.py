@@ -142,9 +142,12 @@ def test_writable_change_is_staged_fenced_twice_and_published(tmp_path: Path) ->
     assert fake.calls == ["download", "fence", "stage", "fence", "publish", "cleanup"]
     assert fake.changes is not None
     assert list(fake.changes.added) == ["new.txt"]
-    assert not fake.changes.modified and not fake.changes.removed
-    assert stats.files_uploaded == 1 and stats.bytes_uploaded == 3
-    assert stats.files_downloaded == 2 and stats.bytes_downloaded == 2
+    assert not fake.changes.modified
+    assert not fake.changes.removed
+    assert stats.files_uploaded == 1
+    assert stats.bytes_uploaded == 3
+    assert stats.files_downloaded == 2
+    assert stats.bytes_downloaded == 2
     assert {
         "validate_input",
         "download",
@@ -163,7 +166,8 @@ def test_old_style_download_without_baseline_still_detects_changes(tmp_path: Pat
     fake = FakeRuntime(return_no_baseline=True)
     result = fake.run(make_task(), good_input(), tmp_path)
     assert result.status == "COMPLETED"
-    assert fake.changes is not None and list(fake.changes.added) == ["new.txt"]
+    assert fake.changes is not None
+    assert list(fake.changes.added) == ["new.txt"]
 
 
 def test_modified_and_removed_files_are_reported(tmp_path: Path) -> None:
@@ -186,7 +190,8 @@ def test_no_change_completes_through_noop_without_staging(tmp_path: Path) -> Non
     fake = FakeRuntime()
     result = fake.run(make_task(_changes_nothing), good_input(), tmp_path)
     assert result.status == "COMPLETED"
-    assert result.output is not None and result.output["workspace"]["ref"] == "c0ffee"
+    assert result.output is not None
+    assert result.output["workspace"]["ref"] == "c0ffee"
     assert fake.calls == ["download", "fence", "noop"]
 
 
@@ -203,7 +208,8 @@ def test_read_only_completes_with_input_ref_and_no_lakefs_calls(tmp_path: Path) 
     fake = FakeRuntime()
     result = fake.run(make_task(read_only=True), good_input(), tmp_path)
     assert result.status == "COMPLETED"
-    assert result.output is not None and result.output["workspace"]["ref"] == "c0ffee"
+    assert result.output is not None
+    assert result.output["workspace"]["ref"] == "c0ffee"
     assert fake.calls == ["download"]
 
 

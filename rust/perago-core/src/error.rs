@@ -32,6 +32,31 @@ pub enum Error {
     /// A worker pool could not be created.
     #[error("cannot start worker pool: {0}")]
     Pool(String),
+    /// A lakeFS request failed permanently (after retries when the failure looked transient).
+    /// `target` names the repository/ref/object; it never contains credentials.
+    #[error("lakeFS {operation} {target} failed: {detail}")]
+    LakeFs {
+        operation: &'static str,
+        target: String,
+        /// HTTP status when the server answered; `None` for connection-level failures.
+        status: Option<u16>,
+        detail: String,
+    },
+    /// An object key that cannot be represented safely as a relative local path.
+    #[error("object key {key:?} cannot be used as a local path: {reason}")]
+    UnsafeObjectKey { key: String, reason: String },
+    /// The destination file system cannot hold the listed objects.
+    #[error(
+        "not enough free disk space in {path}: {needed} bytes needed, {available} bytes available"
+    )]
+    InsufficientSpace {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
+    /// A caller-supplied argument is invalid (bad endpoint, empty object path, ...).
+    #[error("{0}")]
+    InvalidArgument(String),
 }
 
 impl Error {
@@ -48,6 +73,13 @@ impl Error {
             Error::Vanished { path: path.into() }
         } else {
             Error::io(path, source)
+        }
+    }
+
+    pub fn unsafe_key(key: &str, reason: impl Into<String>) -> Self {
+        Error::UnsafeObjectKey {
+            key: key.to_owned(),
+            reason: reason.into(),
         }
     }
 }

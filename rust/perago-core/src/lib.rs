@@ -7,9 +7,11 @@ pub mod cancel;
 pub mod diff;
 pub mod error;
 pub mod hash;
+pub mod lakefs;
 pub mod pool;
 pub mod snapshot;
 pub mod walk;
+pub mod transfer;
 
 pub use cancel::CancelToken;
 pub use diff::{detect_changes, ChangeSet, DiffOptions};

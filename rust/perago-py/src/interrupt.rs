@@ -19,6 +19,21 @@ where
     T: Send + 'static,
     F: FnOnce(&CancelToken) -> Result<T, Error> + Send + 'static,
 {
+    run_interruptible_ticking(py, |_| Ok(()), work)
+}
+
+/// Like [`run_interruptible`], and calls `on_tick` (with the GIL held) about every
+/// [`SIGNAL_POLL`] while the work runs — the hook for rate-limited progress callbacks. An error
+/// from `on_tick` cancels the work and is raised once it has stopped.
+pub fn run_interruptible_ticking<T, F>(
+    py: Python<'_>,
+    mut on_tick: impl FnMut(Python<'_>) -> PyResult<()>,
+    work: F,
+) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&CancelToken) -> Result<T, Error> + Send + 'static,
+{
     let token = CancelToken::new();
     let worker_token = token.clone();
     let (sender, receiver) = mpsc::channel();
@@ -50,9 +65,9 @@ where
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if interrupted.is_none() {
-                    if let Err(signal_error) = py.check_signals() {
+                    if let Err(error) = py.check_signals().and_then(|()| on_tick(py)) {
                         token.cancel();
-                        interrupted = Some(signal_error);
+                        interrupted = Some(error);
                     }
                 }
             }

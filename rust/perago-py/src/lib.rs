@@ -3,6 +3,7 @@
 mod errors;
 mod interrupt;
 mod snapshot;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -27,5 +28,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(snapshot::snapshot_from_known_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::detect_changes, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::stat_walk, m)?)?;
+    errors::register(m)?;
+    m.add_class::<transfer::PyLakeFsClient>()?;
+    m.add_class::<transfer::DownloadResult>()?;
+    m.add_function(wrap_pyfunction!(transfer::list_objects, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer::download_prefix, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer::upload_files, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer::delete_objects, m)?)?;
     Ok(())
 }

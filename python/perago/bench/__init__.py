@@ -1,0 +1,1 @@
+"""perago bench: benchmark scenarios (never part of the pass/fail test suite)."""

@@ -1,0 +1,447 @@
+"""Transfer benchmarks: perago's engine side by side with ``lakectl local`` on the same data.
+
+Each tool runs in its own subprocess so its peak RSS (``wait4`` rusage) is its own. The lakeFS
+server comes from ``LAKECTL_SERVER_ENDPOINT_URL`` / ``LAKECTL_CREDENTIALS_ACCESS_KEY_ID`` /
+``LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY`` (process environment, else ``./.env``). Secrets are
+passed to children through the environment, never on a command line.
+
+Wiring into ``perago bench``: ``bench_app.command("download")(download_command)`` and
+``bench_app.command("upload")(upload_command)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import typer
+
+ENV_ENDPOINT = "LAKECTL_SERVER_ENDPOINT_URL"
+ENV_KEY = "LAKECTL_CREDENTIALS_ACCESS_KEY_ID"
+ENV_SECRET = "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY"
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Row:
+    """One result row in the shared bench format."""
+
+    scenario: str
+    tool: str
+    median_s: float
+    mb_per_s: float
+    files_per_s: float
+    peak_rss_mb: float
+
+
+@dataclass(frozen=True)
+class Server:
+    endpoint: str
+    access_key_id: str
+    secret_access_key: str
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                ENV_ENDPOINT: self.endpoint,
+                ENV_KEY: self.access_key_id,
+                ENV_SECRET: self.secret_access_key,
+            }
+        )
+        return env
+
+
+@dataclass(frozen=True)
+class Measurement:
+    seconds: float
+    peak_rss_mb: float
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip().removeprefix("export ").strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def server_from_env() -> Server:
+    merged = {**_dotenv(Path.cwd() / ".env"), **os.environ}
+    missing = [k for k in (ENV_ENDPOINT, ENV_KEY, ENV_SECRET) if not merged.get(k, "").strip()]
+    if missing:
+        raise ValueError(f"lakeFS connection is not configured; missing {', '.join(missing)}")
+    return Server(merged[ENV_ENDPOINT].strip(), merged[ENV_KEY].strip(), merged[ENV_SECRET].strip())
+
+
+def parse_size(text: str) -> int:
+    units = {"": 1, "B": 1, "K": 1 << 10, "KIB": 1 << 10, "M": MIB, "MIB": MIB, "G": 1 << 30, "GIB": 1 << 30}
+    cleaned = text.strip().upper()
+    number = cleaned.rstrip("KMGIB")
+    unit = cleaned[len(number) :]
+    if not number.isdigit() or unit not in units:
+        raise ValueError(f"invalid size {text!r}; use e.g. 100KiB, 1GiB")
+    return int(number) * units[unit]
+
+
+def generate_files(root: Path, count: int, size: int) -> None:
+    """``count`` files of ``size`` bytes with distinct content, in 100 subdirectories."""
+    block = os.urandom(min(size, 4 * MIB) + 64)
+    for i in range(count):
+        directory = root / f"d{i % 100:03d}"
+        directory.mkdir(parents=True, exist_ok=True)
+        with (directory / f"f{i:06d}.bin").open("wb") as out:
+            out.write(i.to_bytes(8, "little")[: min(8, size)])
+            left = size - min(8, size)
+            shift = i % 64
+            while left > 0:
+                chunk = block[shift : shift + min(left, len(block) - 64)]
+                out.write(chunk)
+                left -= len(chunk)
+
+
+def measure(command: Sequence[str], env: dict[str, str]) -> Measurement:
+    """Wall time and peak RSS of one child process; a failing child fails the benchmark."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.stdout:
+        proc.stdout.close()
+    if proc.stderr:
+        proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({proc.returncode}): {stderr.strip()[-2000:]}")
+    return Measurement(elapsed, usage.ru_maxrss / 1024)
+
+
+def _row(scenario: str, tool: str, runs: list[Measurement], files: int, size: int) -> Row:
+    median = statistics.median(r.seconds for r in runs)
+    return Row(
+        scenario=scenario,
+        tool=tool,
+        median_s=round(median, 3),
+        mb_per_s=round(size / MIB / median, 1),
+        files_per_s=round(files / median, 1),
+        peak_rss_mb=round(max(r.peak_rss_mb for r in runs), 1),
+    )
+
+
+def _sdk(server: Server) -> object:
+    import lakefs_sdk
+
+    return lakefs_sdk.ApiClient(
+        lakefs_sdk.Configuration(
+            host=server.endpoint.rstrip("/").removesuffix("/api/v1") + "/api/v1",
+            username=server.access_key_id,
+            password=server.secret_access_key,
+        )
+    )
+
+
+def create_repository(server: Server, namespace_root: str) -> str:
+    import lakefs_sdk
+
+    name = "bench-" + uuid.uuid4().hex[:12]
+    with _sdk(server) as api:  # type: ignore[attr-defined]
+        lakefs_sdk.RepositoriesApi(api).create_repository(
+            lakefs_sdk.RepositoryCreation(
+                name=name,
+                storage_namespace=f"{namespace_root.rstrip('/')}/{name}",
+                default_branch="main",
+            )
+        )
+    return name
+
+
+def commit(server: Server, repo: str, branch: str, message: str) -> str:
+    import lakefs_sdk
+
+    with _sdk(server) as api:  # type: ignore[attr-defined]
+        made = lakefs_sdk.CommitsApi(api).commit(
+            repo, branch, lakefs_sdk.CommitCreation(message=message)
+        )
+    return str(made.id)
+
+
+def create_branch(server: Server, repo: str, name: str, source: str) -> None:
+    import lakefs_sdk
+
+    with _sdk(server) as api:  # type: ignore[attr-defined]
+        lakefs_sdk.BranchesApi(api).create_branch(
+            repo, lakefs_sdk.BranchCreation(name=name, source=source)
+        )
+
+
+def _upload_items(source: Path, prefix: str) -> list[tuple[str | os.PathLike[str], str]]:
+    return [
+        (p, f"{prefix}/{p.relative_to(source).as_posix()}")
+        for p in sorted(source.rglob("*"))
+        if p.is_file() and p.name != ".lakefs_ref.yaml"
+    ]
+
+
+def _perago_child(args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "perago.bench.transfer", *args]
+
+
+def _lakectl() -> str | None:
+    return shutil.which("lakectl") or os.environ.get("PERAGO_LAKECTL_BIN")
+
+
+@dataclass(frozen=True)
+class DataSet:
+    scenario_suffix: str
+    source: Path
+    files: int
+    bytes: int
+
+
+def _datasets(work: Path, files: int, size: int, large_files: int, large_size: int) -> list[DataSet]:
+    out: list[DataSet] = []
+    if files > 0:
+        generate_files(work / "small", files, size)
+        out.append(DataSet("small", work / "small", files, files * size))
+    if large_files > 0:
+        generate_files(work / "large", large_files, large_size)
+        out.append(DataSet("large", work / "large", large_files, large_files * large_size))
+    return out
+
+
+def run_download(
+    server: Server,
+    work: Path,
+    *,
+    files: int,
+    size: int,
+    large_files: int,
+    large_size: int,
+    repeat: int,
+    concurrency: int | None,
+    namespace_root: str,
+    log: Callable[[str], None] = print,
+) -> list[Row]:
+    from perago.transfer import LakeFSCredentials, upload_files
+
+    creds = LakeFSCredentials(server.access_key_id, server.secret_access_key)
+    repo = create_repository(server, namespace_root)
+    rows: list[Row] = []
+    lakectl = _lakectl()
+    for data in _datasets(work, files, size, large_files, large_size):
+        upload_files(server.endpoint, creds, repo, "main", _upload_items(data.source, data.scenario_suffix))
+        ref = commit(server, repo, "main", f"seed {data.scenario_suffix}")
+        scenario = f"download-{data.scenario_suffix}"
+        tools: dict[str, Callable[[Path], list[str]]] = {
+            "perago": lambda dest, d=data: _perago_child(
+                ["_download", repo, ref, d.scenario_suffix, str(dest), str(concurrency or 0)]
+            )
+        }
+        if lakectl:
+            tools["lakectl"] = lambda dest, d=data: [
+                lakectl,
+                "local",
+                "clone",
+                f"lakefs://{repo}/{ref}/{d.scenario_suffix}/",
+                str(dest),
+            ]
+        for tool, command in tools.items():
+            runs = []
+            for n in range(repeat):
+                dest = work / f"dl-{tool}-{n}"
+                runs.append(measure(command(dest), server.child_env()))
+                shutil.rmtree(dest)
+            rows.append(_row(scenario, tool, runs, data.files, data.bytes))
+            log(json.dumps(asdict(rows[-1])))
+    return rows
+
+
+def run_upload(
+    server: Server,
+    work: Path,
+    *,
+    files: int,
+    size: int,
+    large_files: int,
+    large_size: int,
+    repeat: int,
+    concurrency: int | None,
+    namespace_root: str,
+    log: Callable[[str], None] = print,
+) -> list[Row]:
+    """Upload + commit a fresh prefix per run (``lakectl local init`` + ``commit`` likewise)."""
+    repo = create_repository(server, namespace_root)
+    rows: list[Row] = []
+    lakectl = _lakectl()
+    for data in _datasets(work, files, size, large_files, large_size):
+        scenario = f"upload-{data.scenario_suffix}"
+        tools = ["perago"] + (["lakectl"] if lakectl else [])
+        for tool in tools:
+            runs = []
+            for n in range(repeat):
+                branch = f"{tool}-{data.scenario_suffix}-{n}"
+                create_branch(server, repo, branch, "main")
+                prefix = f"{tool}/{n}"
+                if tool == "perago":
+                    command = _perago_child(
+                        ["_upload", repo, branch, prefix, str(data.source), str(concurrency or 0)]
+                    )
+                else:
+                    assert lakectl is not None
+                    subprocess.run(
+                        [lakectl, "local", "init", f"lakefs://{repo}/{branch}/{prefix}/", str(data.source)],
+                        env=server.child_env(),
+                        check=True,
+                        capture_output=True,
+                    )
+                    command = [lakectl, "local", "commit", str(data.source), "-m", "bench"]
+                runs.append(measure(command, server.child_env()))
+                (data.source / ".lakefs_ref.yaml").unlink(missing_ok=True)
+            rows.append(_row(scenario, tool, runs, data.files, data.bytes))
+            log(json.dumps(asdict(rows[-1])))
+    return rows
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    header = f"{'scenario':<18} {'tool':<8} {'median_s':>9} {'MB/s':>8} {'files/s':>10} {'peak_rss_mb':>11}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r.scenario:<18} {r.tool:<8} {r.median_s:>9.3f} {r.mb_per_s:>8.1f} "
+            f"{r.files_per_s:>10.1f} {r.peak_rss_mb:>11.1f}"
+        )
+    return "\n".join(lines)
+
+
+# --- typer commands -------------------------------------------------------------------------
+
+_FILES = typer.Option(10_000, "--files", help="Number of small files.")
+_SIZE = typer.Option("100KiB", "--size", help="Size of each small file.")
+_LARGE_FILES = typer.Option(2, "--large-files", help="Number of large files (0 = skip).")
+_LARGE_SIZE = typer.Option("1GiB", "--large-size", help="Size of each large file.")
+_REPEAT = typer.Option(3, "--repeat", help="Runs per tool; the median is reported.")
+_CONCURRENCY = typer.Option(None, "--concurrency", help="perago parallel requests (default 16).")
+_NAMESPACE = typer.Option("local://perago-bench", "--namespace", help="Storage namespace root.")
+_JSON = typer.Option(None, "--json", help="Write the rows as JSON to this file.")
+_WORKDIR = typer.Option(None, "--workdir", help="Scratch directory (default: a temp dir).")
+
+
+def _command(
+    runner: Callable[..., list[Row]],
+    files: int,
+    size: str,
+    large_files: int,
+    large_size: str,
+    repeat: int,
+    concurrency: int | None,
+    namespace: str,
+    json_path: Path | None,
+    workdir: Path | None,
+) -> None:
+    try:
+        server = server_from_env()
+        small, large = parse_size(size), parse_size(large_size)
+        work = Path(tempfile.mkdtemp(prefix="perago-bench-", dir=workdir))
+        try:
+            rows = runner(
+                server,
+                work,
+                files=files,
+                size=small,
+                large_files=large_files,
+                large_size=large,
+                repeat=max(1, repeat),
+                concurrency=concurrency,
+                namespace_root=namespace,
+                log=lambda line: typer.echo(line, err=True),
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    except (ValueError, RuntimeError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(format_table(rows))
+    if json_path is not None:
+        json_path.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+
+
+def download_command(
+    files: int = _FILES,
+    size: str = _SIZE,
+    large_files: int = _LARGE_FILES,
+    large_size: str = _LARGE_SIZE,
+    repeat: int = _REPEAT,
+    concurrency: int | None = _CONCURRENCY,
+    namespace: str = _NAMESPACE,
+    json_path: Path | None = _JSON,
+    workdir: Path | None = _WORKDIR,
+) -> None:
+    """Download throughput: perago vs `lakectl local clone`."""
+    _command(run_download, files, size, large_files, large_size, repeat, concurrency, namespace, json_path, workdir)
+
+
+def upload_command(
+    files: int = _FILES,
+    size: str = _SIZE,
+    large_files: int = _LARGE_FILES,
+    large_size: str = _LARGE_SIZE,
+    repeat: int = _REPEAT,
+    concurrency: int | None = _CONCURRENCY,
+    namespace: str = _NAMESPACE,
+    json_path: Path | None = _JSON,
+    workdir: Path | None = _WORKDIR,
+) -> None:
+    """Upload (+ commit) throughput: perago vs `lakectl local commit`."""
+    _command(run_upload, files, size, large_files, large_size, repeat, concurrency, namespace, json_path, workdir)
+
+
+# --- child entry points (one tool run per process, for per-tool peak RSS) -------------------
+
+
+def _child(argv: Sequence[str]) -> None:
+    from perago.transfer import LakeFSCredentials, download_prefix, upload_files
+
+    server = server_from_env()
+    creds = LakeFSCredentials(server.access_key_id, server.secret_access_key)
+    action, *rest = argv
+    if action == "_download":
+        repo, ref, prefix, dest, concurrency = rest
+        download_prefix(
+            server.endpoint, creds, repo, ref, prefix, dest, concurrency=int(concurrency) or None
+        )
+    elif action == "_upload":
+        repo, branch, prefix, source, concurrency = rest
+        upload_files(
+            server.endpoint,
+            creds,
+            repo,
+            branch,
+            _upload_items(Path(source), prefix),
+            concurrency=int(concurrency) or None,
+        )
+        commit(server, repo, branch, "bench")
+    else:
+        raise SystemExit(f"unknown action {action}")
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])

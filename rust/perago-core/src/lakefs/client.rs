@@ -1,0 +1,317 @@
+//! Connection settings, authentication and response classification for lakeFS calls.
+
+use std::fmt;
+use std::time::Duration;
+
+use ureq::http::Response;
+use ureq::Body;
+
+use super::retry::{is_transient_status, Failure, RetryPolicy};
+use crate::error::{Error, Result};
+
+/// An access key pair. The secret is write-only: it never appears in `Debug` output.
+#[derive(Clone)]
+pub struct Credentials {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+impl Credentials {
+    pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+        }
+    }
+
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    fn basic_authorization(&self) -> String {
+        let pair = format!("{}:{}", self.access_key_id, self.secret_access_key);
+        format!("Basic {}", base64(pair.as_bytes()))
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Timeouts, retries and connection reuse of one client.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub retry: RetryPolicy,
+    /// TCP (and TLS) connection establishment.
+    pub connect_timeout: Duration,
+    /// Longest silence on an established connection (each read or write), and the wait for
+    /// response headers; large transfers are bounded by progress, not by total duration.
+    pub io_timeout: Duration,
+    /// Idle keep-alive connections kept for reuse; should be at least the transfer concurrency.
+    pub max_idle_connections: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(120),
+            max_idle_connections: 64,
+        }
+    }
+}
+
+/// A configured lakeFS endpoint. Cheap to share by reference across worker threads.
+pub struct LakeFsClient {
+    api_base: String,
+    authorization: String,
+    agent: ureq::Agent,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for LakeFsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LakeFsClient")
+            .field("api_base", &self.api_base)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LakeFsClient {
+    /// `endpoint` is the server URL, with or without the `/api/v1` suffix.
+    pub fn new(endpoint: &str, credentials: &Credentials, options: ClientOptions) -> Result<Self> {
+        let api_base = normalize_endpoint(endpoint)?;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(options.connect_timeout))
+            .timeout_recv_response(Some(options.io_timeout))
+            .timeout_per_read(Some(options.io_timeout))
+            .timeout_per_write(Some(options.io_timeout))
+            .max_idle_connections(options.max_idle_connections)
+            .max_idle_connections_per_host(options.max_idle_connections)
+            .user_agent(concat!("perago/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Self {
+            api_base,
+            authorization: credentials.basic_authorization(),
+            agent: ureq::Agent::new_with_config(config),
+            retry: options.retry,
+        })
+    }
+
+    pub fn api_base(&self) -> &str {
+        &self.api_base
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// `<api_base>/<seg>/<seg>...?k=v&...`, every segment and value percent-encoded.
+    pub(crate) fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> String {
+        let mut url = self.api_base.clone();
+        for segment in segments {
+            url.push('/');
+            url.push_str(&percent_encode(segment));
+        }
+        for (i, (key, value)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(key);
+            url.push('=');
+            url.push_str(&percent_encode(value));
+        }
+        url
+    }
+
+    pub(crate) fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.agent
+            .get(url)
+            .header("Authorization", &self.authorization)
+    }
+
+    pub(crate) fn post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.agent
+            .post(url)
+            .header("Authorization", &self.authorization)
+    }
+}
+
+fn normalize_endpoint(endpoint: &str) -> Result<String> {
+    let trimmed = endpoint.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "lakeFS endpoint must start with http:// or https://: {trimmed:?}"
+            ))
+        })?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "lakeFS endpoint has no host: {trimmed:?}"
+        )));
+    }
+    if authority.contains('@') {
+        // Never echo it: the user part may hold a secret.
+        return Err(Error::InvalidArgument(
+            "lakeFS endpoint must not embed credentials; pass them separately".into(),
+        ));
+    }
+    if trimmed.ends_with("/api/v1") {
+        Ok(trimmed.to_owned())
+    } else {
+        Ok(format!("{trimmed}/api/v1"))
+    }
+}
+
+/// Classify a failure to get a response at all (or to finish reading one).
+pub(crate) fn transport_failure(err: ureq::Error) -> Failure {
+    let transient = matches!(
+        err,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+            | ureq::Error::BodyStalled
+    );
+    Failure {
+        transient,
+        status: None,
+        detail: err.to_string(),
+    }
+}
+
+/// Turn a non-success response into a classified failure carrying lakeFS's own message.
+pub(crate) fn status_failure(response: &mut Response<Body>) -> Failure {
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    let message = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or(body);
+    let mut detail = format!("HTTP {status}");
+    let message = message.trim();
+    if !message.is_empty() {
+        detail.push_str(": ");
+        detail.extend(message.chars().take(500));
+    }
+    Failure {
+        transient: is_transient_status(status),
+        status: Some(status),
+        detail,
+    }
+}
+
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let creds = Credentials::new("AKIAEXAMPLE", "super-secret-value");
+        let client =
+            LakeFsClient::new("http://127.0.0.1:1", &creds, ClientOptions::default()).unwrap();
+        for text in [format!("{creds:?}"), format!("{client:?}")] {
+            assert!(!text.contains("super-secret-value"), "{text}");
+            assert!(
+                !text.contains(&base64(b"AKIAEXAMPLE:super-secret-value")),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoints_are_normalized_and_validated() {
+        assert_eq!(
+            normalize_endpoint("http://h:8000/").unwrap(),
+            "http://h:8000/api/v1"
+        );
+        assert_eq!(
+            normalize_endpoint("https://h/api/v1/").unwrap(),
+            "https://h/api/v1"
+        );
+        assert!(normalize_endpoint("h:8000").is_err());
+        assert!(normalize_endpoint("http://").is_err());
+        let err = normalize_endpoint("http://key:topsecret@h").unwrap_err();
+        assert!(!err.to_string().contains("topsecret"));
+    }
+
+    #[test]
+    fn urls_encode_segments_and_query_values() {
+        let client = LakeFsClient::new(
+            "http://h",
+            &Credentials::new("a", "b"),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            client.url(
+                &["repositories", "r", "refs", "feat/x"],
+                &[("path", "a b/ü&c")]
+            ),
+            "http://h/api/v1/repositories/r/refs/feat%2Fx?path=a%20b%2F%C3%BC%26c"
+        );
+    }
+}

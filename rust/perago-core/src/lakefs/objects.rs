@@ -1,0 +1,264 @@
+//! Object-level lakeFS calls: paginated listing, (ranged) reads, streaming uploads, bulk deletes.
+
+use std::io::Read;
+
+use serde::Deserialize;
+
+use super::client::{status_failure, transport_failure, LakeFsClient};
+use super::retry::{with_retries, AttemptError, Failure};
+use crate::cancel::CancelToken;
+use crate::error::{Error, Result};
+
+/// lakeFS returns at most this many entries per listing page and accepts at most this many paths
+/// per bulk delete.
+pub const PAGE_SIZE: usize = 1000;
+
+/// One listed object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Full object path in the repository.
+    pub path: String,
+    pub size: u64,
+    /// lakeFS checksum (an ETag-like digest; not BLAKE3).
+    pub checksum: String,
+}
+
+#[derive(Deserialize)]
+struct ListPage {
+    pagination: Pagination,
+    results: Vec<ListEntry>,
+}
+
+#[derive(Deserialize)]
+struct Pagination {
+    has_more: bool,
+    #[serde(default)]
+    next_offset: String,
+}
+
+#[derive(Deserialize)]
+struct ListEntry {
+    path: String,
+    #[serde(default)]
+    path_type: Option<String>,
+    #[serde(default)]
+    size_bytes: Option<u64>,
+    #[serde(default)]
+    checksum: String,
+}
+
+/// All objects of `repo@reference` whose path starts with `raw_prefix` (exactly as given: callers
+/// pass `"dir/"` to avoid sibling prefixes, or `""` for the whole repository).
+pub fn list_objects(
+    client: &LakeFsClient,
+    repo: &str,
+    reference: &str,
+    raw_prefix: &str,
+    cancel: &CancelToken,
+) -> Result<Vec<ObjectInfo>> {
+    let mut objects = Vec::new();
+    let mut after = String::new();
+    let amount = PAGE_SIZE.to_string();
+    let target = || format!("{repo}@{reference}:{raw_prefix}");
+    loop {
+        let url = client.url(
+            &["repositories", repo, "refs", reference, "objects", "ls"],
+            &[
+                ("prefix", raw_prefix),
+                ("after", &after),
+                ("amount", &amount),
+                ("user_metadata", "false"),
+                ("presign", "false"),
+            ],
+        );
+        let page: ListPage = with_retries(
+            client.retry_policy(),
+            cancel,
+            "list objects",
+            &target,
+            || {
+                let mut response = client.get(&url).call().map_err(transport_failure)?;
+                if !response.status().is_success() {
+                    return Err(status_failure(&mut response).into());
+                }
+                let text = response
+                    .body_mut()
+                    .with_config()
+                    .limit(256 * 1024 * 1024)
+                    .read_to_string()
+                    .map_err(transport_failure)?;
+                serde_json::from_str(&text).map_err(|e| {
+                    AttemptError::Remote(Failure::permanent(
+                        None,
+                        format!("unexpected listing response: {e}"),
+                    ))
+                })
+            },
+        )?;
+        for entry in page.results {
+            // Only objects: listings without a delimiter never return common prefixes, but be safe.
+            if entry.path_type.as_deref().is_none_or(|t| t == "object") {
+                objects.push(ObjectInfo {
+                    path: entry.path,
+                    size: entry.size_bytes.unwrap_or(0),
+                    checksum: entry.checksum,
+                });
+            }
+        }
+        if !page.pagination.has_more {
+            return Ok(objects);
+        }
+        if page.pagination.next_offset.is_empty() || page.pagination.next_offset == after {
+            return Err(Error::LakeFs {
+                operation: "list objects",
+                target: target(),
+                status: None,
+                detail: "server reported more pages without a new offset".into(),
+            });
+        }
+        after = page.pagination.next_offset;
+    }
+}
+
+/// Start reading an object, optionally a byte range `[start, end)`. One try, no retry: the
+/// caller retries the whole read because a body can fail midway.
+pub(crate) fn open_object(
+    client: &LakeFsClient,
+    repo: &str,
+    reference: &str,
+    path: &str,
+    range: Option<(u64, u64)>,
+) -> std::result::Result<ureq::BodyReader<'static>, Failure> {
+    let url = client.url(
+        &["repositories", repo, "refs", reference, "objects"],
+        &[("path", path), ("presign", "false")],
+    );
+    let mut request = client.get(&url);
+    if let Some((start, end)) = range {
+        request = request.header("Range", format!("bytes={}-{}", start, end - 1));
+    }
+    let mut response = request.call().map_err(transport_failure)?;
+    let status = response.status().as_u16();
+    let expected = if range.is_some() { 206 } else { 200 };
+    if status != expected {
+        if response.status().is_success() {
+            return Err(Failure::permanent(
+                Some(status),
+                format!("expected HTTP {expected}, got HTTP {status}"),
+            ));
+        }
+        return Err(status_failure(&mut response));
+    }
+    Ok(response.into_body().into_reader())
+}
+
+/// Upload `len` bytes read from `body` as the object `path` on `branch` (raw octet-stream body,
+/// streamed; never buffered whole). One try: the caller reopens the source for a retry.
+pub(crate) fn upload_object(
+    client: &LakeFsClient,
+    repo: &str,
+    branch: &str,
+    path: &str,
+    body: &mut dyn Read,
+    len: u64,
+) -> std::result::Result<(), Failure> {
+    let url = client.url(
+        &["repositories", repo, "branches", branch, "objects"],
+        &[("path", path)],
+    );
+    let mut response = client
+        .post(&url)
+        .header("Content-Type", "application/octet-stream")
+        .header("Content-Length", len.to_string())
+        .send(ureq::SendBody::from_reader(body))
+        .map_err(transport_failure)?;
+    if !response.status().is_success() {
+        return Err(status_failure(&mut response));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct DeleteErrors {
+    #[serde(default)]
+    errors: Vec<DeleteError>,
+}
+
+#[derive(Deserialize)]
+struct DeleteError {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Delete `paths` from `branch` in bulk calls of at most [`PAGE_SIZE`] paths each.
+/// Returns the number of paths submitted. Deleting a path that does not exist is not an error.
+pub fn delete_objects(
+    client: &LakeFsClient,
+    repo: &str,
+    branch: &str,
+    paths: &[String],
+    cancel: &CancelToken,
+) -> Result<usize> {
+    let url = client.url(
+        &[
+            "repositories",
+            repo,
+            "branches",
+            branch,
+            "objects",
+            "delete",
+        ],
+        &[],
+    );
+    for batch in paths.chunks(PAGE_SIZE) {
+        let payload = serde_json::to_vec(&serde_json::json!({ "paths": batch }))
+            .map_err(|e| Error::InvalidArgument(format!("cannot encode delete request: {e}")))?;
+        let target = || {
+            format!(
+                "{repo}@{branch}: {} paths starting at {:?}",
+                batch.len(),
+                batch.first().map(String::as_str).unwrap_or_default()
+            )
+        };
+        with_retries(
+            client.retry_policy(),
+            cancel,
+            "delete objects",
+            &target,
+            || {
+                let mut response = client
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .send(&payload[..])
+                    .map_err(transport_failure)?;
+                if !response.status().is_success() {
+                    return Err(status_failure(&mut response).into());
+                }
+                let text = response
+                    .body_mut()
+                    .with_config()
+                    .limit(64 * 1024 * 1024)
+                    .read_to_string()
+                    .unwrap_or_default();
+                let errors = serde_json::from_str::<DeleteErrors>(&text)
+                    .map(|d| d.errors)
+                    .unwrap_or_default();
+                match errors.first() {
+                    None => Ok(()),
+                    Some(first) => Err(AttemptError::Remote(Failure::permanent(
+                        None,
+                        format!(
+                            "{} paths not deleted; first {:?}: {}",
+                            errors.len(),
+                            first.path,
+                            first.message
+                        ),
+                    ))),
+                }
+            },
+        )?;
+    }
+    Ok(paths.len())
+}

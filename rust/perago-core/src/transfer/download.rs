@@ -1,0 +1,336 @@
+//! Download every object under a prefix into a directory: listed, checked, then streamed in
+//! parallel with BLAKE3 computed while writing.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use blake3::hazmat::ChainingValue;
+
+use super::fsutil::{check_free_space, create_directories, create_new_file, prepare_destination};
+use super::paths::{
+    listing_prefix, normalize_prefix, parent_directories, plan_local_paths, PlannedFile,
+};
+use super::progress::TransferProgress;
+use super::tree_hash;
+use super::workers::run_jobs;
+use crate::cancel::CancelToken;
+use crate::error::{Error, Result};
+use crate::lakefs::objects::open_object;
+use crate::lakefs::retry::{with_retries, AttemptError, Failure};
+use crate::lakefs::{list_objects, LakeFsClient};
+
+#[derive(Clone, Debug)]
+pub struct DownloadOptions {
+    /// Concurrent HTTP requests (threads).
+    pub concurrency: usize,
+    /// Objects of at least this size are fetched as parallel byte ranges.
+    pub ranged_threshold: u64,
+    /// Size of one range; a power of two (BLAKE3 subtree alignment), at least 1 KiB.
+    pub part_size: u64,
+    /// Per-thread copy buffer.
+    pub buffer_size: usize,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: super::DEFAULT_CONCURRENCY,
+            ranged_threshold: 64 << 20,
+            part_size: 32 << 20,
+            buffer_size: 256 << 10,
+        }
+    }
+}
+
+/// One downloaded file: relative `/`-separated path, size and BLAKE3 of its content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownloadedFile {
+    pub rel_path: String,
+    pub size: u64,
+    pub blake3: blake3::Hash,
+}
+
+#[derive(Debug)]
+pub struct DownloadReport {
+    /// Canonical destination directory.
+    pub root: PathBuf,
+    /// Sorted by `rel_path`.
+    pub files: Vec<DownloadedFile>,
+    pub bytes: u64,
+}
+
+enum Job {
+    Whole { file: usize },
+    Part { file: usize, part: usize },
+}
+
+/// Shared state of one object fetched as ranges.
+struct RangedFile {
+    handle: File,
+    parts: Vec<OnceLock<ChainingValue>>,
+    remaining: Mutex<usize>,
+}
+
+struct Plan<'a> {
+    client: &'a LakeFsClient,
+    repo: &'a str,
+    reference: &'a str,
+    root: PathBuf,
+    files: Vec<PlannedFile>,
+    ranged: Vec<Option<RangedFile>>,
+    hashes: Vec<OnceLock<blake3::Hash>>,
+    options: DownloadOptions,
+    progress: &'a TransferProgress,
+}
+
+/// List `repo@reference` under `prefix` and write every object below `dest`.
+///
+/// All keys are validated before anything is written; free space is checked against the listed
+/// total; files are created exclusively (an existing entry is never overwritten or followed).
+#[allow(clippy::too_many_arguments)]
+pub fn download_prefix(
+    client: &LakeFsClient,
+    repo: &str,
+    reference: &str,
+    prefix: &str,
+    dest: &Path,
+    options: &DownloadOptions,
+    progress: &TransferProgress,
+    cancel: &CancelToken,
+) -> Result<DownloadReport> {
+    if !tree_hash::is_valid_part_size(options.part_size) {
+        return Err(Error::InvalidArgument(format!(
+            "part size must be a power of two of at least 1024 bytes, got {}",
+            options.part_size
+        )));
+    }
+    let raw_prefix = listing_prefix(&normalize_prefix(prefix)?);
+    let objects = list_objects(client, repo, reference, &raw_prefix, cancel)?;
+    let files = plan_local_paths(&raw_prefix, &objects)?;
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    progress.set_totals(files.len() as u64, total);
+
+    let root = prepare_destination(dest)?;
+    check_free_space(&root, total)?;
+    create_directories(&root, &parent_directories(&files))?;
+
+    let mut plan = Plan {
+        client,
+        repo,
+        reference,
+        root,
+        hashes: files.iter().map(|_| OnceLock::new()).collect(),
+        ranged: Vec::with_capacity(files.len()),
+        files,
+        options: options.clone(),
+        progress,
+    };
+    let jobs = plan.build_jobs()?;
+    let buffer_size = options.buffer_size.max(4096);
+    run_jobs(
+        options.concurrency,
+        jobs.len(),
+        cancel,
+        || vec![0u8; buffer_size],
+        |i, buffer, stop| match jobs[i] {
+            Job::Whole { file } => plan.fetch_whole(file, buffer, stop),
+            Job::Part { file, part } => plan.fetch_part(file, part, buffer, stop),
+        },
+    )?;
+
+    let mut out: Vec<DownloadedFile> = plan
+        .files
+        .iter()
+        .zip(&plan.hashes)
+        .map(|(f, hash)| DownloadedFile {
+            rel_path: f.rel_path.clone(),
+            size: f.size,
+            blake3: *hash.get().expect("every job finished successfully"),
+        })
+        .collect();
+    out.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    Ok(DownloadReport {
+        root: plan.root,
+        files: out,
+        bytes: total,
+    })
+}
+
+impl Plan<'_> {
+    /// Ranged parts first (they are the long poles), then whole objects in listing order.
+    fn build_jobs(&mut self) -> Result<Vec<Job>> {
+        let mut ranged_jobs = Vec::new();
+        let mut whole_jobs = Vec::new();
+        for (index, file) in self.files.iter().enumerate() {
+            let parts = file.size.div_ceil(self.options.part_size) as usize;
+            if file.size >= self.options.ranged_threshold && parts >= 2 {
+                let path = self.root.join(&file.rel_path);
+                let handle = create_new_file(&path)?;
+                handle.set_len(file.size).map_err(|e| Error::io(&path, e))?;
+                self.ranged.push(Some(RangedFile {
+                    handle,
+                    parts: (0..parts).map(|_| OnceLock::new()).collect(),
+                    remaining: Mutex::new(parts),
+                }));
+                ranged_jobs.extend((0..parts).map(|part| Job::Part { file: index, part }));
+            } else {
+                self.ranged.push(None);
+                whole_jobs.push(Job::Whole { file: index });
+            }
+        }
+        ranged_jobs.extend(whole_jobs);
+        Ok(ranged_jobs)
+    }
+
+    fn target(&self, file: usize) -> String {
+        format!("{}@{}:{}", self.repo, self.reference, self.files[file].key)
+    }
+
+    fn fetch_whole(&self, index: usize, buffer: &mut [u8], stop: &CancelToken) -> Result<()> {
+        let planned = &self.files[index];
+        let path = self.root.join(&planned.rel_path);
+        let mut handle = create_new_file(&path)?;
+        let mut first_try = true;
+        let hash = with_retries(
+            self.client.retry_policy(),
+            stop,
+            "download",
+            &|| self.target(index),
+            || {
+                if !std::mem::take(&mut first_try) {
+                    handle
+                        .set_len(0)
+                        .and_then(|_| handle.seek(SeekFrom::Start(0)))
+                        .map_err(|e| Error::io(&path, e))?;
+                }
+                let mut body =
+                    open_object(self.client, self.repo, self.reference, &planned.key, None)?;
+                let mut hasher = blake3::Hasher::new();
+                self.copy(&mut body, planned.size, buffer, stop, &path, |chunk, _| {
+                    hasher.update(chunk);
+                    handle.write_all(chunk)
+                })?;
+                Ok(hasher.finalize())
+            },
+        )?;
+        self.finish(index, hash);
+        Ok(())
+    }
+
+    fn fetch_part(
+        &self,
+        index: usize,
+        part: usize,
+        buffer: &mut [u8],
+        stop: &CancelToken,
+    ) -> Result<()> {
+        let planned = &self.files[index];
+        let ranged = self.ranged[index]
+            .as_ref()
+            .expect("part jobs exist only for ranged files");
+        let path = self.root.join(&planned.rel_path);
+        let start = part as u64 * self.options.part_size;
+        let end = (start + self.options.part_size).min(planned.size);
+        let cv = with_retries(
+            self.client.retry_policy(),
+            stop,
+            "download",
+            &|| format!("{} (bytes {start}-{})", self.target(index), end - 1),
+            || {
+                let mut body = open_object(
+                    self.client,
+                    self.repo,
+                    self.reference,
+                    &planned.key,
+                    Some((start, end)),
+                )?;
+                let mut hasher = tree_hash::part_hasher(start);
+                self.copy(
+                    &mut body,
+                    end - start,
+                    buffer,
+                    stop,
+                    &path,
+                    |chunk, offset| {
+                        hasher.update(chunk);
+                        ranged.handle.write_all_at(chunk, start + offset)
+                    },
+                )?;
+                Ok(tree_hash::part_chaining_value(&hasher))
+            },
+        )?;
+        let _ = ranged.parts[part].set(cv);
+        let mut remaining = ranged.remaining.lock().unwrap_or_else(|p| p.into_inner());
+        *remaining -= 1;
+        if *remaining == 0 {
+            let cvs: Vec<ChainingValue> = ranged
+                .parts
+                .iter()
+                .map(|cv| *cv.get().expect("all parts finished"))
+                .collect();
+            self.finish(
+                index,
+                tree_hash::combine(&cvs, self.options.part_size, planned.size),
+            );
+        }
+        Ok(())
+    }
+
+    fn finish(&self, index: usize, hash: blake3::Hash) {
+        let _ = self.hashes[index].set(hash);
+        self.progress.file_done();
+    }
+
+    /// Stream exactly `expected` bytes from `body` into `sink(chunk, offset)`, checking for
+    /// cancellation between chunks. Network errors are transient; local write errors are not.
+    fn copy(
+        &self,
+        body: &mut dyn Read,
+        expected: u64,
+        buffer: &mut [u8],
+        stop: &CancelToken,
+        path: &Path,
+        mut sink: impl FnMut(&[u8], u64) -> std::io::Result<()>,
+    ) -> std::result::Result<(), AttemptError> {
+        let mut copied = 0u64;
+        let outcome = loop {
+            if let Err(err) = stop.check() {
+                break Err(AttemptError::Fatal(err));
+            }
+            let n = match body.read(buffer) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    break Err(Failure::transient(None, format!("reading response: {e}")).into())
+                }
+            };
+            if copied + n as u64 > expected {
+                break Err(Failure::transient(
+                    None,
+                    format!("server sent more than the listed {expected} bytes"),
+                )
+                .into());
+            }
+            if let Err(e) = sink(&buffer[..n], copied) {
+                break Err(AttemptError::Fatal(Error::io(path, e)));
+            }
+            copied += n as u64;
+            self.progress.add_bytes(n as u64);
+        };
+        let outcome = outcome.and_then(|()| {
+            if copied == expected {
+                Ok(())
+            } else {
+                Err(Failure::transient(None, format!("got {copied} of {expected} bytes")).into())
+            }
+        });
+        if outcome.is_err() {
+            self.progress.sub_bytes(copied);
+        }
+        outcome
+    }
+}

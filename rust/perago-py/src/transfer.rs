@@ -1,0 +1,309 @@
+//! Thin wrappers over perago_core::transfer: argument conversion and progress reporting only.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use perago_core::lakefs::{self, ClientOptions, Credentials, LakeFsClient, RetryPolicy};
+use perago_core::transfer::{
+    self, DownloadOptions, DownloadedFile, TransferProgress, UploadItem, UploadOptions,
+};
+use pyo3::prelude::*;
+
+use crate::errors::into_pyerr;
+use crate::interrupt::{run_interruptible, run_interruptible_ticking};
+
+/// Python progress callbacks are called at most this often (plus once at the end).
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A lakeFS endpoint with its credentials. The secret is kept in Rust and never shown.
+#[pyclass(frozen, module = "perago._native", name = "LakeFSClient")]
+pub struct PyLakeFsClient {
+    inner: Arc<LakeFsClient>,
+    access_key_id: String,
+}
+
+#[pymethods]
+impl PyLakeFsClient {
+    #[new]
+    #[pyo3(signature = (endpoint, access_key_id, secret_access_key, *, max_attempts=None, connect_timeout=None, io_timeout=None))]
+    fn new(
+        endpoint: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+        max_attempts: Option<u32>,
+        connect_timeout: Option<f64>,
+        io_timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let mut options = ClientOptions::default();
+        if let Some(attempts) = max_attempts {
+            options.retry = RetryPolicy {
+                max_attempts: attempts.max(1),
+                ..options.retry
+            };
+        }
+        if let Some(seconds) = connect_timeout {
+            options.connect_timeout = positive_duration("connect_timeout", seconds)?;
+        }
+        if let Some(seconds) = io_timeout {
+            options.io_timeout = positive_duration("io_timeout", seconds)?;
+        }
+        let credentials = Credentials::new(access_key_id, secret_access_key);
+        let inner = LakeFsClient::new(endpoint, &credentials, options).map_err(into_pyerr)?;
+        Ok(Self {
+            inner: Arc::new(inner),
+            access_key_id: access_key_id.to_owned(),
+        })
+    }
+
+    #[getter]
+    fn api_base(&self) -> &str {
+        self.inner.api_base()
+    }
+
+    #[getter]
+    fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "LakeFSClient(api_base={:?}, access_key_id={:?})",
+            self.inner.api_base(),
+            self.access_key_id
+        )
+    }
+}
+
+fn positive_duration(name: &str, seconds: f64) -> PyResult<Duration> {
+    if seconds.is_finite() && seconds > 0.0 {
+        Ok(Duration::from_secs_f64(seconds))
+    } else {
+        Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{name} must be a positive number of seconds, got {seconds}"
+        )))
+    }
+}
+
+/// Result of a download: totals plus the per-file (path, size, BLAKE3) list kept in Rust.
+#[pyclass(frozen, module = "perago._native")]
+pub struct DownloadResult {
+    pub(crate) root: PathBuf,
+    pub(crate) files: Arc<Vec<DownloadedFile>>,
+    pub(crate) bytes: u64,
+}
+
+#[pymethods]
+impl DownloadResult {
+    #[getter]
+    fn root(&self) -> PathBuf {
+        self.root.clone()
+    }
+
+    #[getter]
+    fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    #[getter]
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn __len__(&self) -> usize {
+        self.files.len()
+    }
+
+    /// BLAKE3 hex digest of one downloaded file (relative `/`-separated path), or None.
+    fn hash_of(&self, rel_path: &str) -> Option<String> {
+        self.files
+            .binary_search_by(|f| f.rel_path.as_str().cmp(rel_path))
+            .ok()
+            .map(|i| self.files[i].blake3.to_hex().to_string())
+    }
+
+    /// All files as (relative path, size, BLAKE3 hex), sorted by path.
+    fn entries(&self) -> Vec<(String, u64, String)> {
+        self.files
+            .iter()
+            .map(|f| (f.rel_path.clone(), f.size, f.blake3.to_hex().to_string()))
+            .collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "DownloadResult(root={:?}, file_count={}, bytes={})",
+            self.root,
+            self.files.len(),
+            self.bytes
+        )
+    }
+}
+
+fn report_progress(
+    py: Python<'_>,
+    callback: &Py<PyAny>,
+    progress: &TransferProgress,
+) -> PyResult<()> {
+    let s = progress.snapshot();
+    callback.call1(
+        py,
+        (s.bytes_done, s.bytes_total, s.files_done, s.files_total),
+    )?;
+    Ok(())
+}
+
+/// Run `work` interruptibly, feeding `progress` to the optional Python callback at a bounded rate.
+fn run_with_progress<T, F>(
+    py: Python<'_>,
+    callback: Option<Py<PyAny>>,
+    progress: Arc<TransferProgress>,
+    work: F,
+) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&perago_core::CancelToken) -> perago_core::Result<T> + Send + 'static,
+{
+    let Some(callback) = callback else {
+        return run_interruptible(py, work);
+    };
+    let mut last = Instant::now();
+    let out = run_interruptible_ticking(
+        py,
+        |py| {
+            if last.elapsed() < PROGRESS_INTERVAL {
+                return Ok(());
+            }
+            last = Instant::now();
+            report_progress(py, &callback, &progress)
+        },
+        work,
+    )?;
+    report_progress(py, &callback, &progress)?;
+    Ok(out)
+}
+
+/// Objects under `prefix + "/"` (all objects when prefix is empty) as (path, size, checksum).
+#[pyfunction]
+#[pyo3(signature = (client, repo, reference, prefix))]
+pub fn list_objects(
+    py: Python<'_>,
+    client: &PyLakeFsClient,
+    repo: String,
+    reference: String,
+    prefix: &str,
+) -> PyResult<Vec<(String, u64, String)>> {
+    let client = Arc::clone(&client.inner);
+    let raw_prefix =
+        transfer::listing_prefix(&transfer::normalize_prefix(prefix).map_err(into_pyerr)?);
+    let objects = run_interruptible(py, move |cancel| {
+        lakefs::list_objects(&client, &repo, &reference, &raw_prefix, cancel)
+    })?;
+    Ok(objects
+        .into_iter()
+        .map(|o| (o.path, o.size, o.checksum))
+        .collect())
+}
+
+#[pyfunction]
+#[pyo3(signature = (client, repo, reference, prefix, dest, *, concurrency=None, part_size=None, ranged_threshold=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn download_prefix(
+    py: Python<'_>,
+    client: &PyLakeFsClient,
+    repo: String,
+    reference: String,
+    prefix: String,
+    dest: PathBuf,
+    concurrency: Option<usize>,
+    part_size: Option<u64>,
+    ranged_threshold: Option<u64>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<DownloadResult> {
+    let mut options = DownloadOptions::default();
+    if let Some(n) = concurrency {
+        options.concurrency = n.max(1);
+    }
+    if let Some(size) = part_size {
+        options.part_size = size;
+    }
+    if let Some(threshold) = ranged_threshold {
+        options.ranged_threshold = threshold;
+    }
+    let client = Arc::clone(&client.inner);
+    let counters = Arc::new(TransferProgress::new());
+    let worker_counters = Arc::clone(&counters);
+    let report = run_with_progress(py, progress, counters, move |cancel| {
+        transfer::download_prefix(
+            &client,
+            &repo,
+            &reference,
+            &prefix,
+            &dest,
+            &options,
+            &worker_counters,
+            cancel,
+        )
+    })?;
+    Ok(DownloadResult {
+        root: report.root,
+        files: Arc::new(report.files),
+        bytes: report.bytes,
+    })
+}
+
+/// Upload (local path, object path) pairs; returns (files, bytes).
+#[pyfunction]
+#[pyo3(signature = (client, repo, branch, items, *, concurrency=None, progress=None))]
+pub fn upload_files(
+    py: Python<'_>,
+    client: &PyLakeFsClient,
+    repo: String,
+    branch: String,
+    items: Vec<(PathBuf, String)>,
+    concurrency: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(u64, u64)> {
+    let mut options = UploadOptions::default();
+    if let Some(n) = concurrency {
+        options.concurrency = n.max(1);
+    }
+    let items: Vec<UploadItem> = items
+        .into_iter()
+        .map(|(local_path, object_path)| UploadItem {
+            local_path,
+            object_path,
+        })
+        .collect();
+    let client = Arc::clone(&client.inner);
+    let counters = Arc::new(TransferProgress::new());
+    let worker_counters = Arc::clone(&counters);
+    let report = run_with_progress(py, progress, counters, move |cancel| {
+        transfer::upload_files(
+            &client,
+            &repo,
+            &branch,
+            &items,
+            &options,
+            &worker_counters,
+            cancel,
+        )
+    })?;
+    Ok((report.files, report.bytes))
+}
+
+/// Delete object paths from a branch in batches of at most 1000; returns the number submitted.
+#[pyfunction]
+#[pyo3(signature = (client, repo, branch, paths))]
+pub fn delete_objects(
+    py: Python<'_>,
+    client: &PyLakeFsClient,
+    repo: String,
+    branch: String,
+    paths: Vec<String>,
+) -> PyResult<usize> {
+    let client = Arc::clone(&client.inner);
+    run_interruptible(py, move |cancel| {
+        lakefs::delete_objects(&client, &repo, &branch, &paths, cancel)
+    })
+}

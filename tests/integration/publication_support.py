@@ -1,0 +1,186 @@
+"""Helpers for the publication integration tests: seeding a real lakeFS repo and running
+attempts of small task definitions through the real LakeFSWorkspaceRuntime."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lakefs_sdk
+from pydantic import BaseModel
+
+from perago.attempt import StagedWorkspace, TaskExecutionContext, run_workspace_task_attempt
+from perago.attempt_types import AttemptStats, TaskAttempt
+from perago.config import LakeFSConfig
+from perago.lakefs_control import api_base_url
+from perago.lakefs_runtime import LakeFSWorkspaceRuntime
+from perago.models import WorkspaceInput, WorkspaceSpec
+from perago.result import RuntimeTaskResult
+from perago.snapshot import ChangeSet
+from perago.task import TaskDefinition
+
+
+class EditParams(BaseModel):
+    write: dict[str, str] = {}
+    delete: list[str] = []
+
+
+class EditOutput(BaseModel):
+    written: int
+
+
+def _edit(workspace: Path, params: EditParams) -> EditOutput:
+    for relative, text in params.write.items():
+        (workspace / relative).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / relative).write_text(text, encoding="utf-8")
+    for relative in params.delete:
+        (workspace / relative).unlink()
+    return EditOutput(written=len(params.write))
+
+
+def edit_task(prefix: str = "data") -> TaskDefinition:
+    return TaskDefinition(
+        name="edit_files",
+        owner_email="team@example.com",
+        fn=_edit,
+        params_model=EditParams,
+        output_model=EditOutput,
+        workspace=WorkspaceSpec(prefix=prefix),
+    )
+
+
+def make_attempt(workflow: str = "wf-1", retry: int = 0, ref_name: str = "edit") -> TaskAttempt:
+    return TaskAttempt(
+        workflow_instance_id=workflow,
+        task_id=f"task-{uuid.uuid4().hex[:8]}",
+        retry_count=retry,
+        task_def_name="edit_files",
+        reference_task_name=ref_name,
+        seq=1,
+        status="IN_PROGRESS",
+        input_data={},
+        worker_id="worker0001",
+        poll_count=1,
+    )
+
+
+def sdk_client(config: LakeFSConfig) -> lakefs_sdk.ApiClient:
+    return lakefs_sdk.ApiClient(
+        lakefs_sdk.Configuration(
+            host=api_base_url(config.endpoint_url),
+            username=config.access_key_id,
+            password=config.secret_access_key.get_secret_value(),
+        )
+    )
+
+
+def commit_files(
+    config: LakeFSConfig,
+    repository: str,
+    branch: str,
+    files: Mapping[str, bytes],
+    *,
+    metadata: Mapping[str, str] | None = None,
+    message: str = "seed",
+) -> str:
+    """Upload ``files`` one by one with the SDK and commit; returns the commit id."""
+    client = sdk_client(config)
+    objects = lakefs_sdk.ObjectsApi(client)
+    for path, content in files.items():
+        objects.upload_object(repository, branch, path, content=content)
+    commit = lakefs_sdk.CommitsApi(client).commit(
+        repository,
+        branch,
+        lakefs_sdk.CommitCreation(message=message, metadata=dict(metadata or {})),
+    )
+    return str(commit.id)
+
+
+def read_object(config: LakeFSConfig, repository: str, ref: str, path: str) -> bytes:
+    return bytes(lakefs_sdk.ObjectsApi(sdk_client(config)).get_object(repository, ref, path))
+
+
+def diff_paths(config: LakeFSConfig, repository: str, left: str, right: str) -> list[str]:
+    refs = lakefs_sdk.RefsApi(sdk_client(config))
+    paths, after = [], ""
+    while True:
+        page = refs.diff_refs(repository, left, right, after=after, amount=1000)
+        paths.extend(str(item.path) for item in page.results)
+        if not page.pagination.has_more:
+            return paths
+        after = page.pagination.next_offset
+
+
+@dataclass
+class AttemptRun:
+    """Runs attempts through the real runtime, capturing the staged commit and change set."""
+
+    runtime: LakeFSWorkspaceRuntime
+    workspace_root: Path
+    staged: list[StagedWorkspace] = field(default_factory=list)
+    changes: list[ChangeSet] = field(default_factory=list)
+    before_publish: Callable[[], None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(
+        self,
+        task: TaskDefinition,
+        repository: str,
+        branch: str,
+        ref: str,
+        params: Mapping[str, Any],
+        *,
+        attempt: TaskAttempt | None = None,
+    ) -> RuntimeTaskResult:
+        def stage(
+            directory: Path,
+            workspace: WorkspaceInput,
+            spec: WorkspaceSpec,
+            context: TaskExecutionContext,
+            *,
+            changes: ChangeSet,
+        ) -> StagedWorkspace:
+            staged = self.runtime.stage_workspace(
+                directory, workspace, spec, context, changes=changes
+            )
+            with self.lock:
+                self.staged.append(staged)
+                self.changes.append(changes)
+            return staged
+
+        def publish(
+            staged: StagedWorkspace,
+            workspace: WorkspaceInput,
+            spec: WorkspaceSpec,
+            context: TaskExecutionContext,
+        ) -> str:
+            if self.before_publish is not None:
+                self.before_publish()
+            return self.runtime.publish_workspace(staged, workspace, spec, context)
+
+        input_data = {
+            "workspace": {
+                "repository": repository,
+                "branch": branch,
+                "ref_type": "commit",
+                "ref": ref,
+            },
+            "params": dict(params),
+        }
+        return run_workspace_task_attempt(
+            task,
+            input_data,
+            attempt or make_attempt(),
+            self.workspace_root,
+            download_workspace=self.runtime.download_workspace,
+            load_current_attempt=lambda current: current,
+            stage_workspace=stage,
+            publish_workspace=publish,
+            cleanup_staging=self.runtime.cleanup_staging,
+            complete_noop_workspace=self.runtime.complete_noop_workspace,
+            stats=AttemptStats(),
+        )

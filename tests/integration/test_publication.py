@@ -1,0 +1,192 @@
+"""Publication and no-op tables (SPEC §5.4) against a REAL lakeFS server."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from perago.lakefs_runtime import LakeFSWorkspaceRuntime
+
+from .publication_support import (
+    AttemptRun,
+    commit_files,
+    diff_paths,
+    edit_task,
+    make_attempt,
+    read_object,
+)
+
+pytestmark = pytest.mark.integration
+
+SEED = {"data/a.txt": b"a", "data/sub/b.txt": b"b", "data2/sibling.txt": b"s"}
+
+
+@pytest.fixture
+def seeded(lakefs_config, repo):  # type: ignore[no-untyped-def]
+    repository = repo
+    commit = commit_files(lakefs_config, repository, "main", SEED)
+    return repository, commit
+
+
+def head(runtime: LakeFSWorkspaceRuntime, repository: str) -> str:
+    return runtime.control.branch_head(repository, "main")
+
+
+def test_head_equals_input_merges_with_metadata(
+    attempts: AttemptRun, seeded, lakefs_config
+) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    result = attempts.run(
+        edit_task(), repository, "main", a, {"write": {"new.txt": "n"}, "delete": ["sub/b.txt"]}
+    )
+    assert result.status == "COMPLETED", result.reason_for_incompletion
+    merged = result.output["workspace"]["ref"]  # type: ignore[index]
+    control = attempts.runtime.control
+    assert head(attempts.runtime, repository) == merged
+    commit = control.get_commit(repository, merged)
+    assert commit.parents == (a,)
+    assert commit.metadata["perago.workflow_instance_id"] == "wf-1"
+    assert commit.metadata["perago.task_ref"] == "edit"
+    assert commit.metadata["perago.task_name"] == "edit_files"
+    assert sorted(diff_paths(lakefs_config, repository, a, merged)) == [
+        "data/new.txt",
+        "data/sub/b.txt",
+    ]
+    assert read_object(lakefs_config, repository, merged, "data/new.txt") == b"n"
+    # The staging branch is gone.
+    assert not list(control.iter_branches(repository, "perago-staging-"))
+
+
+def test_abandoned_publication_of_same_task_is_replaced(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    first = attempts.run(
+        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=make_attempt(retry=0)
+    )
+    assert first.status == "COMPLETED"
+    abandoned = head(attempts.runtime, repository)
+    # Conductor never saw that completion; the retry runs from the same input ref A.
+    retry = attempts.run(
+        edit_task(), repository, "main", a, {"write": {"x.txt": "2"}}, attempt=make_attempt(retry=1)
+    )
+    assert retry.status == "COMPLETED", retry.reason_for_incompletion
+    c = attempts.staged[-1].commit
+    assert retry.output["workspace"]["ref"] == c  # type: ignore[index]
+    assert head(attempts.runtime, repository) == c
+    assert attempts.runtime.control.get_commit(repository, c).parents == (a,)
+    assert abandoned != c
+
+
+def test_someone_elses_child_of_input_fails_closed(
+    attempts: AttemptRun, seeded, lakefs_config
+) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    theirs = commit_files(lakefs_config, repository, "main", {"data/theirs.txt": b"t"})
+    result = attempts.run(edit_task(), repository, "main", a, {"write": {"x.txt": "1"}})
+    assert result.status == "FAILED"
+    reason = result.reason_for_incompletion or ""
+    assert reason.startswith(
+        f"PublishFenceError: main cannot publish from input ref {a}; current head is {theirs}"
+    )
+    assert "refusing to discard it" in reason
+    assert head(attempts.runtime, repository) == theirs
+
+
+def test_same_workflow_other_task_reference_fails_closed(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    other = attempts.run(
+        edit_task(),
+        repository,
+        "main",
+        a,
+        {"write": {"x.txt": "1"}},
+        attempt=make_attempt(ref_name="other_step"),
+    )
+    assert other.status == "COMPLETED"
+    theirs = head(attempts.runtime, repository)
+    result = attempts.run(edit_task(), repository, "main", a, {"write": {"y.txt": "1"}})
+    assert result.status == "FAILED"
+    assert head(attempts.runtime, repository) == theirs
+
+
+def test_grandchild_fails_closed_with_exact_text(
+    attempts: AttemptRun, seeded, lakefs_config
+) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    commit_files(lakefs_config, repository, "main", {"data/one.txt": b"1"})
+    grandchild = commit_files(lakefs_config, repository, "main", {"data/two.txt": b"2"})
+    result = attempts.run(edit_task(), repository, "main", a, {"write": {"x.txt": "1"}})
+    assert result.status == "FAILED"
+    assert result.reason_for_incompletion == (
+        f"PublishFenceError: main cannot publish from input ref {a}; current head is {grandchild}"
+    )
+
+
+def test_noop_at_input_writes_nothing(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    result = attempts.run(edit_task(), repository, "main", a, {"write": {"a.txt": "a"}})
+    assert result.status == "COMPLETED"
+    assert result.output["workspace"]["ref"] == a  # type: ignore[index]
+    assert head(attempts.runtime, repository) == a
+    assert attempts.staged == []
+
+
+def test_noop_after_abandoned_publication_resets_to_input(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    first = attempts.run(
+        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=make_attempt(retry=0)
+    )
+    assert first.status == "COMPLETED"
+    retry = attempts.run(edit_task(), repository, "main", a, {}, attempt=make_attempt(retry=1))
+    assert retry.status == "COMPLETED", retry.reason_for_incompletion
+    assert retry.output["workspace"]["ref"] == a  # type: ignore[index]
+    assert head(attempts.runtime, repository) == a
+
+
+def test_noop_with_foreign_head_fails_closed(attempts: AttemptRun, seeded, lakefs_config) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    theirs = commit_files(lakefs_config, repository, "main", {"data/theirs.txt": b"t"})
+    result = attempts.run(edit_task(), repository, "main", a, {})
+    assert result.status == "FAILED"
+    expected = f"main cannot complete no-op from input ref {a}; current head is {theirs}"
+    assert (result.reason_for_incompletion or "").startswith(f"PublishFenceError: {expected}")
+    commit_files(lakefs_config, repository, "main", {"data/more.txt": b"m"})
+    result = attempts.run(edit_task(), repository, "main", a, {})
+    assert result.status == "FAILED"
+    assert head(attempts.runtime, repository) != a
+
+
+def test_concurrent_publications_exactly_one_wins(
+    attempts: AttemptRun, seeded, lakefs_config
+) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    barrier = threading.Barrier(2, timeout=60)
+    attempts.before_publish = barrier.wait  # both read H == A before either merges
+    results = {}
+
+    def run(name: str) -> None:
+        results[name] = attempts.run(
+            edit_task(),
+            repository,
+            "main",
+            a,
+            {"write": {f"{name}.txt": name}},
+            attempt=make_attempt(workflow=f"wf-{name}"),
+        )
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("left", "right")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(result.status for result in results.values())
+    assert statuses == ["COMPLETED", "FAILED"], {
+        k: v.reason_for_incompletion for k, v in results.items()
+    }
+    winner = next(name for name, result in results.items() if result.status == "COMPLETED")
+    loser = next(name for name in results if name != winner)
+    assert "PublishFenceError" in (results[loser].reason_for_incompletion or "")
+    final = head(attempts.runtime, repository)
+    assert final == results[winner].output["workspace"]["ref"]  # type: ignore[index]
+    assert read_object(lakefs_config, repository, final, f"data/{winner}.txt") == winner.encode()
+    assert diff_paths(lakefs_config, repository, a, final) == [f"data/{winner}.txt"]
