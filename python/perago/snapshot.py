@@ -18,7 +18,7 @@ MARKER_FILE = ".perago-attempt.json"
 """The attempt marker; never part of a snapshot or change set (at the workspace root only)."""
 
 DEFAULT_RACY_WINDOW_S = 2.0
-"""Files modified this close to the baseline's start are always re-hashed (timestamp granularity)."""
+"""Files modified this close to the baseline's start are always re-hashed (timestamp ticks)."""
 
 EntryKind = Literal["file", "symlink"]
 

@@ -1,1 +1,1 @@
-"""perago bench: benchmark scenarios (never part of the pass/fail test suite)."""
+"""``perago bench``: benchmark scenarios measured against baselines in the same run."""

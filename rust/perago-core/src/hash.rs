@@ -5,10 +5,13 @@
 //! between chunks so Ctrl-C stays prompt even on multi-GiB files.
 
 use std::cell::RefCell;
+use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
@@ -41,8 +44,51 @@ fn open_for_hash(path: &Path) -> Result<File> {
 /// BLAKE3 of a regular file whose size was just observed as `size_hint` (it may still change).
 pub fn hash_path(path: &Path, size_hint: u64, cancel: &CancelToken) -> Result<blake3::Hash> {
     let file = open_for_hash(path)?;
+    hash_open_file(&file, size_hint, cancel, &|| path.to_path_buf())
+}
+
+/// Open `name` inside the directory `dir` (no path resolution from the root, no symlink
+/// following, no atime update where permitted). `path` names the file in errors only.
+pub(crate) fn open_in_dir(dir: &File, name: &OsStr, path: &dyn Fn() -> PathBuf) -> Result<File> {
+    let bytes = name.as_bytes();
+    let mut c_name = [0u8; 256];
+    if bytes.len() >= c_name.len() {
+        return Err(Error::io(
+            path(),
+            std::io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+        ));
+    }
+    c_name[..bytes.len()].copy_from_slice(bytes);
+    let open = |flags: libc::c_int| {
+        // SAFETY: `c_name` is NUL-terminated (names contain no NUL) and outlives the call;
+        // `dir` is an open directory descriptor borrowed for the call.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), c_name.as_ptr().cast(), flags) };
+        if fd < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+            Ok(unsafe { File::from_raw_fd(fd) })
+        }
+    };
+    let base = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    match open(base | libc::O_NOATIME) {
+        Ok(file) => Ok(file),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            open(base).map_err(|e| Error::io_or_vanished(path(), e))
+        }
+        Err(e) => Err(Error::io_or_vanished(path(), e)),
+    }
+}
+
+/// Hash an opened regular file; `path` names it in errors only (built lazily).
+pub(crate) fn hash_open_file(
+    file: &File,
+    size_hint: u64,
+    cancel: &CancelToken,
+    path: &dyn Fn() -> PathBuf,
+) -> Result<blake3::Hash> {
     if size_hint >= MMAP_THRESHOLD {
-        return hash_mapped(&file, path, cancel);
+        return hash_mapped(file, &path(), cancel);
     }
     READ_BUFFER.with(|cell| {
         let mut buf = cell.borrow_mut();
@@ -57,11 +103,19 @@ pub fn hash_path(path: &Path, size_hint: u64, cancel: &CancelToken) -> Result<bl
                 let grown = buf.len() * 2;
                 buf.resize(grown, 0);
             }
-            match (&file).read(&mut buf[filled..]) {
+            let requested = buf.len() - filled;
+            match (&*file).read(&mut buf[filled..]) {
                 Ok(0) => break,
-                Ok(n) => filled += n,
+                Ok(n) => {
+                    filled += n;
+                    // A short read that lands exactly on the stat'ed size is EOF for a regular
+                    // file: skip the extra read(2) that would return 0.
+                    if n < requested && filled as u64 == size_hint {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io(path, e)),
+                Err(e) => return Err(Error::io(path(), e)),
             }
         }
         Ok(blake3::hash(&buf[..filled]))

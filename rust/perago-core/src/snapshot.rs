@@ -13,7 +13,6 @@ use rayon::prelude::*;
 use crate::arena::{PathArena, Span};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::hash::hash_path;
 use crate::pool::pool;
 use crate::walk::{self, NodeKind, Stat, MARKER_FILE};
 
@@ -135,37 +134,27 @@ impl Snapshot {
     pub fn take(root: &Path, options: &SnapshotOptions, cancel: &CancelToken) -> Result<Self> {
         let pool = pool(options.threads)?;
         let started_ns = now_ns();
-        let listing = walk::stat_walk(root, &pool, cancel)?;
+        let listing = walk::hash_walk(root, &pool, cancel)?;
         let mut arena = listing.arena;
         let mut entries = Vec::with_capacity(listing.items.len());
         let mut unsupported = Vec::new();
         for item in &listing.items {
-            match item.stat.kind {
-                NodeKind::File => {
-                    entries.push(Entry::from_stat(item.path, &item.stat, EntryKind::File))
+            let kind = match item.stat.kind {
+                NodeKind::File => EntryKind::File,
+                NodeKind::Symlink => EntryKind::Symlink,
+                kind => {
+                    unsupported.push(Unsupported {
+                        path: item.path,
+                        kind,
+                    });
+                    continue;
                 }
-                NodeKind::Symlink => {
-                    entries.push(Entry::from_stat(item.path, &item.stat, EntryKind::Symlink))
-                }
-                kind => unsupported.push(Unsupported {
-                    path: item.path,
-                    kind,
-                }),
-            }
+            };
+            let mut entry = Entry::from_stat(item.path, &item.stat, kind);
+            entry.hash = item.hash;
+            entries.push(entry);
         }
         drop(listing.items);
-        let root_bytes = root.as_os_str().as_bytes();
-        pool.install(|| {
-            entries
-                .par_iter_mut()
-                .filter(|e| e.kind == EntryKind::File)
-                .try_for_each_init(Vec::new, |buf, entry| {
-                    cancel.check()?;
-                    let abs = join_into(buf, root_bytes, arena.get(entry.path));
-                    entry.hash = *hash_path(abs, entry.size, cancel)?.as_bytes();
-                    Ok::<(), Error>(())
-                })
-        })?;
         // Symlinks are rare in workspaces; reading their targets serially keeps one arena.
         for entry in entries.iter_mut().filter(|e| e.kind == EntryKind::Symlink) {
             let abs = root.join(OsStr::from_bytes(arena.get(entry.path)));

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use crate::arena::{PathArena, Span};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
+use crate::hash::{hash_open_file, open_in_dir};
 
 /// The attempt marker; ignored at the workspace root (and only there).
 pub const MARKER_FILE: &str = ".perago-attempt.json";
@@ -91,11 +92,13 @@ impl Stat {
     }
 }
 
-/// One walked entry: its relative path (a span of the listing's arena) and stat.
+/// One walked entry: its relative path (a span of the listing's arena), stat and — when the
+/// walk hashes — the BLAKE3 of a regular file's content (zeros otherwise).
 #[derive(Clone, Copy, Debug)]
 pub struct Item {
     pub path: Span,
     pub stat: Stat,
+    pub hash: [u8; 32],
 }
 
 /// All non-directory entries under a root, sorted by relative path bytes.
@@ -126,10 +129,19 @@ pub fn check_root(root: &Path) -> Result<()> {
 struct Batch {
     prefix: std::sync::Arc<[u8]>,
     names: Vec<u8>,
-    items: Vec<(u32, u32, Stat)>,
+    items: Vec<(u32, u32, Stat, [u8; 32])>,
+}
+
+/// A directory being read: its absolute path (for errors) and, when hashing, an open handle
+/// so files are opened relative to it (`openat`) instead of resolving the full path each time.
+struct DirContext {
+    abs: PathBuf,
+    prefix: std::sync::Arc<[u8]>,
+    handle: Option<fs::File>,
 }
 
 struct Walker<'a> {
+    hash_files: bool,
     batches: Mutex<Vec<Batch>>,
     error: Mutex<Option<Error>>,
     failed: AtomicBool,
@@ -159,6 +171,14 @@ impl Walker<'_> {
         };
         let prefix: std::sync::Arc<[u8]> = rel.into();
         let at_root = prefix.is_empty();
+        let handle = if self.hash_files {
+            match fs::File::open(&abs) {
+                Ok(handle) => Some(handle),
+                Err(e) => return self.fail(Error::io_or_vanished(abs, e)),
+            }
+        } else {
+            None
+        };
         let mut leaves: Vec<DirEntry> = Vec::new();
         for entry in reader {
             let entry = match entry {
@@ -181,25 +201,33 @@ impl Walker<'_> {
                 leaves.push(entry);
             }
         }
+        let dir = std::sync::Arc::new(DirContext {
+            abs,
+            prefix,
+            handle,
+        });
         // Big directories fan out so one huge folder does not serialise the stat phase.
         while leaves.len() > STAT_CHUNK {
             let chunk = leaves.split_off(leaves.len() - STAT_CHUNK);
-            let prefix = std::sync::Arc::clone(&prefix);
-            scope.spawn(move |_| self.stat_chunk(prefix, chunk));
+            let dir = std::sync::Arc::clone(&dir);
+            scope.spawn(move |_| self.stat_chunk(&dir, chunk));
         }
-        self.stat_chunk(prefix, leaves);
+        self.stat_chunk(&dir, leaves);
     }
 
-    fn stat_chunk(&self, prefix: std::sync::Arc<[u8]>, entries: Vec<DirEntry>) {
+    fn stat_chunk(&self, dir: &DirContext, entries: Vec<DirEntry>) {
         if entries.is_empty() || self.stopped() {
             return;
         }
         let mut batch = Batch {
-            prefix,
+            prefix: std::sync::Arc::clone(&dir.prefix),
             names: Vec::with_capacity(entries.len() * 16),
             items: Vec::with_capacity(entries.len()),
         };
         for entry in entries {
+            if self.stopped() {
+                return;
+            }
             let meta = match entry.metadata() {
                 Ok(meta) => meta,
                 Err(e) => return self.fail(Error::io_or_vanished(entry.path(), e)),
@@ -208,21 +236,49 @@ impl Walker<'_> {
                 continue; // a directory raced in between readdir and stat; nothing to record
             };
             let name = entry.file_name();
+            let mut hash = [0u8; 32];
+            if let (NodeKind::File, Some(handle)) = (stat.kind, &dir.handle) {
+                match self.hash_in_dir(handle, &dir.abs, &name, stat.size) {
+                    Ok(digest) => hash = digest,
+                    Err(err) => return self.fail(err),
+                }
+            }
             let start = batch.names.len() as u32;
             batch.names.extend_from_slice(name.as_bytes());
-            batch.items.push((start, name.len() as u32, stat));
+            batch.items.push((start, name.len() as u32, stat, hash));
         }
         self.batches
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(batch);
     }
+
+    fn hash_in_dir(&self, dir: &fs::File, abs: &Path, name: &OsStr, size: u64) -> Result<[u8; 32]> {
+        let path = || abs.join(name);
+        let file = open_in_dir(dir, name, &path)?;
+        Ok(*hash_open_file(&file, size, self.cancel, &path)?.as_bytes())
+    }
 }
 
 /// Walk `root` on `pool` with only `lstat`s (no content reads).
 pub fn stat_walk(root: &Path, pool: &rayon::ThreadPool, cancel: &CancelToken) -> Result<Listing> {
+    walk(root, pool, cancel, false)
+}
+
+/// Walk `root` on `pool`, stat every entry and hash every regular file as it is found.
+pub fn hash_walk(root: &Path, pool: &rayon::ThreadPool, cancel: &CancelToken) -> Result<Listing> {
+    walk(root, pool, cancel, true)
+}
+
+fn walk(
+    root: &Path,
+    pool: &rayon::ThreadPool,
+    cancel: &CancelToken,
+    hash_files: bool,
+) -> Result<Listing> {
     check_root(root)?;
     let walker = Walker {
+        hash_files,
         batches: Mutex::new(Vec::new()),
         error: Mutex::new(None),
         failed: AtomicBool::new(false),
@@ -245,10 +301,10 @@ pub fn stat_walk(root: &Path, pool: &rayon::ThreadPool, cancel: &CancelToken) ->
     let mut arena = PathArena::with_capacity(bytes);
     let mut items = Vec::with_capacity(count);
     for batch in &batches {
-        for &(start, len, stat) in &batch.items {
+        for &(start, len, stat, hash) in &batch.items {
             let name = &batch.names[start as usize..(start + len) as usize];
             let path = arena.push(&[&batch.prefix, name])?;
-            items.push(Item { path, stat });
+            items.push(Item { path, stat, hash });
         }
     }
     drop(batches);

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run the snapshot and change-detection benchmarks (SPEC §10) and keep their JSON results.
+# Usage: benches/run.sh [extra perago bench options, e.g. --files 10000 --size 4K]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+perago="${PERAGO:-$here/../.venv/bin/perago}"
+out="${BENCH_OUT:-$here/../generated/bench}"
+mkdir -p "$out"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+"$perago" bench snapshot "$@"
+"$perago" bench diff "$@"
+"$perago" bench snapshot --json "$@" > "$out/snapshot-$stamp.json"
+"$perago" bench diff --json "$@" > "$out/diff-$stamp.json"
+echo "JSON results: $out/snapshot-$stamp.json $out/diff-$stamp.json"

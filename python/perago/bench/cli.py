@@ -1,0 +1,168 @@
+"""The ``perago bench`` typer sub-app."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from perago.bench import trees
+from perago.bench.report import Row, print_table, ratio, rows_to_json
+from perago.bench.snapshot import Settings, diff_rows, snapshot_rows
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against baselines (SPEC §10).")
+
+DEFAULT_FILES = 100_000
+DEFAULT_SIZE = 4096
+LARGE_FILES = 4
+LARGE_SIZE = 1 << 30
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "KI": 1 << 10, "M": 1 << 20, "MI": 1 << 20, "G": 1 << 30}
+_SIZE_UNITS["GI"] = 1 << 30
+
+
+def parse_size(text: str) -> int:
+    """``4096``, ``4K``, ``4KiB``, ``1G``… (binary units)."""
+    cleaned = text.strip().upper().removesuffix("B")
+    number = cleaned.rstrip("KMGI")
+    unit = cleaned[len(number) :]
+    if not number.isdigit() or unit not in _SIZE_UNITS:
+        raise typer.BadParameter(f"invalid size {text!r} (use e.g. 4096, 4K, 1M, 1G)")
+    return int(number) * _SIZE_UNITS[unit]
+
+
+FilesOpt = typer.Option(None, "--files", help="Small-file tree: number of files.")
+SizeOpt = typer.Option(None, "--size", help="Small-file tree: bytes per file (4K, 1M...).")
+DirOpt = typer.Option(None, "--dir", help="Benchmark an existing directory instead.")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON array of result rows.")
+RepeatOpt = typer.Option(3, "--repeat", min=1, help="Measured runs per tool (median).")
+ThreadsOpt = typer.Option(None, "--threads", min=1, help="perago threads (default: all cores).")
+WorkDirOpt = typer.Option(None, "--work-dir", help="Where trees are generated and cached.")
+LargeOpt = typer.Option(
+    None, "--large/--no-large", help="Also run the 4 x 1 GiB tree (default: on unless scaled)."
+)
+KeepOpt = typer.Option(True, "--keep/--no-keep", help="Keep generated trees cached.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _trees(
+    files: int | None,
+    size: str | None,
+    directory: Path | None,
+    work_dir: Path | None,
+    large: bool | None,
+) -> list[tuple[str, trees.Tree]]:
+    if directory is not None:
+        if files is not None or size is not None:
+            _fail("--dir cannot be combined with --files/--size")
+        return [("dir", trees.given_tree(directory))]
+    base = work_dir or trees.default_work_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    count = DEFAULT_FILES if files is None else files
+    if count < 1:
+        _fail("--files must be at least 1")
+    each = DEFAULT_SIZE if size is None else parse_size(size)
+    selected = [("small", trees.small_tree(base, count, each))]
+    scaled = files is not None or size is not None
+    if large if large is not None else not scaled:
+        selected.append(("large", trees.large_tree(base, LARGE_FILES, LARGE_SIZE)))
+    return selected
+
+
+def _cleanup(selected: list[tuple[str, trees.Tree]], keep: bool) -> None:
+    if keep:
+        return
+    for label, tree in selected:
+        if label != "dir":
+            shutil.rmtree(tree.root, ignore_errors=True)
+            tree.root.with_name(tree.root.name + ".complete").unlink(missing_ok=True)
+
+
+def _emit(
+    rows: list[Row], as_json: bool, title: str, ratios: list[tuple[str, float | None]]
+) -> None:
+    if as_json:
+        typer.echo(rows_to_json(rows))
+        return
+    console = Console()
+    print_table(rows, title=title, console=console)
+    for label, value in ratios:
+        shown = "n/a" if value is None else f"{value:.2f}"
+        console.print(f"{label}: {shown}")
+
+
+@bench_app.command("snapshot")
+def bench_snapshot(
+    *,
+    files: int | None = FilesOpt,
+    size: str | None = SizeOpt,
+    directory: Path | None = DirOpt,
+    as_json: bool = JsonOpt,
+    repeat: int = RepeatOpt,
+    threads: int | None = ThreadsOpt,
+    work_dir: Path | None = WorkDirOpt,
+    large: bool | None = LargeOpt,
+    keep: bool = KeepOpt,
+) -> None:
+    """Cold snapshot: perago vs b3sum (2 processes) vs a Python sha256 walk."""
+    try:
+        selected = _trees(files, size, directory, work_dir, large)
+        cfg = Settings(repeat=repeat, threads=threads)
+        rows = [row for label, tree in selected for row in snapshot_rows(label, tree, cfg)]
+    except (OSError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    ratios = []
+    for label, _ in selected:
+        scenario = f"snapshot-{label}"
+        ratios.append(
+            (f"{scenario} perago / b3sum", ratio(rows, (scenario, "perago"), (scenario, "b3sum")))
+        )
+        ratios.append(
+            (
+                f"{scenario} python-sha256 / perago (speed-up)",
+                ratio(rows, (scenario, "python-sha256"), (scenario, "perago")),
+            )
+        )
+    _emit(rows, as_json, "perago bench snapshot", ratios)
+    _cleanup(selected, keep)
+
+
+@bench_app.command("diff")
+def bench_diff(
+    *,
+    files: int | None = FilesOpt,
+    size: str | None = SizeOpt,
+    directory: Path | None = DirOpt,
+    as_json: bool = JsonOpt,
+    repeat: int = RepeatOpt,
+    threads: int | None = ThreadsOpt,
+    work_dir: Path | None = WorkDirOpt,
+    keep: bool = KeepOpt,
+) -> None:
+    """Change detection on an unchanged tree and with 1% of files modified, vs a stat walk."""
+    if directory is not None:
+        _fail("bench diff modifies files; use a generated tree (--files/--size), not --dir")
+    try:
+        selected = _trees(files, size, None, work_dir, False)
+        cfg = Settings(repeat=repeat, threads=threads)
+        rows: list[Row] = []
+        for label, tree in selected:
+            trees.wait_until_settled(tree)
+            rows += diff_rows(label, tree, cfg)
+    except (OSError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    ratios = [
+        (
+            f"diff-unchanged-{label} / statwalk-{label}",
+            ratio(rows, (f"diff-unchanged-{label}", "perago"), (f"statwalk-{label}", "perago")),
+        )
+        for label, _ in selected
+    ]
+    _emit(rows, as_json, "perago bench diff", ratios)
+    _cleanup(selected, keep)

@@ -1,0 +1,105 @@
+"""The shared result row of every ``perago bench`` scenario, its table and its JSON form."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from rich.console import Console
+from rich.table import Table
+
+Tool = Literal["perago", "b3sum", "python-sha256"] | str
+"""perago, b3sum and python-sha256 here; later benches add their own baselines."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One (scenario, tool) measurement: medians over repeats; None when not measured."""
+
+    scenario: str
+    tool: Tool
+    median_s: float | None
+    mb_per_s: float | None
+    files_per_s: float | None
+    peak_rss_mb: float | None
+    note: str = ""
+
+    @classmethod
+    def measured(
+        cls,
+        scenario: str,
+        tool: Tool,
+        median_s: float,
+        *,
+        total_bytes: int,
+        files: int,
+        peak_rss_kb: int | None,
+        note: str = "",
+    ) -> Row:
+        rate = 1.0 / median_s if median_s > 0 else 0.0
+        return cls(
+            scenario=scenario,
+            tool=tool,
+            median_s=median_s,
+            mb_per_s=total_bytes / 1e6 * rate,
+            files_per_s=files * rate,
+            peak_rss_mb=None if peak_rss_kb is None else peak_rss_kb / 1024,
+            note=note,
+        )
+
+    @classmethod
+    def missing(cls, scenario: str, tool: Tool, why: str) -> Row:
+        return cls(scenario, tool, None, None, None, None, why)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "scenario": self.scenario,
+            "tool": self.tool,
+            "median_s": self.median_s,
+            "mb_per_s": self.mb_per_s,
+            "files_per_s": self.files_per_s,
+            "peak_rss_mb": self.peak_rss_mb,
+            "note": self.note,
+        }
+
+
+def rows_to_json(rows: Sequence[Row]) -> str:
+    return json.dumps([row.as_json() for row in rows], indent=2)
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def print_table(rows: Sequence[Row], *, title: str, console: Console | None = None) -> None:
+    table = Table(title=title)
+    for header in ("scenario", "tool"):
+        table.add_column(header)
+    for header in ("median s", "MB/s", "files/s", "peak RSS MB"):
+        table.add_column(header, justify="right")
+    table.add_column("note")
+    for row in rows:
+        table.add_row(
+            row.scenario,
+            row.tool,
+            _fmt(row.median_s, 3),
+            _fmt(row.mb_per_s, 0),
+            _fmt(row.files_per_s, 0),
+            _fmt(row.peak_rss_mb, 1),
+            row.note,
+        )
+    (console or Console()).print(table)
+
+
+def find_row(rows: Sequence[Row], scenario: str, tool: Tool) -> Row | None:
+    return next((r for r in rows if r.scenario == scenario and r.tool == tool), None)
+
+
+def ratio(rows: Sequence[Row], mine: tuple[str, Tool], baseline: tuple[str, Tool]) -> float | None:
+    """Time of ``mine`` divided by the time of ``baseline`` (None when either is missing)."""
+    a, b = find_row(rows, *mine), find_row(rows, *baseline)
+    if a is None or b is None or a.median_s is None or not b.median_s:
+        return None
+    return a.median_s / b.median_s
