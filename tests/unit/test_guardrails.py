@@ -289,7 +289,9 @@ _NAMES = st.sampled_from(["a", "b", ".h", "a.w", "ab.w"])
 _PATTERN_SEGMENTS = st.sampled_from(["a", "b", "*", "?", "**", "*.w", ".h", "a*", "?b*", "*.*"])
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     files=st.lists(st.lists(_NAMES, min_size=1, max_size=4), max_size=12),
     pattern=st.lists(_PATTERN_SEGMENTS, min_size=1, max_size=4),

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -89,6 +89,7 @@ _SEGMENT = st.text(
 ).filter(lambda s: s not in (".", "..") and s.strip() == s and not re.match(r"^[A-Za-z]:", s))
 
 
+@settings(deadline=None)
 @given(
     segments=st.lists(_SEGMENT, min_size=1, max_size=5),
     leading=st.integers(0, 3),
