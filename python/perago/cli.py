@@ -101,7 +101,6 @@ def main() -> None:
 
 # Further commands, one line each (their modules own the options and behaviour).
 from perago import gc_cli, register_cli, start_cli  # noqa: E402
-from perago.devservers.cli import dev_app  # noqa: E402
 from perago.bench.cli import bench_app  # noqa: E402
 from perago.devservers.cli import dev_app  # noqa: E402
 from perago.run_cli import run_command  # noqa: E402
