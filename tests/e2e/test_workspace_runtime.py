@@ -11,11 +11,12 @@ from typing import Any
 
 import lakefs_sdk
 import pytest
+import requests
 from pydantic import SecretStr
 
 from perago.config import LakeFSConfig
 from tests.e2e.harness import ConductorRest, Project, make_project, stop
-from tests.integration.publication_support import commit_files, diff_paths, sdk_client
+from tests.integration.publication_support import diff_paths, sdk_client
 from tests.servers_fixture import ConductorServer, LakefsRepo, LakefsServer
 
 pytestmark = pytest.mark.integration
@@ -69,6 +70,27 @@ def _config(server: LakefsServer) -> LakeFSConfig:
         access_key_id=server.access_key_id,
         secret_access_key=SecretStr(server.secret_access_key),
     )
+
+
+def commit_files(
+    config: LakeFSConfig, repository: str, branch: str, files: dict[str, bytes]
+) -> str:
+    """Upload raw bytes over the lakeFS REST API and commit (independent of perago's engine)."""
+    auth = (config.access_key_id, config.secret_access_key.get_secret_value())
+    base = f"{config.endpoint_url.rstrip('/')}/api/v1/repositories/{repository}/branches/{branch}"
+    for path, content in files.items():
+        uploaded = requests.post(
+            f"{base}/objects",
+            params={"path": path},
+            data=content,
+            auth=auth,
+            timeout=30,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        uploaded.raise_for_status()
+    committed = requests.post(f"{base}/commits", json={"message": "seed"}, auth=auth, timeout=30)
+    committed.raise_for_status()
+    return str(committed.json()["id"])
 
 
 class Workspace:
@@ -305,12 +327,10 @@ def test_stale_attempt_never_publishes(
         )
         project.wait_for_event("attempt started")
         # The task stops being current while the body runs: its fence must refuse to publish.
-        rest.http.delete(
-            f"{rest.api_url}/workflow/{workflow_id}",
-            params={"archiveWorkflow": "false"},
-            timeout=30,
+        terminated = rest.http.delete(
+            f"{rest.api_url}/workflow/{workflow_id}", params={"reason": "test"}, timeout=30
         )
-        rest.http.post(f"{rest.api_url}/workflow/{workflow_id}/terminate", timeout=30)
+        terminated.raise_for_status()
         (finished,) = project.wait_for_event("attempt finished", timeout=60)
     finally:
         stop(worker)
