@@ -101,6 +101,7 @@ def main() -> None:
 
 # Further commands, one line each (their modules own the options and behaviour).
 from perago import gc_cli, register_cli, start_cli  # noqa: E402
+from perago.bench import worker_cli as bench_worker_cli  # noqa: E402
 from perago.bench.cli import bench_app  # noqa: E402
 from perago.devservers.cli import dev_app  # noqa: E402
 from perago.run_cli import run_command  # noqa: E402
@@ -110,4 +111,5 @@ start_cli.register(app)
 gc_cli.register(app)
 app.add_typer(dev_app, name="dev")
 app.command("run")(run_command)
+bench_worker_cli.register(bench_app)
 app.add_typer(bench_app, name="bench")
