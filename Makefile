@@ -53,9 +53,9 @@ fmt:
 	$(BIN)/ruff format python tests benches examples
 	$(BIN)/ruff check --fix python tests benches examples
 
+# One command: start local servers, register, run perago start, run a workflow, print the result.
 demo: install
-	$(BIN)/perago check examples.render_audio
-	$(BIN)/perago extract examples.render_audio -o generated/render_audio.json
+	$(PY) -m perago.demo $(CURDIR)
 
 bench: install
 	$(BIN)/perago bench snapshot

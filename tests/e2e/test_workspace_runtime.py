@@ -240,6 +240,17 @@ def test_pre_guardrail_failure_is_terminal(
 ) -> None:
     project = _project(tmp_path, conductor_server, workspace, unique_name, retries=3)
     workflow = _register(project, rest, unique_name)
+    # A commit of main without data/seed.txt: the pre guardrail require_file must refuse it.
+    config = workspace.config
+    auth = (config.access_key_id, config.secret_access_key.get_secret_value())
+    removed = requests.delete(
+        f"{config.endpoint_url.rstrip('/')}/api/v1/repositories/{workspace.repo}"
+        "/branches/main/objects",
+        params={"path": "data/seed.txt"},
+        auth=auth,
+        timeout=30,
+    )
+    removed.raise_for_status()
     bare = commit_files(workspace.config, workspace.repo, "main", {"other/x.txt": b"x"})
     inputs = {"workspace": {**workspace.input(), "ref": bare}, "params": {}}
     worker = project.start()

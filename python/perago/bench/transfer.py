@@ -93,7 +93,16 @@ def server_from_env() -> Server:
 
 
 def parse_size(text: str) -> int:
-    units = {"": 1, "B": 1, "K": 1 << 10, "KIB": 1 << 10, "M": MIB, "MIB": MIB, "G": 1 << 30, "GIB": 1 << 30}
+    units = {
+        "": 1,
+        "B": 1,
+        "K": 1 << 10,
+        "KIB": 1 << 10,
+        "M": MIB,
+        "MIB": MIB,
+        "G": 1 << 30,
+        "GIB": 1 << 30,
+    }
     cleaned = text.strip().upper()
     number = cleaned.rstrip("KMGIB")
     unit = cleaned[len(number) :]
@@ -217,7 +226,9 @@ class DataSet:
     bytes: int
 
 
-def _datasets(work: Path, files: int, size: int, large_files: int, large_size: int) -> list[DataSet]:
+def _datasets(
+    work: Path, files: int, size: int, large_files: int, large_size: int
+) -> list[DataSet]:
     out: list[DataSet] = []
     if files > 0:
         generate_files(work / "small", files, size)
@@ -248,7 +259,9 @@ def run_download(
     rows: list[Row] = []
     lakectl = _lakectl()
     for data in _datasets(work, files, size, large_files, large_size):
-        upload_files(server.endpoint, creds, repo, "main", _upload_items(data.source, data.scenario_suffix))
+        upload_files(
+            server.endpoint, creds, repo, "main", _upload_items(data.source, data.scenario_suffix)
+        )
         ref = commit(server, repo, "main", f"seed {data.scenario_suffix}")
         scenario = f"download-{data.scenario_suffix}"
         tools: dict[str, Callable[[Path], list[str]]] = {
@@ -308,7 +321,13 @@ def run_upload(
                 else:
                     assert lakectl is not None
                     subprocess.run(
-                        [lakectl, "local", "init", f"lakefs://{repo}/{branch}/{prefix}/", str(data.source)],
+                        [
+                            lakectl,
+                            "local",
+                            "init",
+                            f"lakefs://{repo}/{branch}/{prefix}/",
+                            str(data.source),
+                        ],
                         env=server.child_env(),
                         check=True,
                         capture_output=True,
@@ -396,7 +415,18 @@ def download_command(
     workdir: Path | None = _WORKDIR,
 ) -> None:
     """Download throughput: perago vs `lakectl local clone`."""
-    _command(run_download, files, size, large_files, large_size, repeat, concurrency, namespace, json_path, workdir)
+    _command(
+        run_download,
+        files,
+        size,
+        large_files,
+        large_size,
+        repeat,
+        concurrency,
+        namespace,
+        json_path,
+        workdir,
+    )
 
 
 def upload_command(
@@ -411,7 +441,18 @@ def upload_command(
     workdir: Path | None = _WORKDIR,
 ) -> None:
     """Upload (+ commit) throughput: perago vs `lakectl local commit`."""
-    _command(run_upload, files, size, large_files, large_size, repeat, concurrency, namespace, json_path, workdir)
+    _command(
+        run_upload,
+        files,
+        size,
+        large_files,
+        large_size,
+        repeat,
+        concurrency,
+        namespace,
+        json_path,
+        workdir,
+    )
 
 
 # --- child entry points (one tool run per process, for per-tool peak RSS) -------------------
