@@ -106,7 +106,7 @@ def run(repo_root: Path) -> int:
         input_ref = lakefs.seed(repository)
         print(f"== seeded lakeFS repository {repository} at commit {input_ref}")
         print(_perago("register", MODULE, cwd=demo_dir).stdout.strip())
-        workflow_def = {
+        workflow_def: dict[str, Any] = {
             "name": WORKFLOW,
             "version": 1,
             "schemaVersion": 2,

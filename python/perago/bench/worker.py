@@ -82,7 +82,7 @@ class _Conductor:
         self.http = requests.Session()
 
     def workflow_def(self, name: str, task_name: str) -> None:
-        body = [
+        body: list[dict[str, Any]] = [
             {
                 "name": name,
                 "version": 1,
@@ -179,7 +179,12 @@ def _run_round(
         }
         perago = str(Path(sys.executable).with_name("perago"))
         registered = subprocess.run(
-            [perago, "register", module], cwd=root, env=env, capture_output=True, text=True
+            [perago, "register", module],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if registered.returncode != 0:
             raise RuntimeError(registered.stderr.strip())
@@ -220,8 +225,8 @@ def worker_rows(
     conductor = _Conductor(api_url)
     results: dict[str, list[WorkerBenchResult]] = {"perago": [], "conductor-python": []}
     for _ in range(repeat):
-        for tool in results:
-            results[tool].append(
+        for tool, rounds in results.items():
+            rounds.append(
                 _run_round(
                     conductor,
                     tool=tool,
