@@ -54,9 +54,9 @@ fmt:
 	$(BIN)/ruff format $(PY_DIRS)
 	$(BIN)/ruff check --fix $(PY_DIRS)
 
+# One command: start local servers, register, run perago start, run a workflow, print the result.
 demo: install
-	$(BIN)/perago check examples.render_audio
-	$(BIN)/perago extract examples.render_audio -o generated/render_audio.json
+	$(PY) -m perago.demo $(CURDIR)
 
 bench: install
 	$(BIN)/perago bench snapshot

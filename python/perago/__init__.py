@@ -64,6 +64,25 @@ from perago.workspace_sync import (
     workspace_upload_files,
 )
 
+# The worker-runtime helpers pull in the Conductor SDK; load them only when asked for.
+_LAZY_RUNTIME_NAMES = {
+    "WorkerChildSpec": "perago.supervisor",
+    "worker_child_specs": "perago.supervisor",
+    "restart_backoff_seconds": "perago.supervisor",
+    "WorkerRuntime": "perago.worker",
+    "prepare_worker_runtime": "perago.worker",
+}
+
+
+def __getattr__(name: str) -> object:
+    module_name = _LAZY_RUNTIME_NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'perago' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), name)
+
+
 try:
     __version__ = version("perago")
 except PackageNotFoundError:  # running from a source tree without an install
@@ -94,6 +113,8 @@ __all__ = [
     "TaskInputError",
     "TaskTerminalError",
     "TimeoutPolicy",
+    "WorkerChildSpec",
+    "WorkerRuntime",
     "WorkspaceDownloadFile",
     "WorkspaceInput",
     "WorkspaceOutput",
@@ -112,13 +133,16 @@ __all__ = [
     "invoke_workspace_task_body",
     "load_module_task",
     "load_runtime_config",
+    "prepare_worker_runtime",
     "require_dir",
     "require_file",
     "require_glob",
+    "restart_backoff_seconds",
     "run_workspace_free_task_attempt",
     "run_workspace_task_attempt",
     "staging_branch_name",
     "task",
+    "worker_child_specs",
     "workspace_delete_object_paths",
     "workspace_download_files",
     "workspace_local_path",

@@ -91,24 +91,25 @@ def extract(
     typer.echo(output)
 
 
-# Further command groups register here, one line each, e.g.:
-#   app.add_typer(dev_app, name="dev")
-app.add_typer(dev_app, name="dev")
-
-
 def main() -> None:
     """Console-script entry point (``perago``)."""
     app(prog_name="perago")
 
 
-from perago.run_cli import run_command  # noqa: E402  (kept at the end: one-line registration)
-
-app.command("run")(run_command)
-
+# Command groups register here, one line each (their modules own the options and behaviour).
+from perago import gc_cli, register_cli, start_cli  # noqa: E402
 from perago.bench import transfer as bench_transfer  # noqa: E402
-from perago.bench.cli import bench_app  # noqa: E402  (kept at the end: one-line registration)
+from perago.bench import worker_cli as bench_worker_cli  # noqa: E402
+from perago.bench.cli import bench_app  # noqa: E402
+from perago.devservers.cli import dev_app  # noqa: E402
+from perago.run_cli import run_command  # noqa: E402
 
-# Transfer scenarios join the snapshot/diff ones in the shared `perago bench` group.
+register_cli.register(app)
+start_cli.register(app)
+gc_cli.register(app)
+app.add_typer(dev_app, name="dev")
+app.command("run")(run_command)
 bench_app.command("download")(bench_transfer.download_command)
 bench_app.command("upload")(bench_transfer.upload_command)
+bench_worker_cli.register(bench_app)
 app.add_typer(bench_app, name="bench")

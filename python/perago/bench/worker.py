@@ -1,0 +1,256 @@
+"""``perago bench worker``: workspace-free no-op tasks per second through a real Conductor.
+
+Both tools get the same work the same way: N workflows of one no-op task are queued first, then
+C worker processes start (``perago start -j C`` versus C bare conductor-python ``TaskRunner``
+processes with ``thread_count=1``). Throughput is measured from Conductor's own timestamps (first
+task poll to last task completion), so process start-up and workflow creation are excluded for
+both. Peak RSS is the largest ``VmHWM`` among the worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+NOOP_MODULE = """
+from pydantic import BaseModel
+from perago import task, TaskControls, RetryPolicy
+
+class Params(BaseModel):
+    n: int
+
+class Result(BaseModel):
+    n: int
+
+@task(name="{name}", owner_email="bench@example.com",
+      controls=TaskControls(retry=RetryPolicy(count=0)))
+def noop(params: Params) -> Result:
+    return Result(n=params.n)
+"""
+
+BARE_WORKER = """
+import sys
+from conductor.client.automator.task_runner import TaskRunner
+from conductor.client.configuration.configuration import Configuration
+from conductor.client.worker.worker import Worker
+
+def noop(task):
+    return {{"result": {{"n": task.input_data["params"]["n"]}}}}
+
+worker = Worker(task_definition_name="{name}", execute_function=noop, poll_interval=100)
+worker.thread_count = 1
+TaskRunner(worker, configuration=Configuration(server_api_url="{url}")).run()
+"""
+
+
+@dataclass(frozen=True)
+class WorkerBenchResult:
+    tool: str
+    tasks: int
+    seconds: float
+    peak_rss_mb: float | None
+
+    def row(self) -> dict[str, Any]:
+        rate = self.tasks / self.seconds if self.seconds > 0 else 0.0
+        return {
+            "scenario": "worker-noop",
+            "tool": self.tool,
+            "median_s": round(self.seconds, 4),
+            "mb_per_s": None,
+            "files_per_s": None,
+            "peak_rss_mb": None if self.peak_rss_mb is None else round(self.peak_rss_mb, 1),
+            "tasks_per_s": round(rate, 2),
+        }
+
+
+class _Conductor:
+    def __init__(self, api_url: str) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.http = requests.Session()
+
+    def workflow_def(self, name: str, task_name: str) -> None:
+        body: list[dict[str, Any]] = [
+            {
+                "name": name,
+                "version": 1,
+                "schemaVersion": 2,
+                "ownerEmail": "bench@example.com",
+                "tasks": [
+                    {
+                        "name": task_name,
+                        "taskReferenceName": "noop",
+                        "type": "SIMPLE",
+                        "inputParameters": {"params": "${workflow.input.params}"},
+                    }
+                ],
+            }
+        ]
+        self.http.put(f"{self.api_url}/metadata/workflow", json=body, timeout=30).raise_for_status()
+
+    def start(self, name: str, n: int) -> str:
+        response = self.http.post(
+            f"{self.api_url}/workflow/{name}", json={"params": {"n": n}}, timeout=30
+        )
+        response.raise_for_status()
+        return response.text.strip().strip('"')
+
+    def task_window(self, workflow_ids: list[str], timeout: float) -> float:
+        """Seconds from the first task's start to the last task's end, once all completed."""
+        deadline = time.monotonic() + timeout
+        pending = list(workflow_ids)
+        starts: list[int] = []
+        ends: list[int] = []
+        while pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(pending)} benchmark workflows did not complete in time")
+            still = []
+            for workflow_id in pending:
+                state = self.http.get(
+                    f"{self.api_url}/workflow/{workflow_id}",
+                    params={"includeTasks": "true"},
+                    timeout=30,
+                ).json()
+                if state["status"] == "RUNNING":
+                    still.append(workflow_id)
+                    continue
+                if state["status"] != "COMPLETED":
+                    raise RuntimeError(f"benchmark workflow {workflow_id} ended {state['status']}")
+                (task,) = state["tasks"]
+                starts.append(int(task["startTime"]))
+                ends.append(int(task["endTime"]))
+            pending = still
+            if pending:
+                time.sleep(0.5)
+        return (max(ends) - min(starts)) / 1000.0
+
+
+def _peak_rss_mb(pids: list[int]) -> float | None:
+    peaks = []
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return max(peaks) if peaks else None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _run_round(
+    conductor: _Conductor,
+    *,
+    tool: str,
+    tasks: int,
+    concurrency: int,
+    api_url: str,
+    timeout: float,
+) -> WorkerBenchResult:
+    name = f"perago_bench_noop_{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="perago-bench-worker-") as scratch:
+        root = Path(scratch)
+        module = f"bench_{name}"
+        (root / f"{module}.py").write_text(textwrap.dedent(NOOP_MODULE.format(name=name)))
+        env = {
+            **os.environ,
+            "CONDUCTOR_SERVER_URL": api_url,
+            "PERAGO_WORKSPACE_ROOT": str(root / "ws"),
+            "PERAGO_LOG_ROOT": str(root / "logs"),
+        }
+        perago = str(Path(sys.executable).with_name("perago"))
+        registered = subprocess.run(
+            [perago, "register", module],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if registered.returncode != 0:
+            raise RuntimeError(registered.stderr.strip())
+        conductor.workflow_def(f"{name}_wf", name)
+        ids = [conductor.start(f"{name}_wf", n) for n in range(tasks)]
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            if tool == "perago":
+                supervisor = subprocess.Popen(
+                    [perago, "start", module, "-j", str(concurrency)], cwd=root, env=env
+                )
+                processes.append(supervisor)
+            else:
+                script = BARE_WORKER.format(name=name, url=api_url)
+                for _ in range(concurrency):
+                    processes.append(subprocess.Popen([sys.executable, "-c", script], env=env))
+            seconds = conductor.task_window(ids, timeout)
+            pids = [p.pid for p in processes]
+            if tool == "perago":
+                pids = _children(processes[0].pid)
+            peak = _peak_rss_mb(pids)
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+    return WorkerBenchResult(tool, tasks, seconds, peak)
+
+
+def worker_rows(
+    *, api_url: str, tasks: int, concurrency: int, repeat: int, timeout: float = 900.0
+) -> list[dict[str, Any]]:
+    """Alternate perago / bare rounds ``repeat`` times; one row per tool with the median."""
+    conductor = _Conductor(api_url)
+    results: dict[str, list[WorkerBenchResult]] = {"perago": [], "conductor-python": []}
+    for _ in range(repeat):
+        for tool, rounds in results.items():
+            rounds.append(
+                _run_round(
+                    conductor,
+                    tool=tool,
+                    tasks=tasks,
+                    concurrency=concurrency,
+                    api_url=api_url,
+                    timeout=timeout,
+                )
+            )
+    rows = []
+    for tool, rounds in results.items():
+        median = statistics.median(r.seconds for r in rounds)
+        peaks = [r.peak_rss_mb for r in rounds if r.peak_rss_mb is not None]
+        rows.append(WorkerBenchResult(tool, tasks, median, max(peaks) if peaks else None).row())
+    return rows
+
+
+def throughput_ratio(rows: list[dict[str, Any]]) -> float | None:
+    by_tool = {row["tool"]: row["tasks_per_s"] for row in rows}
+    bare = by_tool.get("conductor-python")
+    if not bare:
+        return None
+    return float(by_tool["perago"]) / float(bare)
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows)

@@ -1,0 +1,54 @@
+"""``perago bench worker``: perago vs a bare conductor-python worker, same concurrency, one run."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from perago.cli_support import CliError, cli_errors
+from perago.config import load_runtime_config
+
+TASKS_OPTION = typer.Option(300, "--tasks", min=1, help="No-op workflows per round.")
+CONCURRENCY_OPTION = typer.Option(2, "-j", "--concurrency", min=1, help="Worker processes.")
+REPEAT_OPTION = typer.Option(1, "--repeat", min=1, help="Rounds per tool (median).")
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON array of result rows.")
+
+
+def bench_worker_command(
+    tasks: int = TASKS_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    repeat: int = REPEAT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Workspace-free no-op tasks per second through the real Conductor (CONDUCTOR_SERVER_URL)."""
+    from perago.bench.worker import throughput_ratio, worker_rows
+
+    with cli_errors():
+        config = load_runtime_config("perago", probe_roots=False)
+        if config.conductor is None:
+            raise CliError("CONDUCTOR_SERVER_URL is required for perago bench worker")
+        rows = worker_rows(
+            api_url=config.conductor.server_url,
+            tasks=tasks,
+            concurrency=concurrency,
+            repeat=repeat,
+        )
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title=f"worker-noop: {tasks} tasks, {concurrency} processes")
+    for column in ("tool", "median_s", "tasks_per_s", "peak_rss_mb"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("tool", "median_s", "tasks_per_s", "peak_rss_mb")))
+    Console().print(table)
+    ratio = throughput_ratio(rows)
+    if ratio is not None:
+        typer.echo(f"perago / conductor-python throughput: {ratio:.2f} (target >= 0.90)")
+
+
+def register(bench_app: typer.Typer) -> None:
+    bench_app.command("worker")(bench_worker_command)

@@ -1,0 +1,297 @@
+"""The one place where perago's worker runtime talks to the conductor-python SDK.
+
+Everything else in perago sees :class:`TaskAttempt` and plain dicts; this module maps the SDK's
+polled ``Task`` to an attempt, a perago result to the SDK's ``TaskResult``, reloads a task by id for
+the attempt fence, reads/creates/updates TaskDefs, and builds the SDK worker object whose
+``execute`` the SDK's ``TaskRunner`` calls (with lease extension enabled).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from conductor.client.configuration.configuration import Configuration
+from conductor.client.http.api.task_resource_api import TaskResourceApi
+from conductor.client.http.api_client import ApiClient
+from conductor.client.http.models.task import Task
+from conductor.client.http.models.task_result import TaskResult
+from conductor.client.http.models.task_result_status import TaskResultStatus
+from conductor.client.http.rest import ApiException
+from conductor.client.worker.worker_interface import WorkerInterface
+
+from perago.attempt_types import TaskAttempt
+
+_REQUIRED_STR_FIELDS = (
+    "workflow_instance_id",
+    "task_id",
+    "task_def_name",
+    "reference_task_name",
+    "status",
+)
+_REQUIRED_INT_FIELDS = ("retry_count", "seq")
+
+# A terminal result must stop being retried by Conductor; the SDK names the statuses.
+_STATUS_BY_NAME = {
+    "COMPLETED": TaskResultStatus.COMPLETED,
+    "FAILED": TaskResultStatus.FAILED,
+    "FAILED_WITH_TERMINAL_ERROR": TaskResultStatus.FAILED_WITH_TERMINAL_ERROR,
+    "IN_PROGRESS": TaskResultStatus.IN_PROGRESS,
+}
+
+
+class ConductorTaskError(ValueError):
+    """A polled or reloaded Conductor task lacks something perago needs."""
+
+
+class ResultLike(Protocol):
+    """What the adapter needs from perago.result.RuntimeTaskResult."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def output(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def reason_for_incompletion(self) -> str | None: ...
+
+
+def _field(task: Any, name: str) -> Any:
+    if isinstance(task, Mapping):
+        return task.get(name)
+    return getattr(task, name, None)
+
+
+def _timeout_seconds(task: Any) -> int | None:
+    """The TaskDef's timeoutSeconds, which the polled task carries in its embedded definition."""
+    for holder in (
+        _field(task, "task_definition"),
+        _field(_field(task, "workflow_task"), "task_definition"),
+    ):
+        if holder is None:
+            continue
+        value = _field(holder, "timeout_seconds")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def task_to_attempt(task: Any, *, execution_id: str | None = None) -> TaskAttempt:
+    """Map an SDK ``Task`` (or a mapping with the same snake_case names) to a ``TaskAttempt``."""
+    values: dict[str, Any] = {}
+    for name in _REQUIRED_STR_FIELDS:
+        value = _field(task, name)
+        if not isinstance(value, str) or not value:
+            raise ConductorTaskError(f"Conductor task is missing required field {name}")
+        values[name] = value
+    for name in _REQUIRED_INT_FIELDS:
+        value = _field(task, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConductorTaskError(f"Conductor task is missing required field {name}")
+        values[name] = value
+    input_data = _field(task, "input_data")
+    if input_data is None:
+        input_data = {}
+    if not isinstance(input_data, Mapping):
+        raise ConductorTaskError("Conductor task field input_data must be a mapping")
+    iteration = _field(task, "iteration")
+    poll_count = _field(task, "poll_count")
+    response_timeout = _field(task, "response_timeout_seconds")
+    worker_id = _field(task, "worker_id")
+    return TaskAttempt(
+        input_data=dict(input_data),
+        iteration=iteration if isinstance(iteration, int) else 0,
+        worker_id=worker_id if isinstance(worker_id, str) and worker_id else None,
+        poll_count=poll_count if isinstance(poll_count, int) else None,
+        response_timeout_seconds=response_timeout if isinstance(response_timeout, int) else None,
+        timeout_seconds=_timeout_seconds(task),
+        execution_id=execution_id,
+        **values,
+    )
+
+
+def result_to_task_result(
+    attempt: TaskAttempt, result: ResultLike, *, worker_id: str
+) -> TaskResult:
+    """Map a perago result to the SDK's ``TaskResult`` reported under this process's worker id."""
+    status = _STATUS_BY_NAME.get(str(result.status))
+    if status is None:
+        raise ValueError(f"unsupported task result status {result.status!r}")
+    task_result = TaskResult(
+        task_id=attempt.task_id,
+        workflow_instance_id=attempt.workflow_instance_id,
+        worker_id=worker_id,
+        status=status,
+    )
+    if result.output is not None:
+        task_result.output_data = dict(result.output)
+    if result.reason_for_incompletion is not None:
+        task_result.reason_for_incompletion = result.reason_for_incompletion
+    return task_result
+
+
+def requeue_task_result(task: Task, *, worker_id: str) -> TaskResult:
+    """Hand a task back to the queue untouched (used while draining: never start new work)."""
+    task_result = TaskResult(
+        task_id=task.task_id,
+        workflow_instance_id=task.workflow_instance_id,
+        worker_id=worker_id,
+        status=TaskResultStatus.IN_PROGRESS,
+    )
+    task_result.callback_after_seconds = 0
+    return task_result
+
+
+def sdk_configuration(server_url: str) -> Configuration:
+    # The SDK logs its own configuration at INFO on every process; keep its noise at WARNING.
+    return Configuration(server_api_url=server_url.rstrip("/"), log_level=logging.WARNING)
+
+
+def describe_conductor_error(exc: BaseException) -> str:
+    """One line for a Conductor API failure: status and the server's own message, no headers."""
+    if isinstance(exc, ApiException):
+        detail = str(getattr(exc, "reason", "") or "")
+        body = getattr(exc, "body", None)
+        try:
+            parsed = json.loads(body) if isinstance(body, str | bytes) and body else None
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            messages = [str(parsed.get("message", ""))]
+            for item in parsed.get("validationErrors") or []:
+                if isinstance(item, dict) and item.get("message"):
+                    messages.append(str(item["message"]))
+            detail = "; ".join(m for m in messages if m) or detail
+        return f"HTTP {exc.status}: {detail}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    if status == 404:
+        return True
+    text = str(exc).lower()
+    return "404" in text and "not" in text
+
+
+class ConductorClient:
+    """Metadata and task reads/writes perago needs beyond the SDK's own poll loop."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self.configuration = sdk_configuration(server_url)
+        self._api = ApiClient(configuration=self.configuration)
+        self._tasks = TaskResourceApi(self._api)
+
+    def _call(self, path: str, method: str, *, body: Any = None, query: Any = None) -> Any:
+        return self._api.call_api(
+            path,
+            method,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            response_type="object",
+            auth_settings=["api_key"],
+            _return_http_data_only=True,
+        )
+
+    def get_taskdef(self, name: str) -> dict[str, Any] | None:
+        """The registered TaskDef as Conductor returns it, or None when it is not registered."""
+        try:
+            found = self._call(f"/metadata/taskdefs/{name}", "GET")
+        except ApiException as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+        if not found:
+            return None
+        if not isinstance(found, dict):
+            raise ConductorTaskError(f"Conductor returned an unexpected TaskDef for {name!r}")
+        return found
+
+    def register_taskdef(self, taskdef: Mapping[str, Any]) -> str:
+        """Create the TaskDef, or update it when one with that name exists; returns the action."""
+        existing = self.get_taskdef(str(taskdef["name"]))
+        if existing is None:
+            self._call("/metadata/taskdefs", "POST", body=[dict(taskdef)])
+            return "created"
+        self._call("/metadata/taskdefs", "PUT", body=dict(taskdef))
+        return "updated"
+
+    def register_workflow(self, workflow_def: Mapping[str, Any]) -> None:
+        self._call("/metadata/workflow", "PUT", body=[dict(workflow_def)])
+
+    def get_task(self, task_id: str) -> Task:
+        return self._tasks.get_task(task_id)
+
+    def reload_attempt(self, attempt: TaskAttempt) -> TaskAttempt:
+        """Fresh snapshot of the attempt's task, for the attempt fence."""
+        return task_to_attempt(self.get_task(attempt.task_id), execution_id=attempt.execution_id)
+
+    def update_task(self, task_result: TaskResult) -> None:
+        self._tasks.update_task(body=task_result)
+
+
+@dataclass(frozen=True)
+class TaskDefDrift:
+    """Keys whose registered value differs from the generated TaskDef."""
+
+    keys: tuple[str, ...]
+
+    def describe(self, name: str) -> str:
+        return (
+            f"registered Conductor TaskDef '{name}' differs from the generated one in: "
+            f"{', '.join(self.keys)}; run perago register to update it"
+        )
+
+
+def _normalise_schema_ref(value: Any) -> Any:
+    # Conductor echoes schema references with extra server-side fields; compare what we send.
+    if isinstance(value, Mapping):
+        return {k: value.get(k) for k in ("name", "version", "type", "data") if k in value}
+    return value
+
+
+def taskdef_drift(generated: Mapping[str, Any], registered: Mapping[str, Any]) -> TaskDefDrift:
+    """Compare only the keys perago generates (the server adds its own bookkeeping fields)."""
+    differing: list[str] = []
+    for key, value in generated.items():
+        expected, actual = value, registered.get(key)
+        if key in ("inputSchema", "outputSchema"):
+            expected, actual = _normalise_schema_ref(expected), _normalise_schema_ref(actual)
+        if expected != actual:
+            differing.append(key)
+    return TaskDefDrift(tuple(differing))
+
+
+ExecuteFn = Callable[[Task], TaskResult]
+
+
+class PeragoSdkWorker(WorkerInterface):  # type: ignore[misc]
+    """The SDK worker object: one queue, one thread, lease extension on, no SDK registration."""
+
+    def __init__(self, task_def_name: str, worker_id: str, execute_fn: ExecuteFn) -> None:
+        super().__init__(task_def_name)
+        self._worker_id = worker_id
+        self._execute_fn = execute_fn
+        self.thread_count = 1
+        self.register_task_def = False
+        self.register_schema = False
+        self.lease_extend_enabled = True
+        self.paused = False
+        self.poll_interval = 100
+
+    def get_identity(self) -> str:
+        return self._worker_id
+
+    def execute(self, task: Task) -> TaskResult:
+        return self._execute_fn(task)
+
+
+def process_worker_id(default: str) -> str:
+    return os.environ.get("PERAGO_WORKER_ID") or default

@@ -1,0 +1,176 @@
+"""The end-to-end demo behind ``make demo`` (``python -m perago.demo``).
+
+Starts (or reuses) the local lakeFS and Conductor servers, seeds a lakeFS repository with two raw
+"tracks", registers the ``examples.render_audio`` TaskDef and a one-task workflow, runs
+``perago start`` in the background, starts a workflow, waits for it, prints the published commit
+and the files it changed, then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from perago.config import parse_dotenv
+
+MODULE = "examples.render_audio"
+WORKFLOW = "perago_demo_render_audio"
+TRACKS = {"audio/raw/intro.txt": b"hello perago\n", "audio/raw/outro.txt": b"goodbye lakefs\n"}
+
+
+def _perago(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).with_name("perago")), *args]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise SystemExit(f"error: perago {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+class LakeFS:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.base = env["LAKECTL_SERVER_ENDPOINT_URL"].rstrip("/") + "/api/v1"
+        self.auth = (
+            env["LAKECTL_CREDENTIALS_ACCESS_KEY_ID"],
+            env["LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY"],
+        )
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(method, self.base + path, auth=self.auth, timeout=60, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def seed(self, repository: str) -> str:
+        self._call(
+            "POST",
+            "/repositories",
+            json={
+                "name": repository,
+                "storage_namespace": f"local://{repository}",
+                "default_branch": "main",
+            },
+        )
+        for path, content in TRACKS.items():
+            self._call(
+                "POST",
+                f"/repositories/{repository}/branches/main/objects",
+                params={"path": path},
+                data=content,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        commit = self._call(
+            "POST", f"/repositories/{repository}/branches/main/commits", json={"message": "seed"}
+        )
+        return str(commit["id"])
+
+    def changed(self, repository: str, left: str, right: str) -> list[str]:
+        diff = self._call("GET", f"/repositories/{repository}/refs/{left}/diff/{right}")
+        return sorted(f"{item['type']:<8} {item['path']}" for item in diff["results"])
+
+
+def _wait_for_workflow(api: str, workflow_id: str, timeout: float = 300.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state: dict[str, Any] = requests.get(f"{api}/workflow/{workflow_id}", timeout=30).json()
+        if state["status"] != "RUNNING":
+            return state
+        time.sleep(0.5)
+    raise SystemExit(f"error: workflow {workflow_id} did not finish within {timeout:.0f}s")
+
+
+def run(repo_root: Path) -> int:
+    demo_dir = repo_root / ".perago" / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(repo_root / "examples", demo_dir / "examples", dirs_exist_ok=True)
+    already_up = _perago("dev", "status", cwd=demo_dir, check=False).returncode == 0
+    print("== starting local lakeFS and Conductor (perago dev up)", flush=True)
+    print(_perago("dev", "up", "--env-file", ".env", cwd=demo_dir).stdout.strip())
+    env = parse_dotenv((demo_dir / ".env").read_text(encoding="utf-8"))
+    env.setdefault("PERAGO_WORKSPACE_ROOT", str(demo_dir / "workspaces"))
+    env.setdefault("PERAGO_LOG_ROOT", str(demo_dir / "logs"))
+    with (demo_dir / ".env").open("a", encoding="utf-8") as handle:
+        for key in ("PERAGO_WORKSPACE_ROOT", "PERAGO_LOG_ROOT"):
+            handle.write(f"{key}={env[key]}\n")
+    api = env["CONDUCTOR_SERVER_URL"].rstrip("/")
+    lakefs = LakeFS(env)
+    worker: subprocess.Popen[str] | None = None
+    try:
+        repository = f"perago-demo-{uuid.uuid4().hex[:8]}"
+        input_ref = lakefs.seed(repository)
+        print(f"== seeded lakeFS repository {repository} at commit {input_ref}")
+        print(_perago("register", MODULE, cwd=demo_dir).stdout.strip())
+        workflow_def: dict[str, Any] = {
+            "name": WORKFLOW,
+            "version": 1,
+            "schemaVersion": 2,
+            "ownerEmail": "demo@example.com",
+            "tasks": [
+                {
+                    "name": "render_audio",
+                    "taskReferenceName": "render",
+                    "type": "SIMPLE",
+                    "inputParameters": {
+                        "workspace": "${workflow.input.workspace}",
+                        "params": "${workflow.input.params}",
+                    },
+                }
+            ],
+        }
+        requests.put(f"{api}/metadata/workflow", json=[workflow_def], timeout=30).raise_for_status()
+        print("== perago start examples.render_audio -j 2 (background)")
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).with_name("perago")), "start", MODULE, "-j", "2"],
+            cwd=demo_dir,
+            text=True,
+        )
+        workspace = {
+            "repository": repository,
+            "branch": "main",
+            "ref_type": "commit",
+            "ref": input_ref,
+        }
+        started = requests.post(
+            f"{api}/workflow/{WORKFLOW}",
+            json={"workspace": workspace, "params": {"gain": 1.5}},
+            timeout=30,
+        )
+        started.raise_for_status()
+        workflow_id = started.text.strip().strip('"')
+        print(f"== started workflow {workflow_id}; waiting")
+        state = _wait_for_workflow(api, workflow_id)
+        print(f"== workflow {state['status']}")
+        if state["status"] != "COMPLETED":
+            reasons = [t.get("reasonForIncompletion") for t in state.get("tasks", [])]
+            print(f"error: workflow did not complete: {reasons}", file=sys.stderr)
+            return 1
+        output = state["output"]
+        published = output["workspace"]["ref"]
+        print(f"published commit: {published} on {repository}/main")
+        print(f"result: {output['result']}")
+        print("changed files:")
+        for line in lakefs.changed(repository, input_ref, published):
+            print(f"  {line}")
+        return 0
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=120)
+        if not already_up:
+            print("== stopping the servers this demo started (perago dev down)")
+            _perago("dev", "down", cwd=demo_dir, check=False)
+
+
+def main() -> None:
+    repo_root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()
+    raise SystemExit(run(repo_root.resolve()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""``perago gc [--lakefs REPO]``: remove abandoned attempt directories and staging branches."""
+
+from __future__ import annotations
+
+import typer
+
+from perago.cli_support import CliError, cli_errors
+from perago.config import RuntimeConfig, load_runtime_config
+
+LAKEFS_OPTION = typer.Option(
+    None, "--lakefs", metavar="REPO", help="Also delete stale perago staging branches of REPO."
+)
+
+
+def gc_command(lakefs_repository: str | None = LAKEFS_OPTION) -> None:
+    """Remove attempt workspaces and staging branches older than PERAGO_WORKSPACE_GC_TTL."""
+    from perago.gc import collect_attempt_workspaces
+
+    with cli_errors():
+        # The module target only shapes the default worker id prefix, which gc never uses.
+        config = load_runtime_config("perago")
+        report = collect_attempt_workspaces(config.workspace_root, ttl=config.workspace_gc_ttl)
+        for path in report.removed:
+            typer.echo(f"removed workspace: {path}")
+        for path, error in report.errors:
+            typer.echo(f"warning: could not collect {path}: {error}", err=True)
+        branches: list[str] = []
+        if lakefs_repository is not None:
+            if config.lakefs is None:
+                raise CliError("LakeFS config is required for perago gc --lakefs")
+            branches = _collect_staging_branches(config, lakefs_repository)
+        for branch in branches:
+            typer.echo(f"removed staging branch: {lakefs_repository}/{branch}")
+    typer.echo(
+        f"gc: {len(report.removed)} workspace(s) and {len(branches)} staging branch(es) removed"
+    )
+
+
+def _collect_staging_branches(config: RuntimeConfig, repository: str) -> list[str]:
+    from perago.lakefs_runtime import LakeFSWorkspaceRuntime
+
+    assert config.lakefs is not None
+    runtime = LakeFSWorkspaceRuntime.from_config(config.lakefs)
+    stale = runtime.list_stale_staging_branches(repository, config.workspace_gc_ttl)
+    failed = set(runtime.delete_staging_branches(stale))
+    for branch in sorted(failed):
+        typer.echo(f"warning: could not delete staging branch {repository}/{branch}", err=True)
+    return [item.branch for item in stale if item.branch not in failed]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gc")(gc_command)

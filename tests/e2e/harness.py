@@ -1,0 +1,182 @@
+"""Drive real ``perago start`` subprocesses against the real Conductor (and lakeFS) servers.
+
+A test writes a tiny task module into a temporary project directory, registers its TaskDef and a
+one-task workflow, starts ``perago start`` there as a subprocess, starts workflows over REST and
+waits for them. Nothing here fakes a server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+PERAGO = str(Path(sys.executable).with_name("perago"))
+TERMINAL = {"COMPLETED", "FAILED", "TERMINATED", "TIMED_OUT"}
+
+
+class ConductorRest:
+    def __init__(self, api_url: str) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.http = requests.Session()
+
+    def register_workflow(self, name: str, task_name: str, inputs: Mapping[str, str]) -> None:
+        definition = {
+            "name": name,
+            "version": 1,
+            "schemaVersion": 2,
+            "ownerEmail": "tests@example.com",
+            "tasks": [
+                {
+                    "name": task_name,
+                    "taskReferenceName": f"{task_name}_ref",
+                    "type": "SIMPLE",
+                    "inputParameters": dict(inputs),
+                }
+            ],
+        }
+        response = self.http.put(f"{self.api_url}/metadata/workflow", json=[definition], timeout=30)
+        response.raise_for_status()
+
+    def start_workflow(self, name: str, inputs: Mapping[str, Any]) -> str:
+        response = self.http.post(f"{self.api_url}/workflow/{name}", json=dict(inputs), timeout=30)
+        response.raise_for_status()
+        return response.text.strip().strip('"')
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        response = self.http.get(
+            f"{self.api_url}/workflow/{workflow_id}", params={"includeTasks": "true"}, timeout=30
+        )
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def wait(self, workflow_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.workflow(workflow_id)
+            if state["status"] in TERMINAL:
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError(f"workflow {workflow_id} still {state['status']}: {state}")
+            time.sleep(0.3)
+
+    def wait_for_task_status(
+        self, workflow_id: str, status: str, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for task in self.workflow(workflow_id).get("tasks", []):
+                if task["status"] == status:
+                    return dict(task)
+            time.sleep(0.2)
+        raise AssertionError(f"no task of {workflow_id} reached {status}")
+
+
+@dataclass
+class Project:
+    """A temporary project directory with one task module and its ``.env``."""
+
+    root: Path
+    module: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def workspaces(self) -> Path:
+        return self.root / "workspaces"
+
+    def run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PERAGO, *args],
+            cwd=self.root,
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [PERAGO, "start", self.module, *args],
+            cwd=self.root,
+            env=self._env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def _env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PERAGO_", "LAKECTL_", "CONDUCTOR_"))
+        }
+        env.update(self.env)
+        return env
+
+    def events(self, message: str | None = None) -> list[dict[str, Any]]:
+        found = []
+        for path in sorted(self.logs.rglob("*.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                event = json.loads(line)
+                if message is None or event.get("message") == message:
+                    found.append(event)
+        return found
+
+    def wait_for_event(
+        self, message: str, timeout: float = 60.0, count: int = 1
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            events = self.events(message)
+            if len(events) >= count:
+                return events
+            time.sleep(0.2)
+        raise AssertionError(f"fewer than {count} {message!r} events in {self.logs}")
+
+
+def make_project(
+    tmp_path: Path,
+    module: str,
+    source: str,
+    *,
+    conductor_api_url: str,
+    dotenv: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    name: str = "project",
+) -> Project:
+    root = tmp_path / name
+    root.mkdir()
+    (root / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    values = {
+        "CONDUCTOR_SERVER_URL": conductor_api_url,
+        "PERAGO_WORKSPACE_ROOT": str(root / "workspaces"),
+        "PERAGO_LOG_ROOT": str(root / "logs"),
+        **(dotenv or {}),
+    }
+    lines = [f"{key}={value}" for key, value in values.items()]
+    (root / ".env").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    project = Project(root, module, dict(env or {}))
+    return project
+
+
+def stop(process: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str, str]:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err

@@ -1,0 +1,84 @@
+"""Pure supervisor helpers: backoff, child specs, workspace-root lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from perago import WorkerChildSpec, restart_backoff_seconds, worker_child_specs
+from perago.errors import RuntimeConfigError
+from perago.supervisor import LOCK_FILENAME, SupervisorLock
+
+
+def test_backoff_sequence_caps_at_thirty() -> None:
+    assert [restart_backoff_seconds(n) for n in range(8)] == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_backoff_rejects_negative() -> None:
+    with pytest.raises(ValueError, match="restart_count must be >= 0"):
+        restart_backoff_seconds(-1)
+
+
+def test_child_specs_number_slots_from_prefix() -> None:
+    specs = worker_child_specs(
+        base_env={"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1"},
+        module_target="app.build",
+        process_count=2,
+    )
+    assert specs == [
+        WorkerChildSpec(
+            1,
+            "prodA0001",
+            {"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1", "PERAGO_WORKER_ID": "prodA0001"},
+        ),
+        WorkerChildSpec(
+            2,
+            "prodA0002",
+            {"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1", "PERAGO_WORKER_ID": "prodA0002"},
+        ),
+    ]
+
+
+def test_child_specs_default_prefix_from_module() -> None:
+    (spec,) = worker_child_specs(base_env={}, module_target="app.features_build", process_count=1)
+    assert spec.worker_id == "appfeaturesbuild0001"
+
+
+def test_child_specs_require_one_process() -> None:
+    with pytest.raises(ValueError, match="worker process count must be at least 1"):
+        worker_child_specs(base_env={}, module_target="a.b", process_count=0)
+
+
+def test_lock_conflict_names_the_live_pid(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / LOCK_FILENAME).write_text(json.dumps({"supervisor_pid": holder.pid}))
+        with pytest.raises(
+            RuntimeConfigError, match=f"already locked by supervisor pid {holder.pid}"
+        ):
+            SupervisorLock(tmp_path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_stale_lock_of_dead_pid_is_taken_over(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / LOCK_FILENAME).write_text(json.dumps({"supervisor_pid": dead.pid}))
+    lock = SupervisorLock(tmp_path)
+    lock.acquire()
+    assert json.loads((tmp_path / LOCK_FILENAME).read_text()) == {"supervisor_pid": os.getpid()}
+    lock.release()
+    assert not (tmp_path / LOCK_FILENAME).exists()
+
+
+def test_corrupt_lock_is_reported(tmp_path: Path) -> None:
+    (tmp_path / LOCK_FILENAME).write_text("{not json")
+    with pytest.raises(RuntimeConfigError, match="is not valid JSON"):
+        SupervisorLock(tmp_path).acquire()
