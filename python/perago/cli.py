@@ -13,7 +13,6 @@ import typer
 
 from perago import __version__
 from perago.cli_support import WarningPrinter, cli_errors, prepare_task
-from perago.devservers.cli import dev_app
 
 app = typer.Typer(
     no_args_is_help=True,
