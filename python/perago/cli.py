@@ -97,6 +97,8 @@ def main() -> None:
 
 # Command groups register here, one line each (their modules own the options and behaviour).
 from perago import gc_cli, register_cli, start_cli  # noqa: E402
+from perago.bench import attempt as bench_attempt  # noqa: E402
+from perago.bench import stage as bench_stage  # noqa: E402
 from perago.bench import transfer as bench_transfer  # noqa: E402
 from perago.bench import worker_cli as bench_worker_cli  # noqa: E402
 from perago.bench.cli import bench_app  # noqa: E402
@@ -111,4 +113,6 @@ app.command("run")(run_command)
 bench_app.command("download")(bench_transfer.download_command)
 bench_app.command("upload")(bench_transfer.upload_command)
 bench_worker_cli.register(bench_app)
+bench_app.command("stage")(bench_stage.stage_command)
+bench_app.command("attempt")(bench_attempt.attempt_command)
 app.add_typer(bench_app, name="bench")

@@ -25,6 +25,9 @@ class Row:
     files_per_s: float | None
     peak_rss_mb: float | None
     note: str = ""
+    # Only some benches fill these; they appear in the JSON form only when set.
+    objects_uploaded: int | None = None
+    phase_ms: dict[str, float] | None = None
 
     @classmethod
     def measured(
@@ -54,6 +57,11 @@ class Row:
         return cls(scenario, tool, None, None, None, None, why)
 
     def as_json(self) -> dict[str, object]:
+        extra: dict[str, object] = {}
+        if self.objects_uploaded is not None:
+            extra["objects_uploaded"] = self.objects_uploaded
+        if self.phase_ms is not None:
+            extra["phase_ms"] = self.phase_ms
         return {
             "scenario": self.scenario,
             "tool": self.tool,
@@ -62,6 +70,7 @@ class Row:
             "files_per_s": self.files_per_s,
             "peak_rss_mb": self.peak_rss_mb,
             "note": self.note,
+            **extra,
         }
 
 

@@ -1,0 +1,184 @@
+"""``perago bench attempt``: the fixed cost of one full attempt of a tiny writable task.
+
+Each attempt goes through ``run_workspace_task_attempt`` with the real ``LakeFSWorkspaceRuntime``
+(download, body, detect, stage, publish, cleanup); the task rewrites one file. Attempts are
+chained: each one's input ref is the commit the previous one published. No Conductor is involved,
+so the attempt fence reloads the attempt through a local always-current callback; the fence
+phase therefore measures no network round trip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from pydantic import BaseModel
+
+from perago.attempt import run_workspace_task_attempt
+from perago.attempt_types import AttemptStats, TaskAttempt
+from perago.bench import lakefs_setup
+from perago.bench import transfer as bench_transfer
+from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt, parse_size
+from perago.bench.report import Row, print_table, rows_to_json
+from perago.lakefs_runtime import LakeFSWorkspaceRuntime
+from perago.models import WorkspaceSpec
+from perago.task import TaskDefinition
+
+SCENARIO = "attempt-1-file"
+DEFAULT_FILES = 1
+DEFAULT_SIZE = 4096
+EDITED = "d000/f000000.bin"
+FENCE_NOTE = "fence: local always-current callback (no Conductor)"
+
+AttemptsOpt = typer.Option(5, "--attempts", min=1, help="Attempts to run (median reported).")
+NamespaceOpt = typer.Option(
+    "local://perago-bench", "--namespace", help="Storage namespace root for the bench repo."
+)
+WorkDirOpt = typer.Option(None, "--work-dir", help="Scratch directory (default: a temp dir).")
+
+
+class EditParams(BaseModel):
+    text: str
+
+
+class EditOutput(BaseModel):
+    bytes_written: int
+
+
+def _edit_one_file(workspace: Path, params: EditParams) -> EditOutput:
+    return EditOutput(bytes_written=(workspace / EDITED).write_text(params.text, encoding="utf-8"))
+
+
+EDIT_TASK = TaskDefinition(
+    name="bench_edit_one_file",
+    owner_email="bench@example.com",
+    fn=_edit_one_file,
+    params_model=EditParams,
+    output_model=EditOutput,
+    workspace=WorkspaceSpec(prefix=lakefs_setup.PREFIX),
+)
+
+
+def _attempt(number: int) -> TaskAttempt:
+    return TaskAttempt(
+        workflow_instance_id=f"bench-attempt-{uuid.uuid4().hex[:8]}",
+        task_id=f"task-{number}",
+        retry_count=0,
+        task_def_name=EDIT_TASK.name,
+        reference_task_name="edit",
+        seq=1,
+        status="IN_PROGRESS",
+        input_data={},
+    )
+
+
+def _always_current(attempt: TaskAttempt) -> TaskAttempt:
+    return attempt
+
+
+def run_attempt_bench(
+    seeded: lakefs_setup.SeededRepo, work: Path, attempts: int, log: Callable[[str], None]
+) -> Row:
+    runtime = LakeFSWorkspaceRuntime(seeded.config)
+    totals: list[float] = []
+    phases: dict[str, list[float]] = {}
+    counts: list[int] = []
+    ref = seeded.commit
+    try:
+        for number in range(attempts):
+            stats = AttemptStats()
+            input_data = {
+                "workspace": {
+                    "repository": seeded.repository,
+                    "branch": "main",
+                    "ref_type": "commit",
+                    "ref": ref,
+                },
+                "params": {"text": f"attempt {number} {uuid.uuid4().hex}\n"},
+            }
+            started = time.perf_counter()
+            result = run_workspace_task_attempt(
+                EDIT_TASK,
+                input_data,
+                _attempt(number),
+                work / "attempts",
+                download_workspace=runtime.download_workspace,
+                load_current_attempt=_always_current,
+                stage_workspace=runtime.stage_workspace,
+                publish_workspace=runtime.publish_workspace,
+                cleanup_staging=runtime.cleanup_staging,
+                complete_noop_workspace=runtime.complete_noop_workspace,
+                stats=stats,
+            )
+            totals.append((time.perf_counter() - started) * 1000.0)
+            if result.status != "COMPLETED" or result.output is None:
+                raise RuntimeError(
+                    f"attempt {number} ended {result.status}: {result.reason_for_incompletion}"
+                )
+            published = str(result.output["workspace"]["ref"])
+            counts.append(
+                lakefs_setup.changed_objects(seeded.server, seeded.repository, ref, published)
+            )
+            ref = published
+            for name, ms in stats.phase_ms.items():
+                phases.setdefault(name, []).append(ms)
+            log(f"attempt {number}: {totals[-1]:.1f} ms, published {published}")
+    finally:
+        runtime.control.close()
+    if any(count != 1 for count in counts):
+        raise RuntimeError(f"lakeFS diff reports {counts} changed objects, expected 1 each")
+    median_s = statistics.median(totals) / 1000.0
+    return Row(
+        scenario=SCENARIO,
+        tool="perago",
+        median_s=median_s,
+        mb_per_s=None,
+        files_per_s=None,
+        peak_rss_mb=None,
+        note=FENCE_NOTE,
+        objects_uploaded=counts[0],
+        phase_ms={name: round(statistics.median(ms), 3) for name, ms in phases.items()},
+    )
+
+
+def attempt_command(
+    *,
+    attempts: int = AttemptsOpt,
+    files: int | None = FilesOpt,
+    size: str | None = SizeOpt,
+    as_json: bool = JsonOpt,
+    namespace: str = NamespaceOpt,
+    work_dir: Path | None = WorkDirOpt,
+) -> None:
+    """Per-attempt overhead of a writable task that changes 1 file (download..publish)."""
+    count = DEFAULT_FILES if files is None else files
+    try:
+        if count < 1:
+            raise ValueError("--files must be at least 1")
+        each = DEFAULT_SIZE if size is None else parse_size(size)
+        server = bench_transfer.server_from_env()
+        work = Path(tempfile.mkdtemp(prefix="perago-bench-attempt-", dir=work_dir))
+        try:
+            seeded = lakefs_setup.seed_repository(server, work, count, each, namespace)
+            row = run_attempt_bench(seeded, work, attempts, lambda line: typer.echo(line, err=True))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    except (ValueError, RuntimeError, OSError, typer.BadParameter) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(rows_to_json([row]))
+        return
+    print_table([row], title="perago bench attempt")
+    assert row.median_s is not None
+    assert row.phase_ms is not None
+    typer.echo(f"median total: {row.median_s * 1000:.1f} ms over {attempts} attempts")
+    for name, ms in row.phase_ms.items():
+        typer.echo(f"  {name:<15} {ms:9.1f} ms (median)")
+    typer.echo(f"objects changed per lakeFS diff = {row.objects_uploaded}; {FENCE_NOTE}")

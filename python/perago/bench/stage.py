@@ -1,0 +1,201 @@
+"""``perago bench stage``: change detection + staging of a 1-file edit in a large workspace.
+
+perago: download the tree once (baseline snapshot), then per run rewrite the same one file with
+new bytes and time ``detect_changes`` + ``LakeFSWorkspaceRuntime.stage_workspace`` (branch from
+the input commit, upload, commit). lakectl: ``lakectl local clone`` once, then per run the same
+edit and ``lakectl local commit`` (its own status scan + upload + commit). After every run lakeFS's
+diff API must report exactly one changed object, or the bench fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from perago.attempt import TaskExecutionContext
+from perago.attempt_types import TaskAttempt
+from perago.bench import lakefs_setup
+from perago.bench import transfer as bench_transfer
+from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt, parse_size
+from perago.bench.report import Row, print_table, ratio, rows_to_json
+from perago.lakefs_runtime import LakeFSWorkspaceRuntime
+from perago.models import WorkspaceInput, WorkspaceSpec
+from perago.snapshot import detect_changes
+
+DEFAULT_FILES = 10_000
+DEFAULT_SIZE = 100 * 1024
+EDITED = "d000/f000000.bin"
+
+RepeatOpt = typer.Option(3, "--repeat", min=1, help="Measured runs per tool (median).")
+NamespaceOpt = typer.Option(
+    "local://perago-bench", "--namespace", help="Storage namespace root for the bench repo."
+)
+WorkDirOpt = typer.Option(None, "--work-dir", help="Scratch directory (default: a temp dir).")
+LakectlOpt = typer.Option(True, "--lakectl/--no-lakectl", help="Also run `lakectl local`.")
+
+
+def scenario_name(files: int) -> str:
+    return f"stage-1-of-{files}"
+
+
+def edit_one_file(root: Path, run: int, size: int) -> None:
+    """Rewrite one file with bytes no earlier run wrote (same size, so only hashing sees it)."""
+    stamp = f"edit {run} {uuid.uuid4().hex}\n".encode()
+    body = (stamp * (size // len(stamp) + 1))[:size] if size else stamp
+    (root / EDITED).write_bytes(body)
+
+
+def bench_attempt(task_id: str) -> TaskAttempt:
+    return TaskAttempt(
+        workflow_instance_id="bench-stage",
+        task_id=task_id,
+        retry_count=0,
+        task_def_name="bench_stage",
+        reference_task_name="stage",
+        seq=1,
+        status="IN_PROGRESS",
+        input_data={},
+    )
+
+
+def perago_row(seeded: lakefs_setup.SeededRepo, work: Path, repeat: int) -> Row:
+    scenario = scenario_name(seeded.files)
+    runtime = LakeFSWorkspaceRuntime(seeded.config)
+    workspace = WorkspaceInput(
+        repository=seeded.repository, branch="main", ref_type="commit", ref=seeded.commit
+    )
+    spec = WorkspaceSpec(prefix=lakefs_setup.PREFIX)
+    directory = Path(tempfile.mkdtemp(prefix="perago-", dir=work))
+    try:
+        baseline = runtime.download_workspace(workspace, spec, directory)
+        times, counts = [], []
+        for run in range(repeat):
+            edit_one_file(directory, run, seeded.size)
+            context = TaskExecutionContext(bench_attempt(f"run-{run}-{uuid.uuid4().hex[:8]}"), "x")
+            started = time.perf_counter()
+            changes = detect_changes(directory, baseline)
+            staged = runtime.stage_workspace(directory, workspace, spec, context, changes=changes)
+            times.append(time.perf_counter() - started)
+            counts.append(
+                lakefs_setup.changed_objects(
+                    seeded.server, seeded.repository, seeded.commit, staged.commit
+                )
+            )
+            runtime.cleanup_staging(staged)
+    finally:
+        runtime.control.close()
+        shutil.rmtree(directory, ignore_errors=True)
+    return _row(scenario, "perago", times, counts, seeded.files)
+
+
+def lakectl_row(seeded: lakefs_setup.SeededRepo, work: Path, repeat: int, lakectl: str) -> Row:
+    scenario = scenario_name(seeded.files)
+    server = seeded.server
+    branch = f"lakectl-{uuid.uuid4().hex[:8]}"
+    bench_transfer.create_branch(server, seeded.repository, branch, seeded.commit)
+    directory = work / "lakectl-clone"
+    uri = f"lakefs://{seeded.repository}/{branch}/{lakefs_setup.PREFIX}/"
+    bench_transfer.measure([lakectl, "local", "clone", uri, str(directory)], server.child_env())
+    times, counts = [], []
+    try:
+        for run in range(repeat):
+            edit_one_file(directory, run, seeded.size)
+            before = lakefs_setup.branch_head(server, seeded.repository, branch)
+            command = [lakectl, "local", "commit", str(directory), "-m", f"bench {run}"]
+            times.append(bench_transfer.measure(command, server.child_env()).seconds)
+            after = lakefs_setup.branch_head(server, seeded.repository, branch)
+            counts.append(lakefs_setup.changed_objects(server, seeded.repository, before, after))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return _row(scenario, "lakectl", times, counts, seeded.files)
+
+
+def _row(scenario: str, tool: str, times: list[float], counts: list[int], files: int) -> Row:
+    if any(count != 1 for count in counts):
+        raise RuntimeError(f"{tool}: lakeFS diff reports {counts} changed objects, expected 1 each")
+    median = statistics.median(times)
+    return Row(
+        scenario=scenario,
+        tool=tool,
+        median_s=median,
+        mb_per_s=None,
+        files_per_s=files / median if median > 0 else None,
+        peak_rss_mb=None,
+        note="detect + stage (branch, upload, commit); files/s = tree files scanned",
+        objects_uploaded=counts[0],
+    )
+
+
+def run_stage_bench(
+    server: bench_transfer.Server,
+    work: Path,
+    *,
+    files: int,
+    size: int,
+    repeat: int,
+    namespace_root: str,
+    use_lakectl: bool,
+    log: Callable[[str], None],
+) -> list[Row]:
+    log(f"seeding {files} x {size} B into a new repository")
+    seeded = lakefs_setup.seed_repository(server, work, files, size, namespace_root)
+    log(f"seeded {seeded.repository}@{seeded.commit}")
+    rows = [perago_row(seeded, work, repeat)]
+    lakectl = lakefs_setup.find_lakectl() if use_lakectl else None
+    if lakectl:
+        rows.append(lakectl_row(seeded, work, repeat, lakectl))
+    elif use_lakectl:
+        rows.append(Row.missing(rows[0].scenario, "lakectl", "lakectl not found"))
+    return rows
+
+
+def stage_command(
+    *,
+    files: int | None = FilesOpt,
+    size: str | None = SizeOpt,
+    as_json: bool = JsonOpt,
+    repeat: int = RepeatOpt,
+    namespace: str = NamespaceOpt,
+    work_dir: Path | None = WorkDirOpt,
+    lakectl: bool = LakectlOpt,
+) -> None:
+    """Stage a 1-file change in a 10,000 x 100 KiB workspace: perago vs `lakectl local commit`."""
+    count = DEFAULT_FILES if files is None else files
+    try:
+        if count < 1:
+            raise ValueError("--files must be at least 1")
+        each = DEFAULT_SIZE if size is None else parse_size(size)
+        server = bench_transfer.server_from_env()
+        work = Path(tempfile.mkdtemp(prefix="perago-bench-stage-", dir=work_dir))
+        try:
+            rows = run_stage_bench(
+                server,
+                work,
+                files=count,
+                size=each,
+                repeat=repeat,
+                namespace_root=namespace,
+                use_lakectl=lakectl,
+                log=lambda line: typer.echo(line, err=True),
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    except (ValueError, RuntimeError, OSError, typer.BadParameter) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(rows_to_json(rows))
+        return
+    print_table(rows, title="perago bench stage")
+    scenario = rows[0].scenario
+    for row in rows:
+        typer.echo(f"{row.tool}: objects changed per lakeFS diff = {row.objects_uploaded}")
+    value = ratio(rows, (scenario, "lakectl"), (scenario, "perago"))
+    typer.echo(f"lakectl / perago (speed-up): {'n/a' if value is None else f'{value:.2f}'}")

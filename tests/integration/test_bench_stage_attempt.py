@@ -1,0 +1,75 @@
+"""``perago bench stage`` / ``perago bench attempt`` on a tiny tree against the real lakeFS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.servers_fixture import LakefsServer
+
+PERAGO = Path(sys.executable).with_name("perago")
+
+
+def _run_bench(server: LakefsServer, tmp_path: Path, *args: str) -> list[dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKECTL_")}
+    env.update(
+        LAKECTL_SERVER_ENDPOINT_URL=server.url,
+        LAKECTL_CREDENTIALS_ACCESS_KEY_ID=server.access_key_id,
+        LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY=server.secret_access_key,
+    )
+    completed = subprocess.run(
+        [str(PERAGO), "bench", *args, "--json", "--work-dir", str(tmp_path)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows = json.loads(completed.stdout)
+    assert isinstance(rows, list)
+    return rows
+
+
+def test_bench_stage_reports_one_changed_object(
+    lakefs_server: LakefsServer, tmp_path: Path
+) -> None:
+    rows = _run_bench(
+        lakefs_server, tmp_path, "stage", "--files", "20", "--size", "1K", "--repeat", "2"
+    )
+    by_tool = {row["tool"]: row for row in rows}
+    perago = by_tool["perago"]
+    assert perago["scenario"] == "stage-1-of-20"
+    assert perago["objects_uploaded"] == 1
+    assert perago["median_s"] > 0
+    lakectl = by_tool.get("lakectl")
+    if lakectl is not None and lakectl["median_s"] is not None:
+        assert lakectl["scenario"] == "stage-1-of-20"
+        assert lakectl["objects_uploaded"] == 1
+
+
+def test_bench_attempt_reports_phases(lakefs_server: LakefsServer, tmp_path: Path) -> None:
+    rows = _run_bench(lakefs_server, tmp_path, "attempt", "--files", "20", "--attempts", "2")
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["scenario"], row["tool"]) == ("attempt-1-file", "perago")
+    assert row["objects_uploaded"] == 1
+    assert {"download", "detect_changes", "stage", "publish"} <= set(row["phase_ms"])
+    assert "no Conductor" in row["note"]
+
+
+def test_bench_stage_rejects_bad_size(lakefs_server: LakefsServer, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [str(PERAGO), "bench", "stage", "--size", "lots"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("error: ")
+    assert "Traceback" not in completed.stderr
