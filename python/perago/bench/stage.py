@@ -9,6 +9,7 @@ diff API must report exactly one changed object, or the bench fails.
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import tempfile
@@ -46,10 +47,17 @@ def scenario_name(files: int) -> str:
 
 
 def edit_one_file(root: Path, run: int, size: int) -> None:
-    """Rewrite one file with bytes no earlier run wrote (same size, so only hashing sees it)."""
+    """Rewrite one file with bytes no earlier run wrote, keeping its size.
+
+    The mtime is moved to a distinct whole second per run: ``lakectl local`` compares size and
+    mtime at one-second resolution, so two edits within one second would look unchanged to it.
+    """
     stamp = f"edit {run} {uuid.uuid4().hex}\n".encode()
     body = (stamp * (size // len(stamp) + 1))[:size] if size else stamp
-    (root / EDITED).write_bytes(body)
+    target = root / EDITED
+    target.write_bytes(body)
+    when = int(time.time()) + 1 + run
+    os.utime(target, (when, when))
 
 
 def bench_attempt(task_id: str) -> TaskAttempt:
@@ -92,7 +100,7 @@ def perago_row(seeded: lakefs_setup.SeededRepo, work: Path, repeat: int) -> Row:
     finally:
         runtime.control.close()
         shutil.rmtree(directory, ignore_errors=True)
-    return _row(scenario, "perago", times, counts, seeded.files)
+    return _row(scenario, "perago", times, counts, seeded.files, "detect + stage, in process")
 
 
 def lakectl_row(seeded: lakefs_setup.SeededRepo, work: Path, repeat: int, lakectl: str) -> Row:
@@ -114,10 +122,12 @@ def lakectl_row(seeded: lakefs_setup.SeededRepo, work: Path, repeat: int, lakect
             counts.append(lakefs_setup.changed_objects(server, seeded.repository, before, after))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return _row(scenario, "lakectl", times, counts, seeded.files)
+    return _row(scenario, "lakectl", times, counts, seeded.files, "`local commit` process")
 
 
-def _row(scenario: str, tool: str, times: list[float], counts: list[int], files: int) -> Row:
+def _row(
+    scenario: str, tool: str, times: list[float], counts: list[int], files: int, note: str
+) -> Row:
     if any(count != 1 for count in counts):
         raise RuntimeError(f"{tool}: lakeFS diff reports {counts} changed objects, expected 1 each")
     median = statistics.median(times)
@@ -128,7 +138,7 @@ def _row(scenario: str, tool: str, times: list[float], counts: list[int], files:
         mb_per_s=None,
         files_per_s=files / median if median > 0 else None,
         peak_rss_mb=None,
-        note="detect + stage (branch, upload, commit); files/s = tree files scanned",
+        note=note,
         objects_uploaded=counts[0],
     )
 
