@@ -100,7 +100,7 @@ def perago_row(seeded: lakefs_setup.SeededRepo, work: Path, repeat: int) -> Row:
     finally:
         runtime.control.close()
         shutil.rmtree(directory, ignore_errors=True)
-    return _row(scenario, "perago", times, counts, seeded.files, "detect + stage, in process")
+    return _row(scenario, "perago", times, counts, seeded.files, note="detect + stage, in process")
 
 
 def lakectl_row(seeded: lakefs_setup.SeededRepo, work: Path, repeat: int, lakectl: str) -> Row:
@@ -122,11 +122,11 @@ def lakectl_row(seeded: lakefs_setup.SeededRepo, work: Path, repeat: int, lakect
             counts.append(lakefs_setup.changed_objects(server, seeded.repository, before, after))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return _row(scenario, "lakectl", times, counts, seeded.files, "`local commit` process")
+    return _row(scenario, "lakectl", times, counts, seeded.files, note="`local commit` process")
 
 
 def _row(
-    scenario: str, tool: str, times: list[float], counts: list[int], files: int, note: str
+    scenario: str, tool: str, times: list[float], counts: list[int], files: int, *, note: str
 ) -> Row:
     if any(count != 1 for count in counts):
         raise RuntimeError(f"{tool}: lakeFS diff reports {counts} changed objects, expected 1 each")
