@@ -159,12 +159,16 @@ def download_prefix(  # noqa: PLR0917 - positional order is the documented API
     dest: str | os.PathLike[str],
     *,
     concurrency: int | None = None,
+    part_size: int | None = None,
+    ranged_threshold: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> DownloadResult:
     """Materialise ``repo@ref`` under ``prefix`` into ``dest`` (created if missing).
 
     All keys are checked before anything is written; files are created exclusively (existing
-    entries are never overwritten or followed). ``concurrency`` = parallel requests (default 16).
+    entries are never overwritten or followed). ``concurrency`` = parallel requests (default 16);
+    objects of at least ``ranged_threshold`` bytes (default 64 MiB) are fetched as parallel
+    ``part_size`` ranges (default 32 MiB, a power of two).
     The result keeps the per-file (path, size, BLAKE3) list native: ``result.entries()``,
     ``result.hash_of(rel_path)``, ``result.file_count``, ``result.bytes``, ``result.root``.
     """
@@ -175,6 +179,8 @@ def download_prefix(  # noqa: PLR0917 - positional order is the documented API
         prefix,
         dest,
         concurrency=concurrency,
+        part_size=part_size,
+        ranged_threshold=ranged_threshold,
         progress=_raw_progress(progress),
     )
 

@@ -210,11 +210,24 @@ def create_branch(server: Server, repo: str, name: str, source: str) -> None:
     _api(server, "POST", f"/repositories/{repo}/branches", {"name": name, "source": source})
 
 
+@dataclass(frozen=True)
+class RangedParts:
+    """perago's ranged-download knobs for a bench run (None = the engine default)."""
+
+    part_size: int | None = None
+    threshold: int | None = None
+
+    def args(self) -> list[str]:
+        return [str(self.part_size or 0), str(self.threshold or 0)]
+
+
 def _perago_download_command(
-    repo: str, ref: str, prefix: str, concurrency: int | None
+    repo: str, ref: str, prefix: str, concurrency: int | None, ranged: RangedParts
 ) -> Callable[[Path], list[str]]:
     def command(dest: Path) -> list[str]:
-        return _perago_child(["_download", repo, ref, prefix, str(dest), str(concurrency or 0)])
+        return _perago_child(
+            ["_download", repo, ref, prefix, str(dest), str(concurrency or 0), *ranged.args()]
+        )
 
     return command
 
@@ -276,6 +289,7 @@ def run_download(
     repeat: int,
     concurrency: int | None,
     namespace_root: str,
+    ranged: RangedParts | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Row]:
     from perago.transfer import LakeFSCredentials, upload_files
@@ -291,7 +305,9 @@ def run_download(
         ref = commit(server, repo, "main", f"seed {data.scenario_suffix}")
         scenario = f"download-{data.scenario_suffix}"
         tools: dict[str, Callable[[Path], list[str]]] = {
-            "perago": _perago_download_command(repo, ref, data.scenario_suffix, concurrency)
+            "perago": _perago_download_command(
+                repo, ref, data.scenario_suffix, concurrency, ranged or RangedParts()
+            )
         }
         if lakectl:
             tools["lakectl"] = _lakectl_clone_command(lakectl, repo, ref, data.scenario_suffix)
@@ -383,6 +399,12 @@ _CONCURRENCY = typer.Option(None, "--concurrency", help="perago parallel request
 _NAMESPACE = typer.Option("local://perago-bench", "--namespace", help="Storage namespace root.")
 _JSON = typer.Option(None, "--json", help="Write the rows as JSON to this file.")
 _WORKDIR = typer.Option(None, "--workdir", help="Scratch directory (default: a temp dir).")
+_PART_SIZE = typer.Option(
+    None, "--part-size", help="perago ranged part size, a power of two (default 32MiB)."
+)
+_RANGED_THRESHOLD = typer.Option(
+    None, "--ranged-threshold", help="perago fetches objects this large as ranges (default 64MiB)."
+)
 
 
 def _command(
@@ -397,10 +419,12 @@ def _command(
     namespace: str,
     json_path: Path | None,
     workdir: Path | None,
+    extra: Callable[[], dict[str, object]] = dict,
 ) -> None:
     try:
         server = server_from_env()
         small, large = parse_size(size), parse_size(large_size)
+        options = extra()
         work = Path(tempfile.mkdtemp(prefix="perago-bench-", dir=workdir))
         try:
             rows = runner(
@@ -414,6 +438,7 @@ def _command(
                 concurrency=concurrency,
                 namespace_root=namespace,
                 log=lambda line: typer.echo(line, err=True),
+                **options,
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -435,8 +460,19 @@ def download_command(  # noqa: PLR0917 - typer options are parameters
     namespace: str = _NAMESPACE,
     json_path: Path | None = _JSON,
     workdir: Path | None = _WORKDIR,
+    part_size: str | None = _PART_SIZE,
+    ranged_threshold: str | None = _RANGED_THRESHOLD,
 ) -> None:
     """Download throughput: perago vs `lakectl local clone`."""
+
+    def ranged() -> dict[str, object]:
+        return {
+            "ranged": RangedParts(
+                part_size=parse_size(part_size) if part_size else None,
+                threshold=parse_size(ranged_threshold) if ranged_threshold else None,
+            )
+        }
+
     _command(
         run_download,
         files=files,
@@ -448,6 +484,7 @@ def download_command(  # noqa: PLR0917 - typer options are parameters
         namespace=namespace,
         json_path=json_path,
         workdir=workdir,
+        extra=ranged,
     )
 
 
@@ -487,9 +524,17 @@ def _child(argv: Sequence[str]) -> None:
     creds = LakeFSCredentials(server.access_key_id, server.secret_access_key)
     action, *rest = argv
     if action == "_download":
-        repo, ref, prefix, dest, concurrency = rest
+        repo, ref, prefix, dest, concurrency, part_size, threshold = rest
         download_prefix(
-            server.endpoint, creds, repo, ref, prefix, dest, concurrency=int(concurrency) or None
+            server.endpoint,
+            creds,
+            repo,
+            ref,
+            prefix,
+            dest,
+            concurrency=int(concurrency) or None,
+            part_size=int(part_size) or None,
+            ranged_threshold=int(threshold) or None,
         )
     elif action == "_upload":
         repo, branch, prefix, source, concurrency = rest
