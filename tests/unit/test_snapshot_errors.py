@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -49,6 +50,23 @@ def test_fifo_and_socket_are_reported_unsupported(tmp_path: Path) -> None:
         assert not changes.added
     finally:
         server.close()
+
+
+def test_devices_are_reported_unsupported(tmp_path: Path) -> None:
+    (tmp_path / "ok").write_bytes(b"1")
+    base = take_snapshot(tmp_path)
+    try:
+        os.mknod(tmp_path / "chr", stat.S_IFCHR | 0o600, os.makedev(1, 3))  # like /dev/null
+        os.mknod(tmp_path / "blk", stat.S_IFBLK | 0o600, os.makedev(7, 0))  # like /dev/loop0
+    except PermissionError:
+        pytest.skip("creating device nodes needs CAP_MKNOD (run as root, as CI does)")
+    expected = [("blk", "block-device"), ("chr", "char-device")]
+    snap = take_snapshot(tmp_path)
+    assert [(u.path, u.kind) for u in snap.unsupported] == expected
+    assert [e.path for e in snap] == ["ok"]
+    changes = detect_changes(tmp_path, base)
+    assert [(u.path, u.kind) for u in changes.unsupported] == expected
+    assert not changes.added
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
@@ -28,13 +29,13 @@ thread_local! {
 
 /// Open for hashing without following symlinks and, where permitted, without touching atime.
 fn open_for_hash(path: &Path) -> Result<File> {
-    let flags = libc::O_NOFOLLOW | libc::O_NOATIME;
+    let flags = libc::O_NOFOLLOW | libc::O_NOATIME | libc::O_NONBLOCK;
     match OpenOptions::new().read(true).custom_flags(flags).open(path) {
         Ok(file) => Ok(file),
         // O_NOATIME is refused (EPERM) on files the caller does not own.
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
             .map_err(|e| Error::io_or_vanished(path, e)),
         Err(e) => Err(Error::io_or_vanished(path, e)),
@@ -47,16 +48,18 @@ pub fn hash_path(path: &Path, size_hint: u64, cancel: &CancelToken) -> Result<bl
     hash_open_file(&file, size_hint, cancel, &|| path.to_path_buf())
 }
 
-/// Open `name` inside the directory `dir` (no path resolution from the root, no symlink
-/// following, no atime update where permitted). `path` names the file in errors only.
-pub(crate) fn open_in_dir(dir: &File, name: &OsStr, path: &dyn Fn() -> PathBuf) -> Result<File> {
+/// Set once `O_NOATIME` was refused (files owned by another user): later opens skip the
+/// doomed first attempt instead of paying two `openat`s per file.
+static NOATIME_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Open `name` inside the directory `dir` for reading: no path resolution from the root, no
+/// symlink following (`ELOOP` if `name` is a link), no atime update where permitted, and never
+/// blocking (a fifo raced in place of a file opens instead of waiting for a writer).
+pub(crate) fn open_in_dir(dir: &File, name: &OsStr) -> std::io::Result<File> {
     let bytes = name.as_bytes();
     let mut c_name = [0u8; 256];
     if bytes.len() >= c_name.len() {
-        return Err(Error::io(
-            path(),
-            std::io::Error::from_raw_os_error(libc::ENAMETOOLONG),
-        ));
+        return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
     }
     c_name[..bytes.len()].copy_from_slice(bytes);
     let open = |flags: libc::c_int| {
@@ -70,14 +73,16 @@ pub(crate) fn open_in_dir(dir: &File, name: &OsStr, path: &dyn Fn() -> PathBuf) 
             Ok(unsafe { File::from_raw_fd(fd) })
         }
     };
-    let base = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    match open(base | libc::O_NOATIME) {
-        Ok(file) => Ok(file),
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            open(base).map_err(|e| Error::io_or_vanished(path(), e))
+    let base = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    if !NOATIME_REFUSED.load(Ordering::Relaxed) {
+        match open(base | libc::O_NOATIME) {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                NOATIME_REFUSED.store(true, Ordering::Relaxed);
+            }
+            opened => return opened,
         }
-        Err(e) => Err(Error::io_or_vanished(path(), e)),
     }
+    open(base)
 }
 
 /// Hash an opened regular file; `path` names it in errors only (built lazily).

@@ -7,6 +7,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, DirEntry};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -80,6 +81,34 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// `fstat` of an open descriptor; `None` for a directory.
+    pub(crate) fn of_open_file(file: &fs::File) -> std::io::Result<Option<Self>> {
+        let mut raw = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `raw` is a valid out-pointer for one `stat`; the descriptor is borrowed open.
+        if unsafe { libc::fstat(file.as_raw_fd(), raw.as_mut_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fstat succeeded, so it filled the whole struct.
+        let raw = unsafe { raw.assume_init() };
+        let kind = match raw.st_mode & libc::S_IFMT {
+            libc::S_IFREG => NodeKind::File,
+            libc::S_IFLNK => NodeKind::Symlink,
+            libc::S_IFIFO => NodeKind::Fifo,
+            libc::S_IFSOCK => NodeKind::Socket,
+            libc::S_IFCHR => NodeKind::CharDevice,
+            libc::S_IFBLK => NodeKind::BlockDevice,
+            _ => return Ok(None),
+        };
+        Ok(Some(Stat {
+            kind,
+            size: raw.st_size as u64,
+            mtime_ns: raw.st_mtime * 1_000_000_000 + raw.st_mtime_nsec,
+            ctime_ns: raw.st_ctime * 1_000_000_000 + raw.st_ctime_nsec,
+            ino: raw.st_ino,
+            mode: raw.st_mode,
+        }))
+    }
+
     pub fn from_metadata(meta: &fs::Metadata) -> Option<Self> {
         Some(Stat {
             kind: NodeKind::of(meta.file_type())?,
@@ -228,21 +257,24 @@ impl Walker<'_> {
             if self.stopped() {
                 return;
             }
-            let meta = match entry.metadata() {
-                Ok(meta) => meta,
-                Err(e) => return self.fail(Error::io_or_vanished(entry.path(), e)),
-            };
-            let Some(stat) = Stat::from_metadata(&meta) else {
-                continue; // a directory raced in between readdir and stat; nothing to record
-            };
             let name = entry.file_name();
-            let mut hash = [0u8; 32];
-            if let (NodeKind::File, Some(handle)) = (stat.kind, &dir.handle) {
-                match self.hash_in_dir(handle, &dir.abs, &name, stat.size) {
-                    Ok(digest) => hash = digest,
-                    Err(err) => return self.fail(err),
+            let opened = match (&dir.handle, entry.file_type()) {
+                (Some(handle), Ok(file_type)) if file_type.is_file() => {
+                    match self.open_and_hash(handle, &dir.abs, &name) {
+                        Ok(found) => found,
+                        Err(err) => return self.fail(err),
+                    }
                 }
-            }
+                _ => None,
+            };
+            let (stat, hash) = match opened {
+                Some(found) => found,
+                None => match self.lstat_and_hash(&entry, dir) {
+                    Ok(Some(found)) => found,
+                    Ok(None) => continue, // a directory raced in; nothing to record
+                    Err(err) => return self.fail(err),
+                },
+            };
             let start = batch.names.len() as u32;
             batch.names.extend_from_slice(name.as_bytes());
             batch.items.push((start, name.len() as u32, stat, hash));
@@ -253,10 +285,52 @@ impl Walker<'_> {
             .push(batch);
     }
 
-    fn hash_in_dir(&self, dir: &fs::File, abs: &Path, name: &OsStr, size: u64) -> Result<[u8; 32]> {
+    /// The fast path for an entry listed as a regular file: `openat` + `fstat` + read, so the
+    /// recorded stat is the one of the bytes hashed and no path is resolved twice. `None` when
+    /// the name turned into a symlink or directory meanwhile (the caller falls back to lstat).
+    fn open_and_hash(
+        &self,
+        dir: &fs::File,
+        abs: &Path,
+        name: &OsStr,
+    ) -> Result<Option<(Stat, [u8; 32])>> {
         let path = || abs.join(name);
-        let file = open_in_dir(dir, name, &path)?;
-        Ok(*hash_open_file(&file, size, self.cancel, &path)?.as_bytes())
+        let file = match open_in_dir(dir, name) {
+            Ok(file) => file,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+            Err(e) => return Err(Error::io_or_vanished(path(), e)),
+        };
+        let Some(stat) = Stat::of_open_file(&file).map_err(|e| Error::io(path(), e))? else {
+            return Ok(None);
+        };
+        let mut hash = [0u8; 32];
+        if stat.kind == NodeKind::File {
+            hash = *hash_open_file(&file, stat.size, self.cancel, &path)?.as_bytes();
+        }
+        Ok(Some((stat, hash)))
+    }
+
+    /// The general path: `lstat` relative to the directory, then hash when it is a file and
+    /// this walk hashes. `None` for a directory (raced in between readdir and stat).
+    fn lstat_and_hash(
+        &self,
+        entry: &DirEntry,
+        dir: &DirContext,
+    ) -> Result<Option<(Stat, [u8; 32])>> {
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io_or_vanished(entry.path(), e))?;
+        let Some(stat) = Stat::from_metadata(&meta) else {
+            return Ok(None);
+        };
+        let mut hash = [0u8; 32];
+        if let (NodeKind::File, Some(handle)) = (stat.kind, &dir.handle) {
+            let name = entry.file_name();
+            let path = || dir.abs.join(&name);
+            let file = open_in_dir(handle, &name).map_err(|e| Error::io_or_vanished(path(), e))?;
+            hash = *hash_open_file(&file, stat.size, self.cancel, &path)?.as_bytes();
+        }
+        Ok(Some((stat, hash)))
     }
 }
 
