@@ -52,7 +52,7 @@ from perago.result import (
     result_for_exception,
 )
 from perago.snapshot import ChangeSet, Snapshot, detect_changes, take_snapshot
-from perago.task import TaskDefinition
+from perago.task_definition import TaskDefinition
 from perago.task_io import (
     parse_workspace_free_task_input,
     parse_workspace_task_input,

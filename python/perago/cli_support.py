@@ -21,7 +21,7 @@ from pydantic.errors import PydanticUserError
 
 from perago.config import RuntimeConfig, load_runtime_config
 from perago.errors import TaskDefinitionError
-from perago.task import TaskDefinition, load_module_task
+from perago.task_definition import TaskDefinition, load_module_task
 from perago.taskdef import build_taskdef, task_contract_warnings
 
 __all__ = [

@@ -46,7 +46,7 @@ from perago.lakefs_runtime import LakeFSWorkspaceRuntime
 from perago.models import WorkspaceInput, WorkspaceSpec
 from perago.result import RuntimeTaskResult
 from perago.snapshot import ChangeSet, Snapshot, take_snapshot
-from perago.task import TaskDefinition, load_module_task
+from perago.task_definition import TaskDefinition, load_module_task
 from perago.transfer import TransferProgress
 
 __all__ = ["parse_lakefs_target", "run_command"]

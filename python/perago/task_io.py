@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from perago.models import WorkspaceInput
 from perago.result import InvalidAttemptInput, condense_validation_error
-from perago.task import TaskDefinition
+from perago.task_definition import TaskDefinition
 
 __all__ = [
     "parse_workspace_free_task_input",

@@ -25,7 +25,7 @@ from pydantic.errors import PydanticUserError
 
 from perago.errors import TaskDefinitionError
 from perago.models import WorkspaceInput, WorkspaceOutput
-from perago.task import TaskDefinition
+from perago.task_definition import TaskDefinition
 
 __all__ = [
     "TASKDEF_SCHEMA_TYPE",

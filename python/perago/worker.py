@@ -39,7 +39,7 @@ from perago.config import RuntimeConfig, current_worker_id, load_runtime_config
 from perago.gc import collect_attempt_workspaces
 from perago.result import RuntimeTaskResult, failed_result, result_for_exception
 from perago.runtime_logging import install_jsonl_sink
-from perago.task import TaskDefinition, load_module_task
+from perago.task_definition import TaskDefinition, load_module_task
 from perago.worker_protocol import EXIT_DEADLINE, EXIT_OK, EXIT_STARTUP_FAILED, STATUS_FD_ENV
 
 _SDK_OVERRIDE_PREFIXES = ("conductor_worker", "CONDUCTOR_WORKER", "conductor.worker")

@@ -24,7 +24,7 @@ from perago.lakefs_runtime import LakeFSWorkspaceRuntime
 from perago.models import WorkspaceInput, WorkspaceSpec
 from perago.result import RuntimeTaskResult
 from perago.snapshot import ChangeSet
-from perago.task import TaskDefinition
+from perago.task_definition import TaskDefinition
 
 
 class EditParams(BaseModel):

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from perago.attempt_types import TaskAttempt
 from perago.guardrails import require_file
 from perago.models import WorkspaceSpec
-from perago.task import TaskDefinition
+from perago.task_definition import TaskDefinition
 
 
 class Inner(BaseModel):

@@ -19,7 +19,7 @@ from perago import (
     WorkspaceSpec,
     task,
 )
-from perago.task import TASK_ATTRIBUTE
+from perago.task_definition import TASK_ATTRIBUTE
 
 
 class Params(BaseModel):

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from perago.result import InvalidAttemptInput
-from perago.task import TaskDefinition
+from perago.task_definition import TaskDefinition
 from perago.task_io import (
     parse_workspace_free_task_input,
     parse_workspace_task_input,

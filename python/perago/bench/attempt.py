@@ -28,7 +28,7 @@ from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt, parse_size
 from perago.bench.report import Row, print_table, rows_to_json
 from perago.lakefs_runtime import LakeFSWorkspaceRuntime
 from perago.models import WorkspaceSpec
-from perago.task import TaskDefinition
+from perago.task_definition import TaskDefinition
 
 SCENARIO = "attempt-1-file"
 DEFAULT_FILES = 1
