@@ -167,8 +167,9 @@ def download_prefix(  # noqa: PLR0917 - positional order is the documented API
 
     All keys are checked before anything is written; files are created exclusively (existing
     entries are never overwritten or followed). ``concurrency`` = parallel requests (default 16);
-    objects of at least ``ranged_threshold`` bytes (default 64 MiB) are fetched as parallel
-    ``part_size`` ranges (default 32 MiB, a power of two).
+    objects of at least ``ranged_threshold`` bytes are fetched as parallel ``part_size`` ranges
+    (default 32 MiB, a power of two). The default threshold is 64 MiB for a remote server and
+    none for one on this machine (loopback), where one stream per object is already CPU-bound.
     The result keeps the per-file (path, size, BLAKE3) list native: ``result.entries()``,
     ``result.hash_of(rel_path)``, ``result.file_count``, ``result.bytes``, ``result.root``.
     """

@@ -220,7 +220,7 @@ pub fn download_prefix(
     ranged_threshold: Option<u64>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<DownloadResult> {
-    let mut options = DownloadOptions::default();
+    let mut options = DownloadOptions::for_client(&client.inner);
     if let Some(n) = concurrency {
         options.concurrency = n.max(1);
     }

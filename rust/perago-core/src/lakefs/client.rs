@@ -114,6 +114,12 @@ impl LakeFsClient {
         &self.retry
     }
 
+    /// Whether the endpoint names this machine (`localhost` or a loopback address; no DNS
+    /// lookup): streams to it are CPU-bound, never limited by per-connection bandwidth.
+    pub fn is_loopback(&self) -> bool {
+        endpoint_is_loopback(&self.api_base)
+    }
+
     /// `<api_base>/<seg>/<seg>...?k=v&...`, every segment and value percent-encoded.
     pub(crate) fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> String {
         let mut url = self.api_base.clone();
@@ -141,6 +147,26 @@ impl LakeFsClient {
             .post(url)
             .header("Authorization", &self.authorization)
     }
+}
+
+fn endpoint_is_loopback(url: &str) -> bool {
+    let authority = url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _port)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn normalize_endpoint(endpoint: &str) -> Result<String> {
@@ -279,6 +305,26 @@ mod tests {
                 !text.contains(&base64(b"AKIAEXAMPLE:super-secret-value")),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn loopback_endpoints_are_recognised_without_dns() {
+        for url in [
+            "http://127.0.0.1:8000/api/v1",
+            "http://localhost/api/v1",
+            "http://[::1]:8000/api/v1",
+            "https://127.3.4.5/api/v1",
+        ] {
+            assert!(endpoint_is_loopback(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.7:8000/api/v1",
+            "https://lakefs.example.com/api/v1",
+            "http://[2001:db8::1]:8000/api/v1",
+            "http://localhost.example.com/api/v1",
+        ] {
+            assert!(!endpoint_is_loopback(url), "{url}");
         }
     }
 
