@@ -24,7 +24,7 @@ from perago.bench import lakefs_setup
 from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt
 from perago.bench.report import Row, print_table, rows_to_json
 from perago.lakefs_runtime import LakeFSWorkspaceRuntime
-from perago.models import WorkspaceSpec
+from perago.models import WorkspaceSpec, workspace_task_input
 from perago.task import TaskDefinition
 
 SCENARIO = "attempt-1-file"
@@ -86,15 +86,8 @@ def run_attempt_bench(
     try:
         for number in range(attempts):
             stats = AttemptStats()
-            input_data = {
-                "workspace": {
-                    "repository": seeded.repository,
-                    "branch": "main",
-                    "ref_type": "commit",
-                    "ref": ref,
-                },
-                "params": {"text": f"attempt {number} {uuid.uuid4().hex}\n"},
-            }
+            params = {"text": f"attempt {number} {uuid.uuid4().hex}\n"}
+            input_data = workspace_task_input(seeded.repository, "main", ref, params)
             started = time.perf_counter()
             result = run_workspace_task_attempt(
                 EDIT_TASK,
