@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -89,6 +89,12 @@ class WorkspaceInput(WorkspaceRef):
         return WorkspaceOutput(
             repository=self.repository, branch=self.branch, ref_type="commit", ref=ref
         )
+
+
+def workspace_task_input(repository: str, branch: str, commit: str, params: Any) -> dict[str, Any]:
+    """The ``input_data`` of a workspace task that reads ``commit`` and publishes to ``branch``."""
+    workspace = {"repository": repository, "branch": branch, "ref_type": "commit", "ref": commit}
+    return {"workspace": workspace, "params": params}
 
 
 class WorkspaceOutput(WorkspaceRef):

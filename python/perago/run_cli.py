@@ -43,7 +43,7 @@ from perago.attempt_types import AttemptStats, TaskAttempt
 from perago.config import RuntimeConfig, load_runtime_config
 from perago.lakefs_control import LakeFSRequestError
 from perago.lakefs_runtime import LakeFSWorkspaceRuntime
-from perago.models import WorkspaceInput, WorkspaceSpec
+from perago.models import WorkspaceInput, WorkspaceSpec, workspace_task_input
 from perago.result import RuntimeTaskResult
 from perago.snapshot import ChangeSet, Snapshot, take_snapshot
 from perago.task_definition import TaskDefinition, load_module_task
@@ -186,15 +186,7 @@ def _run_on_directory(
 ) -> RuntimeTaskResult:
     if not source.is_dir():
         raise RunUsageError(f"--workspace {source} is not a directory")
-    input_data = {
-        "workspace": {
-            "repository": _LOCAL_REF,
-            "branch": _LOCAL_REF,
-            "ref_type": "commit",
-            "ref": _LOCAL_REF,
-        },
-        "params": params,
-    }
+    input_data = workspace_task_input(_LOCAL_REF, _LOCAL_REF, _LOCAL_REF, params)
     recorder = _ChangeRecorder()
 
     def copy_in(_: WorkspaceInput, __: WorkspaceSpec, directory: Path) -> Snapshot:
@@ -231,15 +223,7 @@ def _run_on_lakefs(
         if target.branch is None and target.ref == commit:
             raise RunUsageError("--publish needs a branch: use REPO@COMMIT:BRANCH")
         probe.control.branch_head(target.repository, branch)  # the branch must exist
-    input_data = {
-        "workspace": {
-            "repository": target.repository,
-            "branch": branch,
-            "ref_type": "commit",
-            "ref": commit,
-        },
-        "params": params,
-    }
+    input_data = workspace_task_input(target.repository, branch, commit, params)
     recorder = _ChangeRecorder()
     with _transfer_progress() as progress:
         runtime = LakeFSWorkspaceRuntime(config.lakefs, publish_budget=budget, progress=progress)

@@ -28,6 +28,7 @@ from loguru import logger
 from perago.config import RuntimeConfig, derive_worker_id_prefix, slot_worker_id
 from perago.errors import RuntimeConfigError
 from perago.gc import WorkspaceGcLoop, collect_attempt_workspaces
+from perago.process_liveness import pid_exists
 from perago.worker_protocol import EXIT_DEADLINE, EXIT_OK, STATUS_FD_ENV
 
 LOCK_FILENAME = ".perago-supervisor.lock"
@@ -77,16 +78,6 @@ def worker_child_specs(
 # --- single supervisor per workspace root -------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class SupervisorLock:
     """``<workspace_root>/.perago-supervisor.lock`` holding this supervisor's pid."""
 
@@ -132,7 +123,7 @@ class SupervisorLock:
         pid = self._owner_pid()
         if pid is None:
             return True
-        if pid != os.getpid() and _pid_alive(pid):
+        if pid != os.getpid() and pid_exists(pid):
             return False
         try:
             if self.path.stat().st_ino == inode:  # still the same stale file, not a new owner's

@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from perago import engine
-from perago.transfer import LakeFSCredentials, upload_files
+from perago.transfer import (
+    DownloadResult,
+    LakeFSCredentials,
+    UploadResult,
+    download_prefix,
+    upload_files,
+)
 
 from .conftest import LakeFSRepo
 
 
 def creds(repo: LakeFSRepo) -> LakeFSCredentials:
     return LakeFSCredentials(repo.access_key_id, repo.secret_access_key)
+
+
+def download_from(
+    repo: LakeFSRepo, ref: str, prefix: str, dest: Path, **options: Any
+) -> DownloadResult:
+    """``download_prefix`` from ``repo`` with its server and credentials."""
+    return download_prefix(repo.endpoint, creds(repo), repo.name, ref, prefix, dest, **options)
+
+
+def upload_to(
+    repo: LakeFSRepo,
+    branch: str,
+    items: Iterable[tuple[str | os.PathLike[str], str]],
+    **options: Any,
+) -> UploadResult:
+    """``upload_files`` to ``repo`` with its server and credentials."""
+    return upload_files(repo.endpoint, creds(repo), repo.name, branch, items, **options)
 
 
 def write_tree(root: Path, files: dict[str, bytes]) -> None:
@@ -29,8 +54,7 @@ def seed_with_engine(repo: LakeFSRepo, source: Path, prefix: str, branch: str = 
         if path.is_file():
             rel = path.relative_to(source).as_posix()
             items.append((path, f"{prefix}/{rel}" if prefix else rel))
-    result = upload_files(repo.endpoint, creds(repo), repo.name, branch, items)
-    return result.files
+    return upload_to(repo, branch, items).files
 
 
 def local_hashes(root: Path) -> dict[str, str]:

@@ -4,22 +4,14 @@ and the workspace-runtime fixtures built on the shared session server (``lakefs_
 Interface kept minimal on purpose so the integrator can swap in the shared server fixture:
 ``lakefs_server`` -> endpoint, access_key_id, secret_access_key;
 ``lakefs_repo`` -> server fields + ``name`` + ``put``/``commit``/``create_branch`` helpers.
-The lakefs binary comes from $PERAGO_LAKEFS_BIN or line 1 of /work/notes/lakefs-binary.txt.
+The private server is launched, restarted and stopped by ``perago.devservers`` (the code behind
+``perago dev up``), with the lakeFS build that ``perago dev`` provisions.
 """
 
 from __future__ import annotations
 
-import base64
-import os
-import secrets
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,100 +23,62 @@ import pytest
 from pydantic import SecretStr
 
 from perago.config import LakeFSConfig
+from perago.devservers import lakefs, process, supervisor
+from perago.devservers.lakefs import LakefsCredentials
 from perago.lakefs_runtime import LakeFSWorkspaceRuntime
 from tests.servers_fixture import LakefsRepo, LakefsServer
 
-from .publication_support import AttemptRun, commit_files, put_object
-
-BINARY_NOTE = Path("/work/notes/lakefs-binary.txt")
+from .publication_support import AttemptRun, commit_files, put_object, sdk_client
 
 
-def _lakefs_binary() -> Path:
-    explicit = os.environ.get("PERAGO_LAKEFS_BIN")
-    if explicit:
-        return Path(explicit)
-    if BINARY_NOTE.is_file():
-        first = BINARY_NOTE.read_text().splitlines()[0].strip()
-        if first:
-            return Path(first)
-    found = sorted(Path.home().glob(".cache/perago/servers/lakefs/*/bin/lakefs"))
-    if found:
-        return found[-1]
-    pytest.fail("no lakefs binary: set PERAGO_LAKEFS_BIN or build it (see shared/servers.md)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _quiet(_: str) -> None:
+    pass
 
 
 @dataclass
 class LakeFSServer:
-    binary: Path
-    workdir: Path
-    port: int
-    access_key_id: str = "AKIAPERAGOTEST00000"
-    secret_access_key: str = field(default_factory=lambda: "s3cr3t-" + secrets.token_hex(16))
-    process: subprocess.Popen[bytes] | None = None
+    """A private lakeFS that tests may stop and start again: same data, keys and port."""
+
+    state_dir: Path
+    port: int = field(default_factory=process.free_port)
+    launched: supervisor.Launched | None = None
+    creds: LakefsCredentials | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return lakefs.base_url(self.port)
 
-    def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEFS_", "LAKECTL_"))}
-        env.update(
-            LAKEFS_LISTEN_ADDRESS=f"127.0.0.1:{self.port}",
-            LAKEFS_DATABASE_TYPE="local",
-            LAKEFS_DATABASE_LOCAL_PATH=str(self.workdir / "meta"),
-            LAKEFS_BLOCKSTORE_TYPE="local",
-            LAKEFS_BLOCKSTORE_LOCAL_PATH=str(self.workdir / "block"),
-            LAKEFS_COMMITTED_LOCAL_CACHE_DIR=str(self.workdir / "cache"),
-            LAKEFS_AUTH_ENCRYPT_SECRET_KEY="perago-transfer-tests-encrypt-key",
-            LAKEFS_INSTALLATION_USER_NAME="admin",
-            LAKEFS_INSTALLATION_ACCESS_KEY_ID=self.access_key_id,
-            LAKEFS_INSTALLATION_SECRET_ACCESS_KEY=self.secret_access_key,
-            LAKEFS_STATS_ENABLED="false",
-            LAKEFS_SECURITY_CHECK_LATEST_VERSION="false",
-            LAKEFS_EMAIL_SUBSCRIPTION_ENABLED="false",
-            LAKEFS_LOGGING_LEVEL="WARN",
-        )
-        return env
+    @property
+    def access_key_id(self) -> str:
+        return self._creds().access_key_id
 
-    def start(self, timeout: float = 60.0) -> None:
-        log = (self.workdir / "lakefs.log").open("ab")
-        self.process = subprocess.Popen(
-            [str(self.binary), "run"], env=self._env(), stdout=log, stderr=log
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"lakefs exited early; see {self.workdir / 'lakefs.log'}")
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/_health", timeout=1):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
-        raise RuntimeError(f"lakefs did not become healthy in {timeout}s")
+    @property
+    def secret_access_key(self) -> str:
+        return self._creds().secret_access_key
+
+    def _creds(self) -> LakefsCredentials:
+        if self.creds is None:
+            raise RuntimeError("the private lakeFS was never started")
+        return self.creds
+
+    def start(self) -> None:
+        self.launched, self.creds = supervisor.launch_lakefs(self.state_dir, _quiet, port=self.port)
+        supervisor.await_healthy(self.launched, _quiet)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        if self.launched is not None:
+            supervisor.stop([self.launched.record], _quiet)
+        self.launched = None
+
+    def config(self) -> LakeFSConfig:
+        return LakeFSConfig(
+            endpoint_url=self.endpoint,
+            access_key_id=self.access_key_id,
+            secret_access_key=SecretStr(self.secret_access_key),
+        )
 
     def sdk(self) -> lakefs_sdk.ApiClient:
-        config = lakefs_sdk.Configuration(
-            host=f"{self.endpoint}/api/v1",
-            username=self.access_key_id,
-            password=self.secret_access_key,
-        )
-        return lakefs_sdk.ApiClient(config)
+        return sdk_client(self.config())
 
 
 @dataclass
@@ -146,19 +100,7 @@ class LakeFSRepo:
 
     def put(self, path: str, data: bytes, branch: str = "main") -> None:
         """Upload one seed object with a plain REST call (independent of perago's engine)."""
-        query = urllib.parse.urlencode({"path": path})
-        token = base64.b64encode(f"{self.access_key_id}:{self.secret_access_key}".encode()).decode()
-        request = urllib.request.Request(
-            f"{self.endpoint}/api/v1/repositories/{self.name}/branches/{branch}/objects?{query}",
-            data=data,
-            method="POST",
-            headers={
-                "Authorization": f"Basic {token}",
-                "Content-Type": "application/octet-stream",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            assert response.status == 201, response.status
+        put_object(self.server.config(), self.name, branch, path, data)
 
     def commit(self, branch: str = "main", message: str = "seed") -> str:
         with self.server.sdk() as api:
@@ -188,14 +130,14 @@ class LakeFSRepo:
 
 @pytest.fixture(scope="session")
 def restartable_lakefs() -> Iterator[LakeFSServer]:
-    workdir = Path(tempfile.mkdtemp(prefix="perago-transfer-lakefs-"))
-    server = LakeFSServer(binary=_lakefs_binary(), workdir=workdir, port=_free_port())
-    server.start()
+    state_dir = Path(tempfile.mkdtemp(prefix="perago-transfer-lakefs-"))
+    server = LakeFSServer(state_dir)
     try:
+        server.start()
         yield server
     finally:
         server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture

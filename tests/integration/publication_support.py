@@ -21,7 +21,7 @@ from perago.attempt_types import AttemptStats, TaskAttempt
 from perago.config import LakeFSConfig
 from perago.lakefs_control import api_base_url
 from perago.lakefs_runtime import LakeFSWorkspaceRuntime
-from perago.models import WorkspaceInput, WorkspaceSpec
+from perago.models import WorkspaceInput, WorkspaceSpec, workspace_task_input
 from perago.result import RuntimeTaskResult
 from perago.snapshot import ChangeSet
 from perago.task_definition import TaskDefinition
@@ -186,15 +186,7 @@ class AttemptRun:
                 self.before_publish()
             return self.runtime.publish_workspace(staged, workspace, spec, context)
 
-        input_data = {
-            "workspace": {
-                "repository": repository,
-                "branch": branch,
-                "ref_type": "commit",
-                "ref": ref,
-            },
-            "params": dict(params),
-        }
+        input_data = workspace_task_input(repository, branch, ref, dict(params))
         return run_workspace_task_attempt(
             task,
             input_data,

@@ -12,11 +12,16 @@ from perago import engine
 from perago.transfer import (
     LakeFSError,
     TransferProgress,
-    download_prefix,
     list_objects,
 )
 
-from ._transfer_helpers import creds, local_hashes, seed_with_engine, write_tree
+from ._transfer_helpers import (
+    creds,
+    download_from,
+    local_hashes,
+    seed_with_engine,
+    write_tree,
+)
 from .conftest import LakeFSRepo
 
 pytestmark = pytest.mark.integration
@@ -30,10 +35,8 @@ def test_download_10000_small_files_with_hashes(transfer_repo: LakeFSRepo, tmp_p
     commit = transfer_repo.commit()
 
     seen: list[TransferProgress] = []
-    result = download_prefix(
-        transfer_repo.endpoint,
-        creds(transfer_repo),
-        transfer_repo.name,
+    result = download_from(
+        transfer_repo,
         commit,
         "data/set",
         tmp_path / "ws",
@@ -61,10 +64,8 @@ def test_sibling_prefixes_are_never_listed(transfer_repo: LakeFSRepo, tmp_path: 
     assert [e.path for e in entries] == ["audio/render/a.wav"]
     assert entries[0].size == len("audio/render/a.wav")
 
-    result = download_prefix(
-        transfer_repo.endpoint,
-        creds(transfer_repo),
-        transfer_repo.name,
+    result = download_from(
+        transfer_repo,
         commit,
         "audio/render",
         tmp_path,
@@ -72,10 +73,8 @@ def test_sibling_prefixes_are_never_listed(transfer_repo: LakeFSRepo, tmp_path: 
     assert [rel for rel, _, _ in result.entries()] == ["a.wav"]
     assert sorted(os.listdir(tmp_path)) == ["a.wav"]
 
-    everything = download_prefix(
-        transfer_repo.endpoint,
-        creds(transfer_repo),
-        transfer_repo.name,
+    everything = download_from(
+        transfer_repo,
         commit,
         "",
         tmp_path / "all",
@@ -97,9 +96,7 @@ def test_unicode_deep_and_empty_files(transfer_repo: LakeFSRepo, tmp_path: Path)
         transfer_repo.put(path, data)
     commit = transfer_repo.commit()
     dest = tmp_path / "ws"
-    result = download_prefix(
-        transfer_repo.endpoint, creds(transfer_repo), transfer_repo.name, commit, "ws", dest
-    )
+    result = download_from(transfer_repo, commit, "ws", dest)
     assert result.file_count == len(objects)
     for path, data in objects.items():
         assert (dest / path.removeprefix("ws/")).read_bytes() == data
@@ -115,10 +112,8 @@ def test_file_larger_than_1gib_uses_ranged_parts(transfer_repo: LakeFSRepo, tmp_
         out.write(b"tail")
     seed_with_engine_single(transfer_repo, source, "big/big.bin")
     commit = transfer_repo.commit()
-    result = download_prefix(
-        transfer_repo.endpoint,
-        creds(transfer_repo),
-        transfer_repo.name,
+    result = download_from(
+        transfer_repo,
         commit,
         "big",
         tmp_path / "ws",
@@ -141,10 +136,8 @@ def test_missing_ref_and_wrong_secret_fail_clearly(
     transfer_repo: LakeFSRepo, tmp_path: Path
 ) -> None:
     with pytest.raises(LakeFSError, match=r"list objects .*no-such-branch") as missing:
-        download_prefix(
-            transfer_repo.endpoint,
-            creds(transfer_repo),
-            transfer_repo.name,
+        download_from(
+            transfer_repo,
             "no-such-branch",
             "x",
             tmp_path / "a",
@@ -192,10 +185,8 @@ def test_ctrl_c_cancels_a_running_download(transfer_repo: LakeFSRepo, tmp_path: 
             threading.Timer(0.01, lambda: os.kill(os.getpid(), 2)).start()
 
     with pytest.raises(KeyboardInterrupt):
-        download_prefix(
-            transfer_repo.endpoint,
-            creds(transfer_repo),
-            transfer_repo.name,
+        download_from(
+            transfer_repo,
             commit,
             "many",
             dest,
@@ -215,10 +206,8 @@ def test_failing_progress_callback_cancels(transfer_repo: LakeFSRepo, tmp_path: 
         raise RuntimeError("stop now")
 
     with pytest.raises(RuntimeError, match="stop now"):
-        download_prefix(
-            transfer_repo.endpoint,
-            creds(transfer_repo),
-            transfer_repo.name,
+        download_from(
+            transfer_repo,
             commit,
             "many",
             tmp_path / "ws",
@@ -237,10 +226,8 @@ def test_download_survives_a_server_restart(transfer_repo: LakeFSRepo, tmp_path:
             server = transfer_repo.server
             threading.Thread(target=lambda: (server.stop(), server.start())).start()
 
-    result = download_prefix(
-        transfer_repo.endpoint,
-        creds(transfer_repo),
-        transfer_repo.name,
+    result = download_from(
+        transfer_repo,
         commit,
         "many",
         tmp_path / "ws",

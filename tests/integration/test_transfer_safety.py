@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from perago.transfer import UnsafeObjectKeyError, download_prefix
+from perago.transfer import UnsafeObjectKeyError
 
-from ._transfer_helpers import creds, tree_listing
+from ._transfer_helpers import download_from, tree_listing
 from .conftest import LakeFSRepo
 
 pytestmark = pytest.mark.integration
@@ -45,10 +45,8 @@ def test_bad_key_fails_before_anything_is_written(
     before = tree_listing(tmp_path)
 
     with pytest.raises(UnsafeObjectKeyError, match=reason) as failure:
-        download_prefix(
-            transfer_repo.endpoint,
-            creds(transfer_repo),
-            transfer_repo.name,
+        download_from(
+            transfer_repo,
             commit,
             "case",
             parent / "ws",
@@ -64,10 +62,8 @@ def test_file_and_directory_with_the_same_name(transfer_repo: LakeFSRepo, tmp_pa
     commit = transfer_repo.commit()
     before = tree_listing(tmp_path)
     with pytest.raises(UnsafeObjectKeyError, match="needs it to be a directory") as failure:
-        download_prefix(
-            transfer_repo.endpoint,
-            creds(transfer_repo),
-            transfer_repo.name,
+        download_from(
+            transfer_repo,
             commit,
             "case",
             tmp_path / "ws",
@@ -89,16 +85,12 @@ def test_symlink_planted_in_destination_is_never_followed(
     dest.mkdir()
     os.symlink(outside, dest / "sub")
     with pytest.raises(FileExistsError, match="not a directory"):
-        download_prefix(
-            transfer_repo.endpoint, creds(transfer_repo), transfer_repo.name, commit, "case", dest
-        )
+        download_from(transfer_repo, commit, "case", dest)
     assert tree_listing(outside) == ["victim.txt"]
 
     dest2 = tmp_path / "ws2"
     dest2.mkdir()
     os.symlink(outside / "victim.txt", dest2 / "link.txt")
     with pytest.raises(FileExistsError):
-        download_prefix(
-            transfer_repo.endpoint, creds(transfer_repo), transfer_repo.name, commit, "case", dest2
-        )
+        download_from(transfer_repo, commit, "case", dest2)
     assert (outside / "victim.txt").read_text() == "keep"

@@ -11,11 +11,16 @@ from perago.transfer import (
     LakeFSError,
     TransferProgress,
     delete_objects,
-    download_prefix,
-    upload_files,
 )
 
-from ._transfer_helpers import creds, local_hashes, seed_with_engine, write_tree
+from ._transfer_helpers import (
+    creds,
+    download_from,
+    local_hashes,
+    seed_with_engine,
+    upload_to,
+    write_tree,
+)
 from .conftest import LakeFSRepo
 
 pytestmark = pytest.mark.integration
@@ -31,10 +36,8 @@ def test_upload_then_download_round_trip(transfer_repo: LakeFSRepo, tmp_path: Pa
     }
     write_tree(source, files)
     seen: list[TransferProgress] = []
-    result = upload_files(
-        transfer_repo.endpoint,
-        creds(transfer_repo),
-        transfer_repo.name,
+    result = upload_to(
+        transfer_repo,
         "main",
         [(source / rel, f"out/{rel}") for rel in files],
         progress=seen.append,
@@ -42,10 +45,8 @@ def test_upload_then_download_round_trip(transfer_repo: LakeFSRepo, tmp_path: Pa
     assert (result.files, result.bytes) == (4, sum(len(d) for d in files.values()))
     assert seen[-1] == TransferProgress(result.bytes, result.bytes, 4, 4)
     commit = transfer_repo.commit()
-    downloaded = download_prefix(
-        transfer_repo.endpoint,
-        creds(transfer_repo),
-        transfer_repo.name,
+    downloaded = download_from(
+        transfer_repo,
         commit,
         "out",
         tmp_path / "ws",
@@ -78,14 +79,10 @@ def test_upload_refuses_symlinks_and_names_missing_branch(
     link = tmp_path / "link.txt"
     link.symlink_to(real)
     with pytest.raises(OSError, match=r"link\.txt"):
-        upload_files(
-            transfer_repo.endpoint, creds(transfer_repo), transfer_repo.name, "main", [(link, "x")]
-        )
+        upload_to(transfer_repo, "main", [(link, "x")])
     with pytest.raises(LakeFSError, match=r"no-such-branch:obj/real\.txt") as missing:
-        upload_files(
-            transfer_repo.endpoint,
-            creds(transfer_repo),
-            transfer_repo.name,
+        upload_to(
+            transfer_repo,
             "no-such-branch",
             [(real, "obj/real.txt")],
         )

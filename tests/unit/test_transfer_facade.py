@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from perago.bench.transfer import Row, format_table, parse_size
+from perago.bench.sizes import parse_size
+from perago.bench.transfer import Row, format_table
 from perago.transfer import (
     LakeFSCredentials,
     LakeFSError,

@@ -9,9 +9,7 @@ phase therefore measures no network round trip.
 
 from __future__ import annotations
 
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -23,11 +21,10 @@ from pydantic import BaseModel
 from perago.attempt import run_workspace_task_attempt
 from perago.attempt_types import AttemptStats, TaskAttempt
 from perago.bench import lakefs_setup
-from perago.bench import transfer as bench_transfer
-from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt, parse_size
+from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt
 from perago.bench.report import Row, print_table, rows_to_json
 from perago.lakefs_runtime import LakeFSWorkspaceRuntime
-from perago.models import WorkspaceSpec
+from perago.models import WorkspaceSpec, workspace_task_input
 from perago.task_definition import TaskDefinition
 
 SCENARIO = "attempt-1-file"
@@ -37,10 +34,6 @@ EDITED = "d000/f000000.bin"
 FENCE_NOTE = "fence: local always-current callback (no Conductor)"
 
 AttemptsOpt = typer.Option(5, "--attempts", min=1, help="Attempts to run (median reported).")
-NamespaceOpt = typer.Option(
-    "local://perago-bench", "--namespace", help="Storage namespace root for the bench repo."
-)
-WorkDirOpt = typer.Option(None, "--work-dir", help="Scratch directory (default: a temp dir).")
 
 
 class EditParams(BaseModel):
@@ -93,15 +86,8 @@ def run_attempt_bench(
     try:
         for number in range(attempts):
             stats = AttemptStats()
-            input_data = {
-                "workspace": {
-                    "repository": seeded.repository,
-                    "branch": "main",
-                    "ref_type": "commit",
-                    "ref": ref,
-                },
-                "params": {"text": f"attempt {number} {uuid.uuid4().hex}\n"},
-            }
+            params = {"text": f"attempt {number} {uuid.uuid4().hex}\n"}
+            input_data = workspace_task_input(seeded.repository, "main", ref, params)
             started = time.perf_counter()
             result = run_workspace_task_attempt(
                 EDIT_TASK,
@@ -153,25 +139,21 @@ def attempt_command(
     files: int | None = FilesOpt,
     size: str | None = SizeOpt,
     as_json: bool = JsonOpt,
-    namespace: str = NamespaceOpt,
-    work_dir: Path | None = WorkDirOpt,
+    namespace: str = lakefs_setup.NamespaceOpt,
+    work_dir: Path | None = lakefs_setup.WorkDirOpt,
 ) -> None:
     """Per-attempt overhead of a writable task that changes 1 file (download..publish)."""
-    count = DEFAULT_FILES if files is None else files
-    try:
-        if count < 1:
-            raise ValueError("--files must be at least 1")
-        each = DEFAULT_SIZE if size is None else parse_size(size)
-        server = bench_transfer.server_from_env()
-        work = Path(tempfile.mkdtemp(prefix="perago-bench-attempt-", dir=work_dir))
-        try:
-            seeded = lakefs_setup.seed_repository(server, work, count, each, namespace)
-            row = run_attempt_bench(seeded, work, attempts, lambda line: typer.echo(line, err=True))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    except (ValueError, RuntimeError, OSError, typer.BadParameter) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    row = lakefs_setup.run_seeded(
+        lambda seeded, work: run_attempt_bench(
+            seeded, work, attempts, lambda line: typer.echo(line, err=True)
+        ),
+        name="attempt",
+        files=DEFAULT_FILES if files is None else files,
+        size=size,
+        default_size=DEFAULT_SIZE,
+        namespace_root=namespace,
+        work_dir=work_dir,
+    )
     if as_json:
         typer.echo(rows_to_json([row]))
         return

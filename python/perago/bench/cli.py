@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 
-from perago.bench import trees
+from perago.bench import sizes, trees
 from perago.bench.report import Row, print_table, ratio, rows_to_json
 from perago.bench.snapshot import Settings, diff_rows, snapshot_rows
 
@@ -19,18 +21,13 @@ DEFAULT_SIZE = 4096
 LARGE_FILES = 4
 LARGE_SIZE = 1 << 30
 
-_SIZE_UNITS = {"": 1, "K": 1 << 10, "KI": 1 << 10, "M": 1 << 20, "MI": 1 << 20, "G": 1 << 30}
-_SIZE_UNITS["GI"] = 1 << 30
-
 
 def parse_size(text: str) -> int:
-    """``4096``, ``4K``, ``4KiB``, ``1G``… (binary units)."""
-    cleaned = text.strip().upper().removesuffix("B")
-    number = cleaned.rstrip("KMGI")
-    unit = cleaned[len(number) :]
-    if not number.isdigit() or unit not in _SIZE_UNITS:
-        raise typer.BadParameter(f"invalid size {text!r} (use e.g. 4096, 4K, 1M, 1G)")
-    return int(number) * _SIZE_UNITS[unit]
+    """``4096``, ``4K``, ``4KiB``, ``1G``… (binary units), as a typer usage error if invalid."""
+    try:
+        return sizes.parse_size(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 FilesOpt = typer.Option(None, "--files", help="Small-file tree: number of files.")
@@ -46,7 +43,7 @@ LargeOpt = typer.Option(
 KeepOpt = typer.Option(True, "--keep/--no-keep", help="Keep generated trees cached.")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 
@@ -84,6 +81,25 @@ def _cleanup(selected: list[tuple[str, trees.Tree]], keep: bool) -> None:
             tree.root.with_name(tree.root.name + ".complete").unlink(missing_ok=True)
 
 
+def _measure(
+    pick_trees: Callable[[], list[tuple[str, trees.Tree]]],
+    cfg: Settings,
+    rows_for: Callable[[str, trees.Tree, Settings], list[Row]],
+) -> tuple[list[tuple[str, trees.Tree]], list[Row]]:
+    """The chosen trees (generated if needed) and their rows; a failure exits with one line."""
+    try:
+        selected = pick_trees()
+        return selected, [row for label, tree in selected for row in rows_for(label, tree, cfg)]
+    except (OSError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+
+
+def _settled_diff_rows(label: str, tree: trees.Tree, cfg: Settings) -> list[Row]:
+    """Diff rows once the tree's mtimes are old enough not to count as racy."""
+    trees.wait_until_settled(tree)
+    return diff_rows(label, tree, cfg)
+
+
 def _emit(
     rows: list[Row], as_json: bool, title: str, ratios: list[tuple[str, float | None]]
 ) -> None:
@@ -111,12 +127,11 @@ def bench_snapshot(
     keep: bool = KeepOpt,
 ) -> None:
     """Cold snapshot: perago vs b3sum (2 processes) vs a Python sha256 walk."""
-    try:
-        selected = _trees(files, size, directory, work_dir, large)
-        cfg = Settings(repeat=repeat, threads=threads)
-        rows = [row for label, tree in selected for row in snapshot_rows(label, tree, cfg)]
-    except (OSError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+    selected, rows = _measure(
+        lambda: _trees(files, size, directory, work_dir, large),
+        Settings(repeat=repeat, threads=threads),
+        snapshot_rows,
+    )
     ratios = []
     for label, _ in selected:
         scenario = f"snapshot-{label}"
@@ -148,15 +163,11 @@ def bench_diff(
     """Change detection on an unchanged tree and with 1% of files modified, vs a stat walk."""
     if directory is not None:
         _fail("bench diff modifies files; use a generated tree (--files/--size), not --dir")
-    try:
-        selected = _trees(files, size, None, work_dir, False)
-        cfg = Settings(repeat=repeat, threads=threads)
-        rows: list[Row] = []
-        for label, tree in selected:
-            trees.wait_until_settled(tree)
-            rows += diff_rows(label, tree, cfg)
-    except (OSError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+    selected, rows = _measure(
+        lambda: _trees(files, size, None, work_dir, False),
+        Settings(repeat=repeat, threads=threads),
+        _settled_diff_rows,
+    )
     ratios = [
         (
             f"diff-unchanged-{label} / statwalk-{label}",

@@ -3,7 +3,6 @@ seeded repository, and the diff API used to verify how many objects a commit cha
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -11,17 +10,27 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import typer
 from pydantic import SecretStr
 
 from perago import transfer
 from perago.bench import transfer as bench_transfer
+from perago.bench.sizes import parse_size
 from perago.config import LakeFSConfig
 
 PREFIX = "data"
 LAKECTL_CACHE_GLOB = ".cache/perago/servers/lakefs/*/bin/lakectl"
+T = TypeVar("T")
+
+NamespaceOpt = typer.Option(
+    "local://perago-bench", "--namespace", help="Storage namespace root for the bench repo."
+)
+WorkDirOpt = typer.Option(None, "--work-dir", help="Scratch directory (default: a temp dir).")
 
 
 @dataclass(frozen=True)
@@ -54,11 +63,7 @@ def seed_repository(
     try:
         bench_transfer.generate_files(source, files, size)
         creds = transfer.LakeFSCredentials(server.access_key_id, server.secret_access_key)
-        items = [
-            (path, f"{PREFIX}/{path.relative_to(source).as_posix()}")
-            for path in sorted(source.rglob("*"))
-            if path.is_file()
-        ]
+        items = bench_transfer.upload_items(source, PREFIX)
         transfer.upload_files(server.endpoint, creds, repository, "main", items)
     finally:
         shutil.rmtree(source, ignore_errors=True)
@@ -66,12 +71,45 @@ def seed_repository(
     return SeededRepo(server, repository, commit, files, size)
 
 
+def run_seeded(
+    bench: Callable[[SeededRepo, Path], T],
+    *,
+    name: str,
+    files: int,
+    size: str | None,
+    default_size: int,
+    namespace_root: str,
+    work_dir: Path | None,
+) -> T:
+    """Seed a fresh repository from a scratch directory, run ``bench`` on it, clean up.
+
+    Bad options or a failing server end the command with one ``error:`` line and exit code 1.
+    """
+    try:
+        if files < 1:
+            raise ValueError("--files must be at least 1")
+        each = default_size if size is None else parse_size(size)
+        server = bench_transfer.server_from_env()
+        work = Path(tempfile.mkdtemp(prefix=f"perago-bench-{name}-", dir=work_dir))
+        try:
+            _log(f"seeding {files} x {each} B into a new repository")
+            seeded = seed_repository(server, work, files, each, namespace_root)
+            _log(f"seeded {seeded.repository}@{seeded.commit}")
+            return bench(seeded, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    except (ValueError, RuntimeError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _log(line: str) -> None:
+    typer.echo(line, err=True)
+
+
 def _get(server: bench_transfer.Server, path: str, query: dict[str, str]) -> dict[str, object]:
-    base = server.endpoint.rstrip("/").removesuffix("/api/v1") + "/api/v1"
-    token = base64.b64encode(f"{server.access_key_id}:{server.secret_access_key}".encode()).decode()
     request = urllib.request.Request(
-        f"{base}{path}?{urllib.parse.urlencode(query)}",
-        headers={"Authorization": f"Basic {token}"},
+        server.api_url(f"{path}?{urllib.parse.urlencode(query)}"), headers=server.basic_auth()
     )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:

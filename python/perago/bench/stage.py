@@ -15,7 +15,6 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -24,7 +23,7 @@ from perago.attempt import TaskExecutionContext
 from perago.attempt_types import TaskAttempt
 from perago.bench import lakefs_setup
 from perago.bench import transfer as bench_transfer
-from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt, parse_size
+from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt
 from perago.bench.report import Row, print_table, ratio, rows_to_json
 from perago.lakefs_runtime import LakeFSWorkspaceRuntime
 from perago.models import WorkspaceInput, WorkspaceSpec
@@ -35,10 +34,6 @@ DEFAULT_SIZE = 100 * 1024
 EDITED = "d000/f000000.bin"
 
 RepeatOpt = typer.Option(3, "--repeat", min=1, help="Measured runs per tool (median).")
-NamespaceOpt = typer.Option(
-    "local://perago-bench", "--namespace", help="Storage namespace root for the bench repo."
-)
-WorkDirOpt = typer.Option(None, "--work-dir", help="Scratch directory (default: a temp dir).")
 LakectlOpt = typer.Option(True, "--lakectl/--no-lakectl", help="Also run `lakectl local`.")
 
 
@@ -144,19 +139,8 @@ def _row(
 
 
 def run_stage_bench(
-    server: bench_transfer.Server,
-    work: Path,
-    *,
-    files: int,
-    size: int,
-    repeat: int,
-    namespace_root: str,
-    use_lakectl: bool,
-    log: Callable[[str], None],
+    seeded: lakefs_setup.SeededRepo, work: Path, *, repeat: int, use_lakectl: bool
 ) -> list[Row]:
-    log(f"seeding {files} x {size} B into a new repository")
-    seeded = lakefs_setup.seed_repository(server, work, files, size, namespace_root)
-    log(f"seeded {seeded.repository}@{seeded.commit}")
     rows = [perago_row(seeded, work, repeat)]
     lakectl = lakefs_setup.find_lakectl() if use_lakectl else None
     if lakectl:
@@ -172,34 +156,20 @@ def stage_command(
     size: str | None = SizeOpt,
     as_json: bool = JsonOpt,
     repeat: int = RepeatOpt,
-    namespace: str = NamespaceOpt,
-    work_dir: Path | None = WorkDirOpt,
+    namespace: str = lakefs_setup.NamespaceOpt,
+    work_dir: Path | None = lakefs_setup.WorkDirOpt,
     lakectl: bool = LakectlOpt,
 ) -> None:
     """Stage a 1-file change in a 10,000 x 100 KiB workspace: perago vs `lakectl local commit`."""
-    count = DEFAULT_FILES if files is None else files
-    try:
-        if count < 1:
-            raise ValueError("--files must be at least 1")
-        each = DEFAULT_SIZE if size is None else parse_size(size)
-        server = bench_transfer.server_from_env()
-        work = Path(tempfile.mkdtemp(prefix="perago-bench-stage-", dir=work_dir))
-        try:
-            rows = run_stage_bench(
-                server,
-                work,
-                files=count,
-                size=each,
-                repeat=repeat,
-                namespace_root=namespace,
-                use_lakectl=lakectl,
-                log=lambda line: typer.echo(line, err=True),
-            )
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    except (ValueError, RuntimeError, OSError, typer.BadParameter) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    rows = lakefs_setup.run_seeded(
+        lambda seeded, work: run_stage_bench(seeded, work, repeat=repeat, use_lakectl=lakectl),
+        name="stage",
+        files=DEFAULT_FILES if files is None else files,
+        size=size,
+        default_size=DEFAULT_SIZE,
+        namespace_root=namespace,
+        work_dir=work_dir,
+    )
     if as_json:
         typer.echo(rows_to_json(rows))
         return

@@ -1,6 +1,7 @@
 """Transfer benchmarks: perago's engine side by side with ``lakectl local`` on the same data.
 
-Each tool runs in its own subprocess so its peak RSS (``wait4`` rusage) is its own. The lakeFS
+Each tool runs in its own subprocess, started by a small launcher (``child_launcher``) so that
+its peak RSS is its own and not the bench driver's carried across exec. The lakeFS
 server comes from ``LAKECTL_SERVER_ENDPOINT_URL`` / ``LAKECTL_CREDENTIALS_ACCESS_KEY_ID`` /
 ``LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY`` (process environment, else ``./.env``). Secrets are
 passed to children through the environment, never on a command line.
@@ -19,20 +20,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import typer
 
+from perago.bench.sizes import MIB, parse_size
+
 ENV_ENDPOINT = "LAKECTL_SERVER_ENDPOINT_URL"
 ENV_KEY = "LAKECTL_CREDENTIALS_ACCESS_KEY_ID"
 ENV_SECRET = "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY"
-MIB = 1 << 20
+LAUNCHER = Path(__file__).with_name("child_launcher.py")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,14 @@ class Server:
             }
         )
         return env
+
+    def api_url(self, path: str) -> str:
+        """``path`` under the REST API root, whether or not the endpoint names ``/api/v1``."""
+        return self.endpoint.rstrip("/").removesuffix("/api/v1") + "/api/v1" + path
+
+    def basic_auth(self) -> dict[str, str]:
+        pair = f"{self.access_key_id}:{self.secret_access_key}".encode()
+        return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
 
 
 @dataclass(frozen=True)
@@ -95,25 +106,6 @@ def server_from_env() -> Server:
     return Server(merged[ENV_ENDPOINT].strip(), merged[ENV_KEY].strip(), merged[ENV_SECRET].strip())
 
 
-def parse_size(text: str) -> int:
-    units = {
-        "": 1,
-        "B": 1,
-        "K": 1 << 10,
-        "KIB": 1 << 10,
-        "M": MIB,
-        "MIB": MIB,
-        "G": 1 << 30,
-        "GIB": 1 << 30,
-    }
-    cleaned = text.strip().upper()
-    number = cleaned.rstrip("KMGIB")
-    unit = cleaned[len(number) :]
-    if not number.isdigit() or unit not in units:
-        raise ValueError(f"invalid size {text!r}; use e.g. 100KiB, 1GiB")
-    return int(number) * units[unit]
-
-
 def generate_files(root: Path, count: int, size: int) -> None:
     """``count`` files of ``size`` bytes with distinct content, in 100 subdirectories."""
     block = os.urandom(min(size, 4 * MIB) + 64)
@@ -133,20 +125,31 @@ def generate_files(root: Path, count: int, size: int) -> None:
 def measure(command: Sequence[str], env: dict[str, str]) -> Measurement:
     """Wall time and peak RSS of one child process; a failing child fails the benchmark.
 
-    Output goes to a file, not a pipe: a chatty child (lakectl's progress) would otherwise block
+    The launcher times and ``wait4``s the command and reports on a pipe of its own. The command's
+    output goes to a file, not a pipe: a chatty child (lakectl's progress) would otherwise block
     on a full pipe while we wait for it.
     """
-    with tempfile.TemporaryFile() as output:
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(command), env=env, stdout=output, stderr=output)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+    launcher = [sys.executable, "-I", "-S", str(LAUNCHER)]
+    report_read, report_write = os.pipe()
+    with tempfile.TemporaryFile() as output, os.fdopen(report_read, "rb") as report:
+        try:
+            proc = subprocess.Popen(
+                [*launcher, str(report_write), *command],
+                env=env,
+                stdout=output,
+                stderr=output,
+                pass_fds=(report_write,),
+            )
+        finally:
+            os.close(report_write)
+        fields = report.read().decode().split()
+        code = proc.wait()
+        if code != 0 or len(fields) != 3:
             output.seek(0)
             text = output.read().decode(errors="replace").strip()[-2000:]
-            raise RuntimeError(f"{command[0]} failed ({proc.returncode}): {text}")
-    return Measurement(elapsed, usage.ru_maxrss / 1024)
+            raise RuntimeError(f"{command[0]} failed ({code}): {text}")
+    seconds, peak_kib, _ = fields
+    return Measurement(float(seconds), int(peak_kib) / 1024)
 
 
 def _row(scenario: str, tool: str, runs: list[Measurement], files: int, size: int) -> Row:
@@ -163,13 +166,11 @@ def _row(scenario: str, tool: str, runs: list[Measurement], files: int, size: in
 
 def _api(server: Server, method: str, path: str, body: dict[str, object]) -> dict[str, object]:
     """One lakeFS REST call for bench setup (repositories, branches, commits)."""
-    base = server.endpoint.rstrip("/").removesuffix("/api/v1") + "/api/v1"
-    token = base64.b64encode(f"{server.access_key_id}:{server.secret_access_key}".encode()).decode()
     request = urllib.request.Request(
-        base + path,
+        server.api_url(path),
         data=json.dumps(body).encode(),
         method=method,
-        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        headers={**server.basic_auth(), "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=600) as response:
@@ -241,7 +242,7 @@ def _lakectl_clone_command(
     return command
 
 
-def _upload_items(source: Path, prefix: str) -> list[tuple[str | os.PathLike[str], str]]:
+def upload_items(source: Path, prefix: str) -> list[tuple[str | os.PathLike[str], str]]:
     return [
         (p, f"{prefix}/{p.relative_to(source).as_posix()}")
         for p in sorted(source.rglob("*"))
@@ -265,113 +266,140 @@ class DataSet:
     bytes: int
 
 
-def _datasets(
-    work: Path, files: int, size: int, large_files: int, large_size: int
-) -> list[DataSet]:
-    out: list[DataSet] = []
-    if files > 0:
-        generate_files(work / "small", files, size)
-        out.append(DataSet("small", work / "small", files, files * size))
-    if large_files > 0:
-        generate_files(work / "large", large_files, large_size)
-        out.append(DataSet("large", work / "large", large_files, large_files * large_size))
-    return out
+@dataclass(frozen=True)
+class Workload:
+    """What a download or upload bench moves, how often, and with how many parallel requests."""
+
+    files: int
+    size: int
+    large_files: int
+    large_size: int
+    repeat: int
+    concurrency: int | None
+    namespace_root: str
+
+    def datasets(self, work: Path) -> list[DataSet]:
+        out: list[DataSet] = []
+        for suffix, count, size in (
+            ("small", self.files, self.size),
+            ("large", self.large_files, self.large_size),
+        ):
+            if count > 0:
+                generate_files(work / suffix, count, size)
+                out.append(DataSet(suffix, work / suffix, count, count * size))
+        return out
+
+
+def _measured_row(
+    kind: str,
+    tool: str,
+    data: DataSet,
+    *,
+    repeat: int,
+    one_run: Callable[[int], Measurement],
+    log: Callable[[str], None],
+) -> Row:
+    """``repeat`` runs of one tool on one data set, as the row of scenario ``<kind>-<data set>``."""
+    runs = [one_run(n) for n in range(repeat)]
+    row = _row(f"{kind}-{data.scenario_suffix}", tool, runs, data.files, data.bytes)
+    log(json.dumps(asdict(row)))
+    return row
 
 
 def run_download(
     server: Server,
     work: Path,
+    load: Workload,
     *,
-    files: int,
-    size: int,
-    large_files: int,
-    large_size: int,
-    repeat: int,
-    concurrency: int | None,
-    namespace_root: str,
     ranged: RangedParts | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Row]:
     from perago.transfer import LakeFSCredentials, upload_files
 
     creds = LakeFSCredentials(server.access_key_id, server.secret_access_key)
-    repo = create_repository(server, namespace_root)
+    repo = create_repository(server, load.namespace_root)
     rows: list[Row] = []
     lakectl = _lakectl()
-    for data in _datasets(work, files, size, large_files, large_size):
+    for data in load.datasets(work):
         upload_files(
-            server.endpoint, creds, repo, "main", _upload_items(data.source, data.scenario_suffix)
+            server.endpoint, creds, repo, "main", upload_items(data.source, data.scenario_suffix)
         )
         ref = commit(server, repo, "main", f"seed {data.scenario_suffix}")
-        scenario = f"download-{data.scenario_suffix}"
         tools: dict[str, Callable[[Path], list[str]]] = {
             "perago": _perago_download_command(
-                repo, ref, data.scenario_suffix, concurrency, ranged or RangedParts()
+                repo, ref, data.scenario_suffix, load.concurrency, ranged or RangedParts()
             )
         }
         if lakectl:
             tools["lakectl"] = _lakectl_clone_command(lakectl, repo, ref, data.scenario_suffix)
         for tool, command in tools.items():
-            runs = []
-            for n in range(repeat):
-                dest = work / f"dl-{tool}-{n}"
-                runs.append(measure(command(dest), server.child_env()))
-                shutil.rmtree(dest)
-            rows.append(_row(scenario, tool, runs, data.files, data.bytes))
-            log(json.dumps(asdict(rows[-1])))
+            download_once = partial(_download_once, server, work / f"dl-{tool}", command)
+            rows.append(
+                _measured_row(
+                    "download", tool, data, repeat=load.repeat, one_run=download_once, log=log
+                )
+            )
     return rows
+
+
+def _download_once(
+    server: Server, dest_stem: Path, command: Callable[[Path], list[str]], n: int
+) -> Measurement:
+    dest = dest_stem.with_name(f"{dest_stem.name}-{n}")
+    measured = measure(command(dest), server.child_env())
+    shutil.rmtree(dest)
+    return measured
 
 
 def run_upload(
-    server: Server,
-    work: Path,
-    *,
-    files: int,
-    size: int,
-    large_files: int,
-    large_size: int,
-    repeat: int,
-    concurrency: int | None,
-    namespace_root: str,
-    log: Callable[[str], None] = print,
+    server: Server, work: Path, load: Workload, *, log: Callable[[str], None] = print
 ) -> list[Row]:
     """Upload + commit a fresh prefix per run (``lakectl local init`` + ``commit`` likewise)."""
-    repo = create_repository(server, namespace_root)
+    repo = create_repository(server, load.namespace_root)
     rows: list[Row] = []
     lakectl = _lakectl()
-    for data in _datasets(work, files, size, large_files, large_size):
-        scenario = f"upload-{data.scenario_suffix}"
-        tools = ["perago"] + (["lakectl"] if lakectl else [])
-        for tool in tools:
-            runs = []
-            for n in range(repeat):
-                branch = f"{tool}-{data.scenario_suffix}-{n}"
-                create_branch(server, repo, branch, "main")
-                prefix = f"{tool}/{n}"
-                if tool == "perago":
-                    command = _perago_child(
-                        ["_upload", repo, branch, prefix, str(data.source), str(concurrency or 0)]
-                    )
-                else:
-                    assert lakectl is not None
-                    subprocess.run(
-                        [
-                            lakectl,
-                            "local",
-                            "init",
-                            f"lakefs://{repo}/{branch}/{prefix}/",
-                            str(data.source),
-                        ],
-                        env=server.child_env(),
-                        check=True,
-                        capture_output=True,
-                    )
-                    command = [lakectl, "local", "commit", str(data.source), "-m", "bench"]
-                runs.append(measure(command, server.child_env()))
-                (data.source / ".lakefs_ref.yaml").unlink(missing_ok=True)
-            rows.append(_row(scenario, tool, runs, data.files, data.bytes))
-            log(json.dumps(asdict(rows[-1])))
+    for data in load.datasets(work):
+        for tool in ["perago"] + (["lakectl"] if lakectl else []):
+            uses_lakectl = lakectl if tool == "lakectl" else None
+            target = _UploadTarget(server, repo, tool, data, uses_lakectl, load.concurrency)
+            rows.append(
+                _measured_row(
+                    "upload", tool, data, repeat=load.repeat, one_run=target.upload_once, log=log
+                )
+            )
     return rows
+
+
+@dataclass(frozen=True)
+class _UploadTarget:
+    """One tool uploading one data set, each run onto a fresh branch and prefix."""
+
+    server: Server
+    repo: str
+    tool: str
+    data: DataSet
+    lakectl: str | None
+    concurrency: int | None
+
+    def upload_once(self, n: int) -> Measurement:
+        branch = f"{self.tool}-{self.data.scenario_suffix}-{n}"
+        create_branch(self.server, self.repo, branch, "main")
+        prefix = f"{self.tool}/{n}"
+        source = str(self.data.source)
+        if self.lakectl is None:
+            concurrency = str(self.concurrency or 0)
+            command = _perago_child(["_upload", self.repo, branch, prefix, source, concurrency])
+        else:
+            subprocess.run(
+                [self.lakectl, "local", "init", f"lakefs://{self.repo}/{branch}/{prefix}/", source],
+                env=self.server.child_env(),
+                check=True,
+                capture_output=True,
+            )
+            command = [self.lakectl, "local", "commit", source, "-m", "bench"]
+        measured = measure(command, self.server.child_env())
+        (self.data.source / ".lakefs_ref.yaml").unlink(missing_ok=True)
+        return measured
 
 
 def format_table(rows: Sequence[Row]) -> str:
@@ -426,19 +454,18 @@ def _command(
         small, large = parse_size(size), parse_size(large_size)
         options = extra()
         work = Path(tempfile.mkdtemp(prefix="perago-bench-", dir=workdir))
+        load = Workload(
+            files=files,
+            size=small,
+            large_files=large_files,
+            large_size=large,
+            repeat=max(1, repeat),
+            concurrency=concurrency,
+            namespace_root=namespace,
+        )
         try:
             rows = runner(
-                server,
-                work,
-                files=files,
-                size=small,
-                large_files=large_files,
-                large_size=large,
-                repeat=max(1, repeat),
-                concurrency=concurrency,
-                namespace_root=namespace,
-                log=lambda line: typer.echo(line, err=True),
-                **options,
+                server, work, load, log=lambda line: typer.echo(line, err=True), **options
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -543,7 +570,7 @@ def _child(argv: Sequence[str]) -> None:
             creds,
             repo,
             branch,
-            _upload_items(Path(source), prefix),
+            upload_items(Path(source), prefix),
             concurrency=int(concurrency) or None,
         )
         commit(server, repo, branch, "bench")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from perago.devservers.errors import DevServerError
+from perago.process_liveness import group_exists, pid_exists
 
 LOOPBACK = "127.0.0.1"
 
@@ -52,12 +53,8 @@ def spawn(
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_exists(pid):
         return False
-    except PermissionError:
-        return True
     # A zombie child still answers kill(0); reap it if it is ours so it reads as dead.
     with contextlib.suppress(ChildProcessError):
         reaped, _ = os.waitpid(pid, os.WNOHANG)
@@ -66,26 +63,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop_group(pgid: int, *, grace_seconds: float = 20.0) -> None:
     """SIGTERM the process group, wait, then SIGKILL whatever is left."""
-    if not group_alive(pgid):
+    if not group_exists(pgid):
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
         pid_alive(pgid)  # reaps the group leader if it is our child
-        if not group_alive(pgid):
+        if not group_exists(pgid):
             return
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
@@ -93,7 +80,7 @@ def stop_group(pgid: int, *, grace_seconds: float = 20.0) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         pid_alive(pgid)
-        if not group_alive(pgid):
+        if not group_exists(pgid):
             return
         time.sleep(0.1)
     raise DevServerError(f"process group {pgid} did not exit after SIGKILL")

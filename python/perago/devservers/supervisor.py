@@ -17,6 +17,7 @@ from perago.devservers.errors import DevServerError
 from perago.devservers.lakefs import LakefsCredentials
 from perago.devservers.provision import Progress, print_progress
 from perago.devservers.state import DevState, ServerRecord
+from perago.process_liveness import group_exists
 
 LAKEFS_START_TIMEOUT = 120.0
 # Spring Boot with ~450 MB of jars takes 1-3 minutes on 2 cores busy with other builds.
@@ -92,13 +93,17 @@ class Launched:
 
 
 def launch_lakefs(
-    state_dir: Path, progress: Progress = print_progress
+    state_dir: Path, progress: Progress = print_progress, *, port: int | None = None
 ) -> tuple[Launched, LakefsCredentials]:
-    """Start lakeFS with its data under ``state_dir/lakefs`` on a free loopback port."""
+    """Start lakeFS with its data under ``state_dir/lakefs`` on ``port`` (default: a free one).
+
+    Launching again on the same ``state_dir`` and ``port`` restarts the same server: same data,
+    credentials and address.
+    """
     bins = provision.ensure_lakefs(progress)
     data = state_dir / "lakefs"
     creds, encrypt = _lakefs_secrets(data)
-    port = process.free_port()
+    port = process.free_port() if port is None else port
     log = state_dir / "lakefs.log"
     progress(f"starting lakeFS v{bins.version} on 127.0.0.1:{port}")
     proc = process.spawn(
@@ -153,7 +158,7 @@ def await_healthy(launched: Launched, progress: Progress = print_progress) -> No
 def stop(records: list[ServerRecord], progress: Progress = print_progress) -> None:
     """Stop each server's whole process group and wait until its port is free."""
     for record in records:
-        if process.group_alive(record.pid):
+        if group_exists(record.pid):
             progress(f"stopping {record.name} (pid {record.pid})")
         process.stop_group(record.pid)
         process.wait_port_free(record.port)
@@ -209,7 +214,7 @@ def down(state_dir: Path, progress: Progress = print_progress) -> bool:
             return False
         stop([current.lakefs, current.conductor], progress)
         for record in (current.lakefs, current.conductor):
-            if process.group_alive(record.pid):
+            if group_exists(record.pid):
                 raise DevServerError(f"{record.name} (pgid {record.pid}) is still running")
         state.clear(state_dir)
         return True
