@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from perago import transfer
 from perago.bench import transfer as bench_transfer
 from perago.bench.sizes import parse_size
+from perago.bench.transfer_child import upload_items
 from perago.config import LakeFSConfig
 
 PREFIX = "data"
@@ -63,7 +64,7 @@ def seed_repository(
     try:
         bench_transfer.generate_files(source, files, size)
         creds = transfer.LakeFSCredentials(server.access_key_id, server.secret_access_key)
-        items = bench_transfer.upload_items(source, PREFIX)
+        items = upload_items(source, PREFIX)
         transfer.upload_files(server.endpoint, creds, repository, "main", items)
     finally:
         shutil.rmtree(source, ignore_errors=True)

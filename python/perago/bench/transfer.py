@@ -23,7 +23,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -31,10 +31,8 @@ from pathlib import Path
 import typer
 
 from perago.bench.sizes import MIB, parse_size
+from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET, upload_items
 
-ENV_ENDPOINT = "LAKECTL_SERVER_ENDPOINT_URL"
-ENV_KEY = "LAKECTL_CREDENTIALS_ACCESS_KEY_ID"
-ENV_SECRET = "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY"
 LAUNCHER = Path(__file__).with_name("child_launcher.py")
 
 
@@ -242,16 +240,8 @@ def _lakectl_clone_command(
     return command
 
 
-def upload_items(source: Path, prefix: str) -> list[tuple[str | os.PathLike[str], str]]:
-    return [
-        (p, f"{prefix}/{p.relative_to(source).as_posix()}")
-        for p in sorted(source.rglob("*"))
-        if p.is_file() and p.name != ".lakefs_ref.yaml"
-    ]
-
-
 def _perago_child(args: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "perago.bench.transfer", *args]
+    return [sys.executable, "-m", "perago.bench.transfer_child", *args]
 
 
 def _lakectl() -> str | None:
@@ -290,20 +280,30 @@ class Workload:
         return out
 
 
-def _measured_row(
+def _measured_rows(
     kind: str,
-    tool: str,
     data: DataSet,
+    runs_by_tool: Mapping[str, Callable[[int], Measurement]],
     *,
     repeat: int,
-    one_run: Callable[[int], Measurement],
     log: Callable[[str], None],
-) -> Row:
-    """``repeat`` runs of one tool on one data set, as the row of scenario ``<kind>-<data set>``."""
-    runs = [one_run(n) for n in range(repeat)]
-    row = _row(f"{kind}-{data.scenario_suffix}", tool, runs, data.files, data.bytes)
-    log(json.dumps(asdict(row)))
-    return row
+) -> list[Row]:
+    """``repeat`` runs per tool on one data set, one row per tool (scenario ``<kind>-<set>``).
+
+    Tools alternate run by run, and every run starts after ``sync``: the gigabytes the previous
+    run (or the seeding) left dirty in the page cache are written back first instead of slowing
+    down whichever tool happens to run next.
+    """
+    runs: dict[str, list[Measurement]] = {tool: [] for tool in runs_by_tool}
+    for n in range(repeat):
+        for tool, one_run in runs_by_tool.items():
+            os.sync()
+            runs[tool].append(one_run(n))
+    rows = []
+    for tool, measured in runs.items():
+        rows.append(_row(f"{kind}-{data.scenario_suffix}", tool, measured, data.files, data.bytes))
+        log(json.dumps(asdict(rows[-1])))
+    return rows
 
 
 def run_download(
@@ -332,13 +332,11 @@ def run_download(
         }
         if lakectl:
             tools["lakectl"] = _lakectl_clone_command(lakectl, repo, ref, data.scenario_suffix)
-        for tool, command in tools.items():
-            download_once = partial(_download_once, server, work / f"dl-{tool}", command)
-            rows.append(
-                _measured_row(
-                    "download", tool, data, repeat=load.repeat, one_run=download_once, log=log
-                )
-            )
+        runs_by_tool = {
+            tool: partial(_download_once, server, work / f"dl-{tool}", command)
+            for tool, command in tools.items()
+        }
+        rows += _measured_rows("download", data, runs_by_tool, repeat=load.repeat, log=log)
     return rows
 
 
@@ -359,14 +357,13 @@ def run_upload(
     rows: list[Row] = []
     lakectl = _lakectl()
     for data in load.datasets(work):
-        for tool in ["perago"] + (["lakectl"] if lakectl else []):
-            uses_lakectl = lakectl if tool == "lakectl" else None
-            target = _UploadTarget(server, repo, tool, data, uses_lakectl, load.concurrency)
-            rows.append(
-                _measured_row(
-                    "upload", tool, data, repeat=load.repeat, one_run=target.upload_once, log=log
-                )
-            )
+        runs_by_tool = {
+            tool: _UploadTarget(
+                server, repo, tool, data, lakectl if tool == "lakectl" else None, load.concurrency
+            ).upload_once
+            for tool in ["perago"] + (["lakectl"] if lakectl else [])
+        }
+        rows += _measured_rows("upload", data, runs_by_tool, repeat=load.repeat, log=log)
     return rows
 
 
@@ -539,44 +536,3 @@ def upload_command(  # noqa: PLR0917 - typer options are parameters
         json_path=json_path,
         workdir=workdir,
     )
-
-
-# --- child entry points (one tool run per process, for per-tool peak RSS) -------------------
-
-
-def _child(argv: Sequence[str]) -> None:
-    from perago.transfer import LakeFSCredentials, download_prefix, upload_files
-
-    server = server_from_env()
-    creds = LakeFSCredentials(server.access_key_id, server.secret_access_key)
-    action, *rest = argv
-    if action == "_download":
-        repo, ref, prefix, dest, concurrency, part_size, threshold = rest
-        download_prefix(
-            server.endpoint,
-            creds,
-            repo,
-            ref,
-            prefix,
-            dest,
-            concurrency=int(concurrency) or None,
-            part_size=int(part_size) or None,
-            ranged_threshold=int(threshold) or None,
-        )
-    elif action == "_upload":
-        repo, branch, prefix, source, concurrency = rest
-        upload_files(
-            server.endpoint,
-            creds,
-            repo,
-            branch,
-            upload_items(Path(source), prefix),
-            concurrency=int(concurrency) or None,
-        )
-        commit(server, repo, branch, "bench")
-    else:
-        raise SystemExit(f"unknown action {action}")
-
-
-if __name__ == "__main__":
-    _child(sys.argv[1:])

@@ -9,7 +9,9 @@ use std::sync::{Mutex, OnceLock};
 
 use blake3::hazmat::ChainingValue;
 
-use super::fsutil::{check_free_space, create_directories, create_new_file, prepare_destination};
+use super::fsutil::{
+    check_free_space, create_directories, create_new_file, prepare_destination, reserve_blocks,
+};
 use super::paths::{
     listing_prefix, normalize_prefix, parent_directories, plan_local_paths, PlannedFile,
 };
@@ -149,7 +151,11 @@ pub fn download_prefix(
         progress,
     };
     let jobs = plan.build_jobs()?;
-    let buffer_size = options.buffer_size.max(4096);
+    let buffer_size = std::env::var("PERAGO_EXP_BUF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(options.buffer_size)
+        .max(4096);
     run_jobs(
         options.concurrency,
         jobs.len(),
@@ -213,6 +219,7 @@ impl Plan<'_> {
         let planned = &self.files[index];
         let path = self.root.join(&planned.rel_path);
         let mut handle = create_new_file(&path)?;
+        reserve_blocks(&handle, planned.size);
         let mut first_try = true;
         let hash = with_retries(
             self.client.retry_policy(),
