@@ -78,6 +78,15 @@ def worker_child_specs(
 # --- single supervisor per workspace root -------------------------------------------------------
 
 
+def kill_process_group(pgid: int) -> bool:
+    """SIGKILL every process of the group ``pgid``; False when the group is already empty."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 class SupervisorLock:
     """``<workspace_root>/.perago-supervisor.lock`` holding this supervisor's pid."""
 
@@ -189,11 +198,14 @@ class ProcessSupervisor:
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         env = {**slot.spec.env, STATUS_FD_ENV: str(write_fd)}
+        # Each worker leads its own process group, so that killing the slot also kills what
+        # the task body started (a hung ffmpeg would otherwise outlive a force-kill).
         slot.process = subprocess.Popen(
             [sys.executable, "-m", "perago.worker", self.module_target],
             env=env,
             pass_fds=(write_fd,),
             stdin=subprocess.DEVNULL,
+            process_group=0,
         )
         os.close(write_fd)
         slot.status_fd = read_fd
@@ -235,6 +247,9 @@ class ProcessSupervisor:
             os.close(slot.status_fd)
             slot.status_fd = None
         slot.process = None
+        # Nothing a dead worker started may outlive it (e.g. a body's subprocess after the
+        # deadline exit): the group is the slot's, so whatever is left in it is an orphan.
+        kill_process_group(pid)
         now = time.monotonic()
         ran_for = now - slot.started_at
         # The dead process's attempt directories can go now: nobody will ever resume them.
@@ -326,7 +341,7 @@ class ProcessSupervisor:
                     phase="shutdown-force-kill",
                     deadline_seconds=force_after.total_seconds() if force_after else None,
                 ).error("force-killing worker process after shutdown drain deadline")
-                process.kill()
+                kill_process_group(process.pid)
                 code = process.wait(timeout=5)
                 forced += 1
             if code != EXIT_OK:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,3 +180,60 @@ def stop(process: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, st
         process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=timeout)
     return process.returncode, out, err
+
+
+@dataclass
+class Deployment:
+    """A project whose TaskDef and one-task workflow are registered in the real Conductor."""
+
+    project: Project
+    rest: ConductorRest
+    workflow: str
+
+    def start_workflow(self, inputs: Mapping[str, Any]) -> str:
+        return self.rest.start_workflow(self.workflow, inputs)
+
+    def run_one(self, inputs: Mapping[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+        """Start ``perago start``, run one workflow to its end, stop and require a clean exit."""
+        worker = self.project.start()
+        try:
+            return self.rest.wait(self.start_workflow(inputs), timeout=timeout)
+        finally:
+            code, _out, err = stop(worker)
+            assert code == 0, err
+
+
+def deploy(
+    project: Project, rest: ConductorRest, name: str, inputs: Mapping[str, str]
+) -> Deployment:
+    """``perago register`` the project's task, then a workflow ``<name>_wf`` mapping ``inputs``."""
+    registered = project.run("register", project.module)
+    assert registered.returncode == 0, registered.stderr
+    assert registered.stdout.strip() == f"created: {name}"
+    rest.register_workflow(f"{name}_wf", name, inputs)
+    return Deployment(project, rest, f"{name}_wf")
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie (a killed orphan may linger as one until its reaper runs)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ConductorRest, Project, make_project, stop
+from tests.e2e.harness import (
+    ConductorRest,
+    Deployment,
+    Project,
+    deploy,
+    make_project,
+    stop,
+    wait_until,
+)
 from tests.servers_fixture import ConductorServer
 
 pytestmark = pytest.mark.integration
@@ -62,27 +75,32 @@ def _project(
     )
 
 
-def _register(project: Project, rest: ConductorRest, name: str) -> str:
-    registered = project.run("register", project.module)
-    assert registered.returncode == 0, registered.stderr
-    assert registered.stdout.strip() == f"created: {name}"
-    rest.register_workflow(f"{name}_wf", name, {"params": "${workflow.input.params}"})
-    return f"{name}_wf"
-
-
 @pytest.fixture
 def rest(conductor_server: ConductorServer) -> ConductorRest:
     return ConductorRest(conductor_server.api_url)
 
 
-def test_start_runs_workflows_and_logs_each_attempt(
+@pytest.fixture
+def deploy_task(
     tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
+) -> Callable[..., Deployment]:
+    """Write the task module with the given options, register it and its workflow."""
+
+    def make(**options: Any) -> Deployment:
+        project = _project(tmp_path, conductor_server, unique_name, **options)
+        return deploy(project, rest, unique_name, {"params": "${workflow.input.params}"})
+
+    return make
+
+
+def test_start_runs_workflows_and_logs_each_attempt(
+    deploy_task: Callable[..., Deployment],
 ) -> None:
-    project = _project(tmp_path, conductor_server, unique_name)
-    workflow = _register(project, rest, unique_name)
+    app = deploy_task()
+    project, rest = app.project, app.rest
     worker = project.start("-j", "2")
     try:
-        ids = [rest.start_workflow(workflow, {"params": {"text": "a b c"}}) for _ in range(4)]
+        ids = [app.start_workflow({"params": {"text": "a b c"}}) for _ in range(4)]
         states = [rest.wait(i) for i in ids]
     finally:
         code, _out, err = stop(worker)
@@ -106,7 +124,7 @@ def test_start_runs_workflows_and_logs_each_attempt(
 
 
 def test_failure_is_retried_then_completes_with_reason_logged(
-    tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
+    deploy_task: Callable[..., Deployment],
 ) -> None:
     prelude = (
         "marker = os.path.join(os.getcwd(), 'failed-once')\n"
@@ -114,64 +132,45 @@ def test_failure_is_retried_then_completes_with_reason_logged(
         "        open(marker, 'w').close()\n"
         "        raise TaskFailed('transient problem')"
     )
-    project = _project(tmp_path, conductor_server, unique_name, retries=2, prelude=prelude)
-    workflow = _register(project, rest, unique_name)
-    worker = project.start()
-    try:
-        state = rest.wait(
-            rest.start_workflow(workflow, {"params": {"text": "x", "fail_first": True}})
-        )
-    finally:
-        stop(worker)
+    app = deploy_task(retries=2, prelude=prelude)
+    state = app.run_one({"params": {"text": "x", "fail_first": True}})
     assert state["status"] == "COMPLETED"
     assert [t["status"] for t in state["tasks"]] == ["FAILED", "COMPLETED"]
     assert state["tasks"][0]["reasonForIncompletion"] == "TaskFailed: transient problem"
-    (failed,) = [e for e in project.events("attempt finished") if e["status"] == "FAILED"]
+    (failed,) = [e for e in app.project.events("attempt finished") if e["status"] == "FAILED"]
     assert failed["exception_type"] == "TaskFailed"
     assert "Traceback" in failed["traceback"]
 
 
 def test_invalid_params_fail_terminally_without_retry(
-    tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
+    deploy_task: Callable[..., Deployment],
 ) -> None:
-    project = _project(tmp_path, conductor_server, unique_name, retries=3)
-    workflow = _register(project, rest, unique_name)
-    worker = project.start()
-    try:
-        state = rest.wait(rest.start_workflow(workflow, {"params": {"nope": 1}}))
-    finally:
-        stop(worker)
+    state = deploy_task(retries=3).run_one({"params": {"nope": 1}})
     assert state["status"] == "FAILED"
     assert [t["status"] for t in state["tasks"]] == ["FAILED_WITH_TERMINAL_ERROR"]
 
 
-def test_sigterm_drains_the_running_attempt(
-    tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
-) -> None:
-    project = _project(tmp_path, conductor_server, unique_name)
-    workflow = _register(project, rest, unique_name)
-    worker = project.start()
-    workflow_id = rest.start_workflow(workflow, {"params": {"text": "slow one", "sleep": 4}})
-    project.wait_for_event("attempt started")
+def test_sigterm_drains_the_running_attempt(deploy_task: Callable[..., Deployment]) -> None:
+    app = deploy_task()
+    worker = app.project.start()
+    workflow_id = app.start_workflow({"params": {"text": "slow one", "sleep": 4}})
+    app.project.wait_for_event("attempt started")
     code, _out, err = stop(worker)
     assert code == 0, err
-    state = rest.workflow(workflow_id)
+    state = app.rest.workflow(workflow_id)
     assert state["status"] == "COMPLETED"
     assert [t["status"] for t in state["tasks"]] == ["COMPLETED"]
 
 
 def test_overdue_attempt_is_stopped_locally_and_the_slot_keeps_working(
-    tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
+    deploy_task: Callable[..., Deployment],
 ) -> None:
-    project = _project(tmp_path, conductor_server, unique_name, timeout=8, response=5)
-    workflow = _register(project, rest, unique_name)
-    worker = project.start()
+    app = deploy_task(timeout=8, response=5)
+    worker = app.project.start()
     try:
-        hung = rest.start_workflow(workflow, {"params": {"text": "hang", "sleep": 3600}})
-        state = rest.wait(hung, timeout=60)
-        after = rest.wait(
-            rest.start_workflow(workflow, {"params": {"text": "fine now"}}), timeout=60
-        )
+        hung = app.start_workflow({"params": {"text": "hang", "sleep": 3600}})
+        state = app.rest.wait(hung, timeout=60)
+        after = app.rest.wait(app.start_workflow({"params": {"text": "fine now"}}), timeout=60)
     finally:
         code, _out, err = stop(worker)
     assert state["status"] == "FAILED"
@@ -179,7 +178,9 @@ def test_overdue_attempt_is_stopped_locally_and_the_slot_keeps_working(
     assert after["status"] == "COMPLETED"
     assert code == 0, err
     overdue = [
-        e for e in project.events("attempt finished") if e.get("exception_type") == "TimeoutError"
+        e
+        for e in app.project.events("attempt finished")
+        if e.get("exception_type") == "TimeoutError"
     ]
     assert overdue
     assert overdue[0]["workflow_instance_id"] == hung
@@ -197,11 +198,8 @@ def test_unregistered_taskdef_is_a_one_line_error(
     )
 
 
-def test_drift_warns_and_strict_mode_fails(
-    tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
-) -> None:
-    project = _project(tmp_path, conductor_server, unique_name)
-    _register(project, rest, unique_name)
+def test_drift_warns_and_strict_mode_fails(deploy_task: Callable[..., Deployment]) -> None:
+    project = deploy_task().project
     source = project.root / f"{project.module}.py"
     source.write_text(source.read_text().replace("count=0", "count=5"))
     strict = project.run("start", project.module, "--strict-taskdef")
@@ -210,11 +208,8 @@ def test_drift_warns_and_strict_mode_fails(
     assert "retryCount" in strict.stderr
 
 
-def test_crash_loop_stops_start_with_the_cause(
-    tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
-) -> None:
-    project = _project(tmp_path, conductor_server, unique_name)
-    _register(project, rest, unique_name)
+def test_crash_loop_stops_start_with_the_cause(deploy_task: Callable[..., Deployment]) -> None:
+    project = deploy_task().project
     source = project.root / f"{project.module}.py"
     # Importable by the supervisor's pre-flight, broken in every worker process.
     source.write_text(
@@ -232,10 +227,9 @@ def test_crash_loop_stops_start_with_the_cause(
 
 
 def test_second_supervisor_on_the_same_root_is_refused(
-    tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
+    deploy_task: Callable[..., Deployment],
 ) -> None:
-    project = _project(tmp_path, conductor_server, unique_name)
-    _register(project, rest, unique_name)
+    project = deploy_task().project
     first = project.start()
     try:
         project.wait_for_event("worker polling")
@@ -249,24 +243,21 @@ def test_second_supervisor_on_the_same_root_is_refused(
 
 
 def test_secrets_never_reach_the_logs(
-    tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
+    deploy_task: Callable[..., Deployment], unique_name: str
 ) -> None:
     secret = "s3cr3t-" + unique_name
-    project = _project(
-        tmp_path,
-        conductor_server,
-        unique_name,
+    app = deploy_task(
         dotenv={
             "LAKECTL_SERVER_ENDPOINT_URL": "http://127.0.0.1:1",
             "LAKECTL_CREDENTIALS_ACCESS_KEY_ID": "AKIAEXAMPLE",
             "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY": secret,
         },
     )
-    workflow = _register(project, rest, unique_name)
+    project = app.project
     worker = project.start()
     try:
-        rest.wait(rest.start_workflow(workflow, {"params": {"text": "x", "fail_first": False}}))
-        rest.wait(rest.start_workflow(workflow, {"params": {"bad": True}}))
+        app.rest.wait(app.start_workflow({"params": {"text": "x", "fail_first": False}}))
+        app.rest.wait(app.start_workflow({"params": {"bad": True}}))
     finally:
         _code, out, err = stop(worker)
     files = list(project.logs.rglob("*"))
@@ -279,18 +270,82 @@ def test_secrets_never_reach_the_logs(
 
 
 def test_thread_mode_runs_n_threads_in_one_process(
-    tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
+    deploy_task: Callable[..., Deployment],
 ) -> None:
-    project = _project(tmp_path, conductor_server, unique_name)
-    workflow = _register(project, rest, unique_name)
-    worker = project.start("-j", "2", "--execution-mode", "thread")
+    app = deploy_task()
+    worker = app.project.start("-j", "2", "--execution-mode", "thread")
     try:
-        ids = [
-            rest.start_workflow(workflow, {"params": {"text": "t", "sleep": 1}}) for _ in range(2)
-        ]
-        states = [rest.wait(i) for i in ids]
+        ids = [app.start_workflow({"params": {"text": "t", "sleep": 1}}) for _ in range(2)]
+        states = [app.rest.wait(i) for i in ids]
     finally:
         code, _out, err = stop(worker)
     assert code == 0, err
     assert {s["status"] for s in states} == {"COMPLETED"}
-    assert len({e["pid"] for e in project.events("attempt finished")}) == 1
+    assert len({e["pid"] for e in app.project.events("attempt finished")}) == 1
+
+
+def _old_log(directory: Path, name: str, *, age_days: float) -> Path:
+    """A JSONL file as an earlier process left it, last written ``age_days`` ago."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(json.dumps({"time": "2020-01-01T00:00:00.000Z", "message": "old"}) + "\n")
+    stamp = time.time() - age_days * 86400
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def _rotation_index(path: Path) -> int:
+    """0 for ``<base>.jsonl``, n for the n-th rotated ``<base>.<n>.jsonl``."""
+    parts = path.name.split(".")
+    return int(parts[-2]) if len(parts) == 3 else 0
+
+
+def test_logs_rotate_and_retention_prunes_earlier_processes_while_running(
+    deploy_task: Callable[..., Deployment],
+) -> None:
+    """PERAGO_LOG_FILE_MAX_SIZE=1KB and PERAGO_LOG_RETENTION=1d inside a real ``perago start``.
+
+    Files of earlier processes older than the retention go at start-up (one of this very slot,
+    one of a worker id that no longer runs) and at a rotation (one that appears while the worker
+    runs); a recent file of an earlier process stays.
+    """
+    app = deploy_task(dotenv={"PERAGO_LOG_FILE_MAX_SIZE": "1KB", "PERAGO_LOG_RETENTION": "1d"})
+    project = app.project
+    module_dir = project.logs / project.module
+    prefix = "".join(ch for ch in project.module if ch.isalnum())
+    own_dir = module_dir / f"worker_id={prefix}0001"
+    gone_dir = module_dir / "worker_id=Gone0007"
+    old_same_slot = _old_log(own_dir, "pid=11__started=20200101T000000Z.jsonl", age_days=3)
+    old_other = _old_log(gone_dir, "pid=12__started=20200101T000000Z.2.jsonl", age_days=2)
+    recent = _old_log(gone_dir, "pid=13__started=20200102T000000Z.jsonl", age_days=0.5)
+    worker = project.start()
+    try:
+        (polling,) = project.wait_for_event("worker polling")
+        wait_until(lambda: not old_same_slot.exists(), "start-up pruning of the old file")
+        appeared_later = _old_log(gone_dir, "pid=14__started=20200103T000000Z.jsonl", age_days=5)
+        ids = [app.start_workflow({"params": {"text": f"n {i}"}}) for i in range(8)]
+        states = [app.rest.wait(i) for i in ids]
+    finally:
+        code, _out, err = stop(worker)
+    assert code == 0, err
+    assert {s["status"] for s in states} == {"COMPLETED"}
+
+    assert not old_other.exists()
+    assert not appeared_later.exists(), "a rotation must prune files that aged meanwhile"
+    assert recent.exists()
+    mine = sorted(own_dir.glob(f"pid={polling['pid']}__*.jsonl"), key=_rotation_index)
+    assert len(mine) >= 3, [p.name for p in mine]  # the first file plus rotated ones
+    assert {p.name.count(".") for p in mine} >= {1, 2}  # <base>.jsonl and <base>.<n>.jsonl
+    for path in mine[:-1]:
+        assert path.stat().st_size <= 1024, path.name
+    for path in module_dir.rglob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            event = json.loads(line)
+            assert event["time"].endswith("Z")
+            moment = datetime.fromisoformat(event["time"])
+            assert moment.utcoffset() == UTC.utcoffset(None)
+    # Rotation loses nothing: every attempt's two events are somewhere in the rotated files.
+    assert len(project.events("attempt started")) == 8
+    assert sorted(e["workflow_instance_id"] for e in project.events("attempt finished")) == sorted(
+        ids
+    )

@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from perago import WorkerChildSpec, restart_backoff_seconds, worker_child_specs
 from perago.errors import RuntimeConfigError
-from perago.supervisor import LOCK_FILENAME, SupervisorLock
+from perago.supervisor import LOCK_FILENAME, SupervisorLock, kill_process_group
 
 
 def test_backoff_sequence_caps_at_thirty() -> None:
@@ -82,3 +83,40 @@ def test_corrupt_lock_is_reported(tmp_path: Path) -> None:
     (tmp_path / LOCK_FILENAME).write_text("{not json")
     with pytest.raises(RuntimeConfigError, match="is not valid JSON"):
         SupervisorLock(tmp_path).acquire()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for its (re)parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_kill_process_group_takes_the_workers_own_children_too() -> None:
+    # A worker whose task body started a long subprocess, in its own group as the supervisor
+    # starts workers.
+    script = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen(['sleep', '600'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, process_group=0
+    )
+    assert worker.stdout is not None
+    grandchild = int(worker.stdout.readline())
+    try:
+        assert _running(grandchild)
+        assert kill_process_group(worker.pid) is True
+        assert worker.wait(timeout=30) == -9
+        deadline = time.monotonic() + 30
+        while _running(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(grandchild)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()

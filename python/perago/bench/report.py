@@ -28,6 +28,7 @@ class Row:
     # Only some benches fill these; they appear in the JSON form only when set.
     objects_uploaded: int | None = None
     phase_ms: dict[str, float] | None = None
+    tasks_per_s: float | None = None
 
     @classmethod
     def measured(
@@ -62,6 +63,8 @@ class Row:
             extra["objects_uploaded"] = self.objects_uploaded
         if self.phase_ms is not None:
             extra["phase_ms"] = self.phase_ms
+        if self.tasks_per_s is not None:
+            extra["tasks_per_s"] = self.tasks_per_s
         return {
             "scenario": self.scenario,
             "tool": self.tool,

@@ -9,7 +9,6 @@ both. Peak RSS is the largest ``VmHWM`` among the worker processes.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import statistics
@@ -24,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from perago.bench.report import Row, find_row
+
+SCENARIO = "worker-noop"
 
 NOOP_MODULE = """
 from pydantic import BaseModel
@@ -63,17 +66,18 @@ class WorkerBenchResult:
     seconds: float
     peak_rss_mb: float | None
 
-    def row(self) -> dict[str, Any]:
+    def row(self) -> Row:
+        """The shared bench row: no bytes or files moved, so only time, RSS and tasks/s."""
         rate = self.tasks / self.seconds if self.seconds > 0 else 0.0
-        return {
-            "scenario": "worker-noop",
-            "tool": self.tool,
-            "median_s": round(self.seconds, 4),
-            "mb_per_s": None,
-            "files_per_s": None,
-            "peak_rss_mb": None if self.peak_rss_mb is None else round(self.peak_rss_mb, 1),
-            "tasks_per_s": round(rate, 2),
-        }
+        return Row(
+            scenario=SCENARIO,
+            tool=self.tool,
+            median_s=round(self.seconds, 4),
+            mb_per_s=None,
+            files_per_s=None,
+            peak_rss_mb=None if self.peak_rss_mb is None else round(self.peak_rss_mb, 1),
+            tasks_per_s=round(rate, 2),
+        )
 
 
 class _Conductor:
@@ -220,7 +224,7 @@ def _run_round(
 
 def worker_rows(
     *, api_url: str, tasks: int, concurrency: int, repeat: int, timeout: float = 900.0
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     """Alternate perago / bare rounds ``repeat`` times; one row per tool with the median."""
     conductor = _Conductor(api_url)
     results: dict[str, list[WorkerBenchResult]] = {"perago": [], "conductor-python": []}
@@ -236,7 +240,7 @@ def worker_rows(
                     timeout=timeout,
                 )
             )
-    rows = []
+    rows: list[Row] = []
     for tool, rounds in results.items():
         median = statistics.median(r.seconds for r in rounds)
         peaks = [r.peak_rss_mb for r in rounds if r.peak_rss_mb is not None]
@@ -244,13 +248,9 @@ def worker_rows(
     return rows
 
 
-def throughput_ratio(rows: list[dict[str, Any]]) -> float | None:
-    by_tool = {row["tool"]: row["tasks_per_s"] for row in rows}
-    bare = by_tool.get("conductor-python")
-    if not bare:
+def throughput_ratio(rows: list[Row]) -> float | None:
+    """perago's tasks/s divided by the bare conductor-python worker's (None when missing)."""
+    mine, bare = find_row(rows, SCENARIO, "perago"), find_row(rows, SCENARIO, "conductor-python")
+    if mine is None or bare is None or mine.tasks_per_s is None or not bare.tasks_per_s:
         return None
-    return float(by_tool["perago"]) / float(bare)
-
-
-def format_rows(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows)
+    return mine.tasks_per_s / bare.tasks_per_s

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +22,7 @@ def bench_worker_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Workspace-free no-op tasks per second through the real Conductor (CONDUCTOR_SERVER_URL)."""
+    from perago.bench.report import rows_to_json
     from perago.bench.worker import throughput_ratio, worker_rows
 
     with cli_errors():
@@ -37,13 +36,13 @@ def bench_worker_command(
             repeat=repeat,
         )
     if as_json:
-        typer.echo(json.dumps(rows))
+        typer.echo(rows_to_json(rows))
         return
     table = Table(title=f"worker-noop: {tasks} tasks, {concurrency} processes")
     for column in ("tool", "median_s", "tasks_per_s", "peak_rss_mb"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row[c]) for c in ("tool", "median_s", "tasks_per_s", "peak_rss_mb")))
+        table.add_row(row.tool, str(row.median_s), str(row.tasks_per_s), str(row.peak_rss_mb))
     Console().print(table)
     ratio = throughput_ratio(rows)
     if ratio is not None:
