@@ -269,6 +269,24 @@ def taskdef_drift(generated: Mapping[str, Any], registered: Mapping[str, Any]) -
     return TaskDefDrift(tuple(differing))
 
 
+# conductor-python heartbeats at 0.8 x responseTimeoutSeconds, from a thread that looks once a
+# second, then needs an HTTP round trip: below this the lease can lapse under a healthy attempt.
+MIN_LEASED_RESPONSE_TIMEOUT_SECONDS = 15
+
+
+def short_lease_warning(task_name: str, registered: Mapping[str, Any]) -> str | None:
+    """A warning when the registered response timeout is too short for lease extension."""
+    response = registered.get("responseTimeoutSeconds")
+    if not isinstance(response, int) or response >= MIN_LEASED_RESPONSE_TIMEOUT_SECONDS:
+        return None
+    return (
+        f"TaskDef '{task_name}' has responseTimeoutSeconds={response}: the worker's lease "
+        f"heartbeat comes every {0.8 * response:.1f}s, checked once a second, so Conductor may "
+        "time out a healthy attempt; use TimeoutPolicy(response_seconds="
+        f"{MIN_LEASED_RESPONSE_TIMEOUT_SECONDS}) or more"
+    )
+
+
 ExecuteFn = Callable[[Task], TaskResult]
 
 

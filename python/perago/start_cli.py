@@ -34,7 +34,12 @@ def start_command(
     strict_taskdef: bool = STRICT_OPTION,
 ) -> None:
     """Run N workers polling MODULE's task queue until SIGINT/SIGTERM."""
-    from perago.conductor_adapter import ConductorClient, describe_conductor_error, taskdef_drift
+    from perago.conductor_adapter import (
+        ConductorClient,
+        describe_conductor_error,
+        short_lease_warning,
+        taskdef_drift,
+    )
     from perago.runtime_logging import install_jsonl_sink
     from perago.supervisor import CrashLoopError, run_supervisor
 
@@ -67,6 +72,8 @@ def start_command(
             if strict_taskdef:
                 raise CliError(drift.describe(task.name))
             printer.emit(drift.describe(task.name))
+        if (lease_warning := short_lease_warning(task.name, registered)) is not None:
+            printer.emit(lease_warning)
         mode = execution_mode.value if execution_mode is not None else config.execution_mode
         install_jsonl_sink(
             log_root=config.log_root,
