@@ -1,0 +1,35 @@
+"""The curated ``perago`` namespace: every public name resolves, and importing it stays cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import perago
+
+
+def test_every_public_name_resolves() -> None:
+    missing = [name for name in perago.__all__ if not hasattr(perago, name)]
+    assert missing == []
+    assert sorted(perago.__all__) == perago.__all__
+    assert set(dir(perago)) >= set(perago.__all__)
+
+
+def test_task_is_the_decorator_even_after_its_module_is_imported() -> None:
+    import perago.task_definition as definition
+
+    assert perago.task is definition.task
+    assert callable(perago.task)
+
+
+def test_import_perago_loads_no_heavy_dependency() -> None:
+    probe = (
+        "import sys, perago, perago.transfer\n"
+        "heavy = [m for m in ('pydantic', 'loguru', 'conductor', 'typer', 'lakefs_sdk')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""
