@@ -277,6 +277,9 @@ def test_killed_worker_is_retried_after_response_timeout(
             {"workspace": workspace.input(), "params": {"name": "k", "sleep_once": True}}
         )
         (started,) = project.wait_for_event("attempt started")
+        # Kill inside the body: killed before it, the retry would be the first to run the body
+        # and sleep instead.
+        wait_until((project.root / "once-k").exists, "the body to start")
         os.kill(started["pid"], signal.SIGKILL)
         state = app.rest.wait(workflow_id, timeout=180)
     finally:
