@@ -7,6 +7,7 @@ waits for them. Nothing here fakes a server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -176,9 +177,21 @@ def make_project(
 
 
 def stop(process: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str, str]:
+    """SIGTERM ``perago start`` and wait; if it does not drain in time, SIGKILL it and its
+    worker process groups (so a failed test leaves nothing running) and re-raise."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=timeout)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for worker in child_pids(process.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(worker, signal.SIGKILL)  # each worker leads its own group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(worker, signal.SIGKILL)
+        process.kill()
+        process.communicate()
+        raise
     return process.returncode, out, err
 
 
