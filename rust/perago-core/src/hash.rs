@@ -29,17 +29,28 @@ thread_local! {
 
 /// Open for hashing without following symlinks and, where permitted, without touching atime.
 fn open_for_hash(path: &Path) -> Result<File> {
-    let flags = libc::O_NOFOLLOW | libc::O_NOATIME | libc::O_NONBLOCK;
-    match OpenOptions::new().read(true).custom_flags(flags).open(path) {
-        Ok(file) => Ok(file),
-        // O_NOATIME is refused (EPERM) on files the caller does not own.
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| Error::io_or_vanished(path, e)),
-        Err(e) => Err(Error::io_or_vanished(path, e)),
+    let base = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    open_without_atime(base, |flags| {
+        OpenOptions::new().read(true).custom_flags(flags).open(path)
+    })
+    .map_err(|e| Error::io_or_vanished(path, e))
+}
+
+/// `open(base | O_NOATIME)`, falling back to `open(base)` where `O_NOATIME` is refused (`EPERM`
+/// on files owned by another user); after the first refusal only the plain open is tried.
+fn open_without_atime(
+    base: libc::c_int,
+    open: impl Fn(libc::c_int) -> std::io::Result<File>,
+) -> std::io::Result<File> {
+    if !NOATIME_REFUSED.load(Ordering::Relaxed) {
+        match open(base | libc::O_NOATIME) {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                NOATIME_REFUSED.store(true, Ordering::Relaxed);
+            }
+            opened => return opened,
+        }
     }
+    open(base)
 }
 
 /// BLAKE3 of a regular file whose size was just observed as `size_hint` (it may still change).
@@ -74,15 +85,7 @@ pub(crate) fn open_in_dir(dir: &File, name: &OsStr) -> std::io::Result<File> {
         }
     };
     let base = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-    if !NOATIME_REFUSED.load(Ordering::Relaxed) {
-        match open(base | libc::O_NOATIME) {
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                NOATIME_REFUSED.store(true, Ordering::Relaxed);
-            }
-            opened => return opened,
-        }
-    }
-    open(base)
+    open_without_atime(base, open)
 }
 
 /// Hash an opened regular file; `path` names it in errors only (built lazily).
