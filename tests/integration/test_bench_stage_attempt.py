@@ -9,12 +9,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import lakefs_sdk
+
 from tests.servers_fixture import LakefsServer
 
 PERAGO = Path(sys.executable).with_name("perago")
 
 
+def _bench_repositories(server: LakefsServer) -> set[str]:
+    with server.api_client() as client:
+        listed = lakefs_sdk.RepositoriesApi(client).list_repositories(amount=1000)
+    return {repo.id for repo in listed.results if repo.id.startswith("bench-")}
+
+
 def _run_bench(server: LakefsServer, tmp_path: Path, *args: str) -> list[dict[str, Any]]:
+    before = _bench_repositories(server)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKECTL_")}
     env.update(
         LAKECTL_SERVER_ENDPOINT_URL=server.url,
@@ -31,6 +40,8 @@ def _run_bench(server: LakefsServer, tmp_path: Path, *args: str) -> list[dict[st
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
+    assert _bench_repositories(server) == before, "the bench left its repository behind"
+    assert "deleted bench repository bench-" in completed.stderr
     rows = json.loads(completed.stdout)
     assert isinstance(rows, list)
     return rows

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from perago import transfer
 from perago.bench import transfer as bench_transfer
+from perago.bench.repository import bench_repository
 from perago.bench.sizes import parse_size
 from perago.bench.transfer_child import upload_items
 from perago.config import LakeFSConfig
@@ -56,10 +57,9 @@ def lakefs_config(server: bench_transfer.Server) -> LakeFSConfig:
 
 
 def seed_repository(
-    server: bench_transfer.Server, work: Path, files: int, size: int, namespace_root: str
+    server: bench_transfer.Server, repository: str, work: Path, files: int, size: int
 ) -> SeededRepo:
-    """A new repository whose ``main`` holds ``files`` x ``size`` bytes under ``data/``."""
-    repository = bench_transfer.create_repository(server, namespace_root)
+    """Commit ``files`` x ``size`` bytes under ``data/`` to the empty repository's ``main``."""
     source = Path(tempfile.mkdtemp(prefix="seed-", dir=work))
     try:
         bench_transfer.generate_files(source, files, size)
@@ -82,7 +82,8 @@ def run_seeded(
     namespace_root: str,
     work_dir: Path | None,
 ) -> T:
-    """Seed a fresh repository from a scratch directory, run ``bench`` on it, clean up.
+    """Seed a fresh repository from a scratch directory, run ``bench`` on it, clean up (the
+    scratch directory, the repository and, on a ``perago dev up`` server, its objects).
 
     Bad options or a failing server end the command with one ``error:`` line and exit code 1.
     """
@@ -93,10 +94,11 @@ def run_seeded(
         server = bench_transfer.server_from_env()
         work = Path(tempfile.mkdtemp(prefix=f"perago-bench-{name}-", dir=work_dir))
         try:
-            _log(f"seeding {files} x {each} B into a new repository")
-            seeded = seed_repository(server, work, files, each, namespace_root)
-            _log(f"seeded {seeded.repository}@{seeded.commit}")
-            return bench(seeded, work)
+            with bench_repository(server, namespace_root, log=_log) as repository:
+                _log(f"seeding {files} x {each} B into {repository}")
+                seeded = seed_repository(server, repository, work, files, each)
+                _log(f"seeded {seeded.repository}@{seeded.commit}")
+                return bench(seeded, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     except (ValueError, RuntimeError, OSError) as exc:

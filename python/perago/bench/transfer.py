@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +32,7 @@ import typer
 
 from perago.bench.sizes import MIB, parse_size
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET, upload_items
+from perago.devservers import blockstore
 
 LAUNCHER = Path(__file__).with_name("child_launcher.py")
 
@@ -52,7 +53,10 @@ class Row:
 class Server:
     endpoint: str
     access_key_id: str
-    secret_access_key: str
+    secret_access_key: str = field(repr=False)
+    # The local blockstore directory when perago started this lakeFS (``perago dev up``): the
+    # benches then also remove their repositories' objects, which lakeFS's API cannot.
+    block_dir: Path | None = None
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -101,7 +105,9 @@ def server_from_env() -> Server:
     missing = [k for k in (ENV_ENDPOINT, ENV_KEY, ENV_SECRET) if not merged.get(k, "").strip()]
     if missing:
         raise ValueError(f"lakeFS connection is not configured; missing {', '.join(missing)}")
-    return Server(merged[ENV_ENDPOINT].strip(), merged[ENV_KEY].strip(), merged[ENV_SECRET].strip())
+    endpoint, key = merged[ENV_ENDPOINT].strip(), merged[ENV_KEY].strip()
+    block_dir = blockstore.known_block_dir(endpoint, key)
+    return Server(endpoint, key, merged[ENV_SECRET].strip(), block_dir)
 
 
 def generate_files(root: Path, count: int, size: int) -> None:
@@ -162,11 +168,13 @@ def _row(scenario: str, tool: str, runs: list[Measurement], files: int, size: in
     )
 
 
-def _api(server: Server, method: str, path: str, body: dict[str, object]) -> dict[str, object]:
-    """One lakeFS REST call for bench setup (repositories, branches, commits)."""
+def _api(
+    server: Server, method: str, path: str, body: dict[str, object] | None
+) -> dict[str, object]:
+    """One lakeFS REST call for bench setup and clean-up (repositories, branches, commits)."""
     request = urllib.request.Request(
         server.api_url(path),
-        data=json.dumps(body).encode(),
+        data=None if body is None else json.dumps(body).encode(),
         method=method,
         headers={**server.basic_auth(), "Content-Type": "application/json"},
     )
@@ -183,7 +191,13 @@ def _api(server: Server, method: str, path: str, body: dict[str, object]) -> dic
     return decoded if isinstance(decoded, dict) else {}
 
 
+def storage_namespace(namespace_root: str, repository: str) -> str:
+    return f"{namespace_root.rstrip('/')}/{repository}"
+
+
 def create_repository(server: Server, namespace_root: str) -> str:
+    """A new ``bench-<random>`` repository; use ``bench.repository.bench_repository`` instead,
+    which also deletes it again."""
     name = "bench-" + uuid.uuid4().hex[:12]
     _api(
         server,
@@ -191,11 +205,15 @@ def create_repository(server: Server, namespace_root: str) -> str:
         "/repositories",
         {
             "name": name,
-            "storage_namespace": f"{namespace_root.rstrip('/')}/{name}",
+            "storage_namespace": storage_namespace(namespace_root, name),
             "default_branch": "main",
         },
     )
     return name
+
+
+def delete_repository(server: Server, repository: str) -> None:
+    _api(server, "DELETE", f"/repositories/{repository}", None)
 
 
 def commit(server: Server, repo: str, branch: str, message: str) -> str:
@@ -314,10 +332,26 @@ def run_download(
     ranged: RangedParts | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Row]:
+    """Seed a fresh repository per data set's prefix and time each tool downloading it; the
+    repository (and, on a dev server, its objects) is removed however the run ends."""
+    from perago.bench.repository import bench_repository  # imported late: it builds on this module
+
+    with bench_repository(server, load.namespace_root, log=log) as repo:
+        return _download_rows(server, work, load, repo, ranged=ranged or RangedParts(), log=log)
+
+
+def _download_rows(
+    server: Server,
+    work: Path,
+    load: Workload,
+    repo: str,
+    *,
+    ranged: RangedParts,
+    log: Callable[[str], None],
+) -> list[Row]:
     from perago.transfer import LakeFSCredentials, upload_files
 
     creds = LakeFSCredentials(server.access_key_id, server.secret_access_key)
-    repo = create_repository(server, load.namespace_root)
     rows: list[Row] = []
     lakectl = _lakectl()
     for data in load.datasets(work):
@@ -327,7 +361,7 @@ def run_download(
         ref = commit(server, repo, "main", f"seed {data.scenario_suffix}")
         tools: dict[str, Callable[[Path], list[str]]] = {
             "perago": _perago_download_command(
-                repo, ref, data.scenario_suffix, load.concurrency, ranged or RangedParts()
+                repo, ref, data.scenario_suffix, load.concurrency, ranged
             )
         }
         if lakectl:
@@ -352,18 +386,26 @@ def _download_once(
 def run_upload(
     server: Server, work: Path, load: Workload, *, log: Callable[[str], None] = print
 ) -> list[Row]:
-    """Upload + commit a fresh prefix per run (``lakectl local init`` + ``commit`` likewise)."""
-    repo = create_repository(server, load.namespace_root)
+    """Upload + commit a fresh prefix per run (``lakectl local init`` + ``commit`` likewise), in
+    a fresh repository removed (objects too, on a dev server) however the run ends."""
+    from perago.bench.repository import bench_repository  # imported late: it builds on this module
+
     rows: list[Row] = []
     lakectl = _lakectl()
-    for data in load.datasets(work):
-        runs_by_tool = {
-            tool: _UploadTarget(
-                server, repo, tool, data, lakectl if tool == "lakectl" else None, load.concurrency
-            ).upload_once
-            for tool in ["perago"] + (["lakectl"] if lakectl else [])
-        }
-        rows += _measured_rows("upload", data, runs_by_tool, repeat=load.repeat, log=log)
+    with bench_repository(server, load.namespace_root, log=log) as repo:
+        for data in load.datasets(work):
+            runs_by_tool = {
+                tool: _UploadTarget(
+                    server,
+                    repo,
+                    tool,
+                    data,
+                    lakectl if tool == "lakectl" else None,
+                    load.concurrency,
+                ).upload_once
+                for tool in ["perago"] + (["lakectl"] if lakectl else [])
+            }
+            rows += _measured_rows("upload", data, runs_by_tool, repeat=load.repeat, log=log)
     return rows
 
 

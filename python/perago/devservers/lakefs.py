@@ -28,6 +28,11 @@ def generate_credentials() -> LakefsCredentials:
     return LakefsCredentials(key_id, secrets.token_urlsafe(30))
 
 
+def block_dir(data_dir: Path) -> Path:
+    """Where the local blockstore keeps objects: ``local://<ns>`` lives at ``<block_dir>/<ns>``."""
+    return data_dir / "block"
+
+
 def command(binary: Path) -> list[str]:
     return [str(binary), "run"]
 
@@ -42,7 +47,7 @@ def environment(
         LAKEFS_DATABASE_TYPE="local",
         LAKEFS_DATABASE_LOCAL_PATH=str(data_dir / "meta"),
         LAKEFS_BLOCKSTORE_TYPE="local",
-        LAKEFS_BLOCKSTORE_LOCAL_PATH=str(data_dir / "block"),
+        LAKEFS_BLOCKSTORE_LOCAL_PATH=str(block_dir(data_dir)),
         LAKEFS_COMMITTED_LOCAL_CACHE_DIR=str(data_dir / "cache"),
         LAKEFS_AUTH_ENCRYPT_SECRET_KEY=encrypt_key,
         LAKEFS_INSTALLATION_USER_NAME="admin",

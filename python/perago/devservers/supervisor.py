@@ -92,6 +92,11 @@ class Launched:
     proc: subprocess.Popen[bytes]
 
 
+def lakefs_data_dir(state_dir: Path) -> Path:
+    """lakeFS's metadata, objects and secrets under a dev-server state directory."""
+    return state_dir / "lakefs"
+
+
 def launch_lakefs(
     state_dir: Path, progress: Progress = print_progress, *, port: int | None = None
 ) -> tuple[Launched, LakefsCredentials]:
@@ -101,7 +106,7 @@ def launch_lakefs(
     credentials and address.
     """
     bins = provision.ensure_lakefs(progress)
-    data = state_dir / "lakefs"
+    data = lakefs_data_dir(state_dir)
     creds, encrypt = _lakefs_secrets(data)
     port = process.free_port() if port is None else port
     log = state_dir / "lakefs.log"

@@ -1,0 +1,70 @@
+"""The throw-away lakeFS repository every lakeFS bench runs in, deleted again however it ends.
+
+A bench moves gigabytes into its repository; left behind, a few runs fill the disk. The repository
+is deleted through the API; its objects go too when the server is the ``perago dev up`` lakeFS,
+whose block directory perago knows (``Server.block_dir``). For any other server lakeFS keeps the
+objects until its garbage collection runs, and the bench says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import typer
+
+from perago.bench import transfer as bench_transfer
+from perago.devservers import blockstore
+
+
+def _stderr(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+@contextlib.contextmanager
+def bench_repository(
+    server: bench_transfer.Server,
+    namespace_root: str,
+    *,
+    log: Callable[[str], None] = _stderr,
+) -> Iterator[str]:
+    """A fresh repository (its name is yielded), removed on exit, also on error or Ctrl-C."""
+    repository = bench_transfer.create_repository(server, namespace_root)
+    try:
+        yield repository
+    finally:
+        remove_bench_repository(server, repository, namespace_root, log)
+
+
+def remove_bench_repository(
+    server: bench_transfer.Server,
+    repository: str,
+    namespace_root: str,
+    log: Callable[[str], None] = _stderr,
+) -> None:
+    """Delete the repository, then its namespace's objects when the block directory is known.
+
+    Never raises: a clean-up failure must not hide the bench's own result or error, so it is
+    reported as one line instead.
+    """
+    namespace = bench_transfer.storage_namespace(namespace_root, repository)
+    try:
+        bench_transfer.delete_repository(server, repository)
+    except (RuntimeError, OSError) as exc:
+        log(f"warning: could not delete bench repository {repository}: {exc}")
+        return
+    if server.block_dir is None or not namespace.startswith(blockstore.LOCAL_SCHEME):
+        log(
+            f"deleted bench repository {repository}, but its storage namespace {namespace} "
+            "still holds the objects (lakeFS needs garbage collection to reclaim them)"
+        )
+        return
+    try:
+        blockstore.remove_namespace(server.block_dir, namespace)
+    except (ValueError, OSError) as exc:
+        log(
+            f"deleted bench repository {repository}, but its storage namespace {namespace} "
+            f"still holds the objects (not removed: {exc})"
+        )
+        return
+    log(f"deleted bench repository {repository} and its storage namespace {namespace}")
