@@ -126,6 +126,25 @@ def test_file_larger_than_1gib_uses_ranged_parts(transfer_repo: LakeFSRepo, tmp_
     assert result.bytes == source.stat().st_size
 
 
+def test_large_whole_objects_stream_from_their_own_connections(
+    transfer_repo: LakeFSRepo, tmp_path: Path
+) -> None:
+    # Objects of 8 MiB and more are read from a connection of their own (plain HTTP, no proxy);
+    # sizes straddle that threshold and the page-aligned read boundaries.
+    sizes = {"a/exact.bin": 8 << 20, "a/below.bin": (8 << 20) - 1, "b/odd.bin": (33 << 20) + 777}
+    source = tmp_path / "source"
+    write_tree(source, {path: os.urandom(size) for path, size in sizes.items()})
+    seed_with_engine(transfer_repo, source, "large")
+    commit = transfer_repo.commit()
+
+    seen: list[TransferProgress] = []
+    result = download_from(transfer_repo, commit, "large", tmp_path / "ws", progress=seen.append)
+    expected = local_hashes(source)
+    assert {rel: h for rel, _, h in result.entries()} == expected
+    assert local_hashes(tmp_path / "ws") == expected
+    assert seen[-1].bytes_done == seen[-1].bytes_total == sum(sizes.values())
+
+
 def seed_with_engine_single(repo: LakeFSRepo, path: Path, object_path: str) -> None:
     from perago.transfer import upload_files
 

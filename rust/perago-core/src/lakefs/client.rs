@@ -7,6 +7,7 @@ use ureq::http::Response;
 use ureq::Body;
 
 use super::retry::{is_transient_status, Failure, RetryPolicy};
+use super::socket_get::PlainHttpTarget;
 use crate::error::{Error, Result};
 
 /// An access key pair. The secret is write-only: it never appears in `Debug` output.
@@ -73,7 +74,18 @@ pub struct LakeFsClient {
     authorization: String,
     agent: ureq::Agent,
     retry: RetryPolicy,
+    timeouts: Timeouts,
+    /// Set when whole-object reads may bypass ureq (plain HTTP, no proxy): see `socket_get`.
+    plain_http: Option<PlainHttpTarget>,
 }
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    pub connect: Duration,
+    pub io: Duration,
+}
+
+const USER_AGENT: &str = concat!("perago/", env!("CARGO_PKG_VERSION"));
 
 impl fmt::Debug for LakeFsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,13 +108,24 @@ impl LakeFsClient {
             .timeout_per_write(Some(options.io_timeout))
             .max_idle_connections(options.max_idle_connections)
             .max_idle_connections_per_host(options.max_idle_connections)
-            .user_agent(concat!("perago/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build();
+        // A proxy from the environment must see every request, so no socket of our own then.
+        let plain_http = if config.proxy().is_none() {
+            PlainHttpTarget::parse(&api_base)
+        } else {
+            None
+        };
         Ok(Self {
-            api_base,
             authorization: credentials.basic_authorization(),
             agent: ureq::Agent::new_with_config(config),
             retry: options.retry,
+            timeouts: Timeouts {
+                connect: options.connect_timeout,
+                io: options.io_timeout,
+            },
+            plain_http,
+            api_base,
         })
     }
 
@@ -118,6 +141,22 @@ impl LakeFsClient {
     /// lookup): streams to it are CPU-bound, never limited by per-connection bandwidth.
     pub fn is_loopback(&self) -> bool {
         endpoint_is_loopback(&self.api_base)
+    }
+
+    pub(crate) fn plain_http_target(&self) -> Option<&PlainHttpTarget> {
+        self.plain_http.as_ref()
+    }
+
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    pub(crate) fn authorization(&self) -> &str {
+        &self.authorization
+    }
+
+    pub(crate) fn user_agent(&self) -> &'static str {
+        USER_AGENT
     }
 
     /// `<api_base>/<seg>/<seg>...?k=v&...`, every segment and value percent-encoded.
@@ -224,10 +263,15 @@ pub(crate) fn status_failure(response: &mut Response<Body>) -> Failure {
         .limit(64 * 1024)
         .read_to_string()
         .unwrap_or_default();
-    let message = serde_json::from_str::<serde_json::Value>(&body)
+    failure_from_status(status, &body)
+}
+
+/// Classify a non-success `status` whose body is `body` (lakeFS's JSON error or plain text).
+pub(crate) fn failure_from_status(status: u16, body: &str) -> Failure {
+    let message = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or(body);
+        .unwrap_or_else(|| body.to_owned());
     let mut detail = format!("HTTP {status}");
     let message = message.trim();
     if !message.is_empty() {

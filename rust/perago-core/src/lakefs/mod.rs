@@ -3,6 +3,7 @@
 pub mod client;
 pub mod objects;
 pub mod retry;
+pub(crate) mod socket_get;
 
 pub use client::{ClientOptions, Credentials, LakeFsClient};
 pub use objects::{delete_objects, list_objects, ObjectInfo};

@@ -4,6 +4,7 @@ pub mod download;
 pub mod fsutil;
 pub mod paths;
 pub mod progress;
+mod socket_receive;
 pub mod tree_hash;
 pub mod upload;
 mod workers;
