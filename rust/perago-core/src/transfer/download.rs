@@ -10,7 +10,8 @@ use std::sync::{Mutex, OnceLock};
 use blake3::hazmat::ChainingValue;
 
 use super::fsutil::{
-    check_free_space, create_directories, create_new_file, prepare_destination, reserve_blocks,
+    check_free_space, create_directories, create_new_file, page_aligned_start, prepare_destination,
+    reserve_blocks,
 };
 use super::paths::{
     listing_prefix, normalize_prefix, parent_directories, plan_local_paths, PlannedFile,
@@ -246,10 +247,18 @@ impl Plan<'_> {
                 let mut body =
                     open_object(self.client, self.repo, self.reference, &planned.key, None)?;
                 let mut hasher = blake3::Hasher::new();
-                self.copy(&mut body, planned.size, buffer, stop, &path, |chunk, _| {
-                    hasher.update(chunk);
-                    handle.write_all(chunk)
-                })?;
+                self.copy(
+                    &mut body,
+                    0,
+                    planned.size,
+                    buffer,
+                    stop,
+                    &path,
+                    |chunk, _| {
+                        hasher.update(chunk);
+                        handle.write_all(chunk)
+                    },
+                )?;
                 Ok(hasher.finalize())
             },
         )?;
@@ -322,6 +331,7 @@ impl Plan<'_> {
                 let mut hasher = tree_hash::part_hasher(start);
                 self.copy(
                     &mut body,
+                    start,
                     end - start,
                     buffer,
                     stop,
@@ -356,11 +366,14 @@ impl Plan<'_> {
         self.progress.file_done();
     }
 
-    /// Stream exactly `expected` bytes from `body` into `sink(chunk, offset)`, checking for
-    /// cancellation between chunks. Network errors are transient; local write errors are not.
+    /// Stream exactly `expected` bytes from `body`, bound for the file at `file_offset`, into
+    /// `sink(chunk, offset in body)`, checking for cancellation between chunks. Network errors
+    /// are transient; local write errors are not.
+    #[allow(clippy::too_many_arguments)]
     fn copy(
         &self,
         body: &mut dyn Read,
+        file_offset: u64,
         expected: u64,
         buffer: &mut [u8],
         stop: &CancelToken,
@@ -372,7 +385,8 @@ impl Plan<'_> {
             if let Err(err) = stop.check() {
                 break Err(AttemptError::Fatal(err));
             }
-            let n = match body.read(buffer) {
+            let at = page_aligned_start(buffer.len(), file_offset + copied);
+            let n = match body.read(&mut buffer[at..]) {
                 Ok(0) => break Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -387,7 +401,7 @@ impl Plan<'_> {
                 )
                 .into());
             }
-            if let Err(e) = sink(&buffer[..n], copied) {
+            if let Err(e) = sink(&buffer[at..at + n], copied) {
                 break Err(AttemptError::Fatal(Error::io(path, e)));
             }
             copied += n as u64;

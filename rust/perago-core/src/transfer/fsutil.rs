@@ -105,6 +105,19 @@ pub fn reserve_blocks(file: &File, len: u64) {
     }
 }
 
+/// Where in `buffer` to receive bytes destined for file offset `offset`: at the offset's
+/// position within a page, so the write's source and destination share their alignment. The
+/// kernel's copy into the page cache ran about five times slower when they did not (AMD EPYC,
+/// ADR 0004). Buffers of a page or less are used whole.
+pub fn page_aligned_start(buffer_len: usize, offset: u64) -> usize {
+    const PAGE: u64 = 4096;
+    if buffer_len as u64 > PAGE {
+        (offset % PAGE) as usize
+    } else {
+        0
+    }
+}
+
 /// Below this size delayed allocation is already cheap and a syscall per file would not be.
 const RESERVE_MIN_BYTES: u64 = 8 << 20;
 

@@ -12,6 +12,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use super::fsutil::page_aligned_start;
 use super::progress::TransferProgress;
 use crate::cancel::CancelToken;
 use crate::error::Error;
@@ -20,9 +21,8 @@ use crate::lakefs::socket_get::{describe_io, SocketBody};
 
 /// Write the body's `content_length` bytes to `file` from offset 0 and return their BLAKE3.
 ///
-/// Each read lands in the buffer at the file offset's position within a page, so the write's
-/// source and destination share their alignment: the kernel's copy into the page cache is
-/// several times slower when they do not (measured on AMD EPYC). What a read returns is written
+/// Each read lands in the buffer at the file offset's position within a page
+/// ([`page_aligned_start`]). What a read returns is written
 /// at once: the socket is drained as fast as it fills, and the sender never stalls on a full
 /// window while a large block is hashed and written (measured: filling whole 1 MiB blocks
 /// first cost more CPU on both sides).
@@ -41,8 +41,6 @@ pub(crate) fn receive(
     }
     outcome
 }
-
-const PAGE: usize = 4096;
 
 fn receive_counted(
     body: &mut SocketBody,
@@ -64,11 +62,7 @@ fn receive_counted(
 
     while *received < expected {
         stop.check()?;
-        let at = if buffer.len() > PAGE {
-            (*received % PAGE as u64) as usize
-        } else {
-            0
-        };
+        let at = page_aligned_start(buffer.len(), *received);
         let want = (expected - *received).min((buffer.len() - at) as u64) as usize;
         let n = match body.socket.read(&mut buffer[at..at + want]) {
             Ok(0) => {
