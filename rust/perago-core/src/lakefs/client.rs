@@ -85,7 +85,7 @@ pub(crate) struct Timeouts {
     pub io: Duration,
 }
 
-const USER_AGENT: &str = concat!("perago/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("perago/", env!("CARGO_PKG_VERSION"));
 
 impl fmt::Debug for LakeFsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -153,10 +153,6 @@ impl LakeFsClient {
 
     pub(crate) fn authorization(&self) -> &str {
         &self.authorization
-    }
-
-    pub(crate) fn user_agent(&self) -> &'static str {
-        USER_AGENT
     }
 
     /// `<api_base>/<seg>/<seg>...?k=v&...`, every segment and value percent-encoded.

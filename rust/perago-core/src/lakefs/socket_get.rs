@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use super::client::{failure_from_status, LakeFsClient};
+use super::client::{failure_from_status, LakeFsClient, USER_AGENT};
 use super::retry::Failure;
 
 /// The response head may be at most this large (lakeFS sends well under 1 KiB).
@@ -111,9 +111,11 @@ fn get(
          Accept-Encoding: identity\r\nConnection: close\r\n\r\n",
         target.authority,
         client.authorization(),
-        client.user_agent(),
+        USER_AGENT,
     );
-    socket.write_all(request.as_bytes()).map_err(io)?;
+    socket
+        .write_all(request.as_bytes())
+        .map_err(|e| Failure::transient(None, format!("sending request: {e}")))?;
 
     let (head, mut buffered) = read_head(&mut socket)?;
     match head.status {
