@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +45,8 @@ from perago.errors import (
 )
 from perago.guardrails import check_guardrails
 from perago.models import WorkspaceInput, WorkspaceSpec
+from perago.publication import faults
+from perago.publication.guard import BranchMoveGuard
 from perago.result import (
     DEFAULT_FAILURE_REASON_MAX_LENGTH,
     RuntimeTaskResult,
@@ -98,10 +100,17 @@ class StagedWorkspace:
 
 @dataclass(frozen=True)
 class TaskExecutionContext:
-    """An attempt plus its execution id; other attributes are read from the attempt."""
+    """An attempt plus its execution id; other attributes are read from the attempt.
+
+    ``fence`` re-reads the attempt fence (SPEC §6) and raises ``StaleAttemptError``; the publisher
+    calls it immediately before every branch move. ``guard`` refuses branch moves once the
+    attempt's end is decided (the local deadline).
+    """
 
     attempt: TaskAttempt
     execution_id: str
+    fence: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
+    guard: BranchMoveGuard = field(default_factory=BranchMoveGuard, repr=False, compare=False)
 
     def __getattr__(self, name: str) -> Any:
         # Only called for names the dataclass itself lacks: delegate to the wrapped attempt.
@@ -170,6 +179,7 @@ def run_workspace_task_attempt(
     execution_id: str | None = None,
     failure_reason_max_length: int = DEFAULT_FAILURE_REASON_MAX_LENGTH,
     stats: AttemptStats | None = None,
+    guard: BranchMoveGuard | None = None,
 ) -> RuntimeTaskResult:
     """Run one workspace attempt through every phase; exceptions become classified results."""
     if not task.has_workspace:
@@ -178,8 +188,15 @@ def run_workspace_task_attempt(
     if spec is None:
         raise TaskInputError("workspace task definition is missing WorkspaceSpec")
     stats = stats if stats is not None else AttemptStats()
+
+    def fence() -> None:
+        assert_current_attempt_snapshot(attempt, load_current_attempt(attempt))
+
     context = TaskExecutionContext(
-        attempt=attempt, execution_id=execution_id or attempt.execution_id or uuid.uuid4().hex
+        attempt=attempt,
+        execution_id=execution_id or attempt.execution_id or uuid.uuid4().hex,
+        fence=fence,
+        guard=guard if guard is not None else BranchMoveGuard(),
     )
     owner = new_workspace_owner(owner_worker_id)
     register_active_workspace_owner(owner)
@@ -201,6 +218,7 @@ def run_workspace_task_attempt(
             stats.bytes_downloaded += baseline.total_bytes
         with stats.phase("body"):
             output = _run_workspace_body(task, spec, attempt_dir, params)
+        faults.reach("attempt.after_body", task_id=attempt.task_id)
         if spec.read_only:
             return completed_result(
                 build_workspace_task_output(task, workspace_input, workspace_input.ref, output)
@@ -209,7 +227,7 @@ def run_workspace_task_attempt(
         with stats.phase("detect_changes"):
             changes = detect_changes(attempt_dir, baseline)
         with stats.phase("fence"):
-            assert_current_attempt_snapshot(attempt, load_current_attempt(attempt))
+            fence()
         if not changes.changed:
             if complete_noop_workspace is None:
                 raise TaskInputError(
@@ -230,8 +248,9 @@ def run_workspace_task_attempt(
                 changes.added_bytes + changes.modified_bytes + changes.type_changed_bytes
             )
             stats.objects_deleted += len(changes.removed)
+            faults.reach("attempt.after_stage", task_id=attempt.task_id)
             with stats.phase("fence"):
-                assert_current_attempt_snapshot(attempt, load_current_attempt(attempt))
+                fence()
             with stats.phase("publish"):
                 published_ref = publish_workspace(staged, workspace_input, spec, context)
         return completed_result(

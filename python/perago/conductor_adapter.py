@@ -25,6 +25,7 @@ from conductor.client.http.rest import ApiException
 from conductor.client.worker.worker_interface import WorkerInterface
 
 from perago.attempt_types import TaskAttempt
+from perago.publication.decision import GONE, UNKNOWN, PredecessorState
 
 _REQUIRED_STR_FIELDS = (
     "workflow_instance_id",
@@ -179,12 +180,20 @@ def _is_not_found(exc: BaseException) -> bool:
     return "404" in text and "not" in text
 
 
+# Every Conductor control call perago makes has this timeout unless the runtime config says
+# otherwise (the SDK's own default is 120 s; a frozen server must fail the attempt, not hang it).
+DEFAULT_CONDUCTOR_TIMEOUT_SECONDS = 30.0
+
+
 class ConductorClient:
     """Metadata and task reads/writes perago needs beyond the SDK's own poll loop."""
 
-    def __init__(self, server_url: str) -> None:
+    def __init__(
+        self, server_url: str, *, timeout_seconds: float = DEFAULT_CONDUCTOR_TIMEOUT_SECONDS
+    ) -> None:
         self.server_url = server_url
         self.configuration = sdk_configuration(server_url)
+        self.timeout_seconds = timeout_seconds
         self._api = ApiClient(configuration=self.configuration)
         self._tasks = TaskResourceApi(self._api)
 
@@ -198,6 +207,7 @@ class ConductorClient:
             response_type="object",
             auth_settings=["api_key"],
             _return_http_data_only=True,
+            _request_timeout=self.timeout_seconds,
         )
 
     def get_taskdef(self, name: str) -> dict[str, Any] | None:
@@ -227,14 +237,46 @@ class ConductorClient:
         self._call("/metadata/workflow", "PUT", body=[dict(workflow_def)])
 
     def get_task(self, task_id: str) -> Task:
-        return self._tasks.get_task(task_id)
+        return self._tasks.get_task(task_id, _request_timeout=self.timeout_seconds)
+
+    def predecessor_state(self, task_id: str, workflow_instance_id: str) -> PredecessorState:
+        """Conductor's view of another attempt's task, for the publication decision.
+
+        GONE when the task is not found or no longer part of its workflow (after a rerun);
+        UNKNOWN when Conductor cannot be read (nothing is proven then).
+        """
+        try:
+            task = self._call(f"/tasks/{task_id}", "GET")
+            if not isinstance(task, dict) or not task:
+                return PredecessorState(GONE, detail="task not found")
+            workflow = self._call(
+                f"/workflow/{workflow_instance_id}", "GET", query=[("includeTasks", "true")]
+            )
+        except ApiException as exc:
+            if _is_not_found(exc):
+                return PredecessorState(GONE, detail="task not found")
+            return PredecessorState(UNKNOWN, detail=describe_conductor_error(exc))
+        except Exception as exc:
+            return PredecessorState(UNKNOWN, detail=describe_conductor_error(exc))
+        task_ids = {
+            item.get("taskId")
+            for item in (workflow or {}).get("tasks", [])
+            if isinstance(item, dict)
+        }
+        if task_id not in task_ids:
+            return PredecessorState(GONE, detail="no longer part of the workflow")
+        retry = task.get("retryCount")
+        return PredecessorState(
+            str(task.get("status", UNKNOWN)),
+            retry_count=retry if isinstance(retry, int) else None,
+        )
 
     def reload_attempt(self, attempt: TaskAttempt) -> TaskAttempt:
         """Fresh snapshot of the attempt's task, for the attempt fence."""
         return task_to_attempt(self.get_task(attempt.task_id), execution_id=attempt.execution_id)
 
     def update_task(self, task_result: TaskResult) -> None:
-        self._tasks.update_task(body=task_result)
+        self._tasks.update_task(body=task_result, _request_timeout=self.timeout_seconds)
 
 
 @dataclass(frozen=True)

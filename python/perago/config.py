@@ -58,6 +58,7 @@ WORKSPACE_GC_TTL = "PERAGO_WORKSPACE_GC_TTL"
 WORKSPACE_GC_INTERVAL = "PERAGO_WORKSPACE_GC_INTERVAL"
 SHUTDOWN_FORCE_KILL_AFTER = "PERAGO_SHUTDOWN_FORCE_KILL_AFTER"
 FAILURE_REASON_MAX_LENGTH = "PERAGO_FAILURE_REASON_MAX_LENGTH"
+CONTROL_TIMEOUT = "PERAGO_CONTROL_TIMEOUT"
 CONDUCTOR_SERVER_URL = "CONDUCTOR_SERVER_URL"
 LAKEFS_ENDPOINT_URL = "LAKECTL_SERVER_ENDPOINT_URL"
 LAKEFS_ACCESS_KEY_ID = "LAKECTL_CREDENTIALS_ACCESS_KEY_ID"
@@ -69,6 +70,8 @@ DEFAULT_LOG_RETENTION = timedelta(days=30)
 DEFAULT_WORKSPACE_GC_TTL = timedelta(hours=24)
 DEFAULT_WORKSPACE_GC_INTERVAL = timedelta(hours=1)
 DEFAULT_FAILURE_REASON_MAX_LENGTH = 500
+# Timeout of every lakeFS and Conductor control call (a PublishBudget overrides merge and reset).
+DEFAULT_CONTROL_TIMEOUT = timedelta(seconds=60)
 
 _SIZE_RE = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?\s*(KB|MB|GB)", re.IGNORECASE)
 _SIZE_UNITS = {"KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -119,6 +122,7 @@ class RuntimeConfig(BaseModel):
     workspace_gc_interval: timedelta = DEFAULT_WORKSPACE_GC_INTERVAL
     shutdown_force_kill_after: timedelta | None = None
     failure_reason_max_length: int = DEFAULT_FAILURE_REASON_MAX_LENGTH
+    control_timeout: timedelta = DEFAULT_CONTROL_TIMEOUT
     conductor: ConductorConfig | None = None
     lakefs: LakeFSConfig | None = None
 
@@ -357,6 +361,7 @@ def load_runtime_config(
     failure_reason_max_length = reader.parsed(
         FAILURE_REASON_MAX_LENGTH, _parse_positive_integer, DEFAULT_FAILURE_REASON_MAX_LENGTH
     )
+    control_timeout = reader.parsed(CONTROL_TIMEOUT, _parse_duration, DEFAULT_CONTROL_TIMEOUT)
     server_url = reader.value(CONDUCTOR_SERVER_URL)
     conductor = None if server_url is None else ConductorConfig(server_url=server_url)
     lakefs = _lakefs(reader)
@@ -376,6 +381,7 @@ def load_runtime_config(
         workspace_gc_interval=gc_interval,
         shutdown_force_kill_after=force_kill_after,
         failure_reason_max_length=failure_reason_max_length,
+        control_timeout=control_timeout,
         conductor=conductor,
         lakefs=lakefs,
     )

@@ -26,7 +26,15 @@ from lakefs_sdk.models.merge import Merge
 from pydantic import SecretStr
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-__all__ = ["CommitInfo", "LakeFSControl", "LakeFSRequestError", "api_base_url"]
+__all__ = [
+    "DEFAULT_CONTROL_TIMEOUT_SECONDS",
+    "CommitInfo",
+    "LakeFSControl",
+    "LakeFSRequestError",
+    "api_base_url",
+]
+
+DEFAULT_CONTROL_TIMEOUT_SECONDS = 60.0
 
 T = TypeVar("T")
 
@@ -64,12 +72,24 @@ def api_base_url(endpoint_url: str) -> str:
 class LakeFSControl:
     """Thin typed wrapper over the handful of lakefs-sdk calls perago needs."""
 
-    def __init__(self, endpoint_url: str, access_key_id: str, secret_access_key: SecretStr) -> None:
+    def __init__(
+        self,
+        endpoint_url: str,
+        access_key_id: str,
+        secret_access_key: SecretStr,
+        *,
+        timeout_seconds: float = DEFAULT_CONTROL_TIMEOUT_SECONDS,
+    ) -> None:
+        # Every call has a timeout: one half-open connection must never hold a worker forever.
+        self._timeout = timeout_seconds
         configuration = Configuration(
             host=api_base_url(endpoint_url),
             username=access_key_id,
             password=secret_access_key.get_secret_value(),
         )
+        # No hidden urllib3 retries: a timed-out PUT (hard reset) must not silently run again
+        # behind the publisher's back; callers that retry do it themselves, with backoff.
+        configuration.retries = 0  # type: ignore[assignment]
         self._client = ApiClient(configuration)
         self._branches = BranchesApi(self._client)
         self._commits = CommitsApi(self._client)
@@ -82,8 +102,15 @@ class LakeFSControl:
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]
 
+    def _move_timeout(self, override: float | None) -> float:
+        """Merge and reset: the PublishBudget's timeout when declared, else the default."""
+        return self._timeout if override is None else override
+
     def branch_head(self, repository: str, branch: str) -> str:
-        ref = _call("get branch", lambda: self._branches.get_branch(repository, branch))
+        ref = _call(
+            "get branch",
+            lambda: self._branches.get_branch(repository, branch, _request_timeout=self._timeout),
+        )
         return str(ref.commit_id)
 
     def resolve_commit(self, repository: str, ref: str) -> CommitInfo:
@@ -91,7 +118,10 @@ class LakeFSControl:
         return self.get_commit(repository, ref)
 
     def get_commit(self, repository: str, commit_id: str) -> CommitInfo:
-        commit = _call("get commit", lambda: self._commits.get_commit(repository, commit_id))
+        commit = _call(
+            "get commit",
+            lambda: self._commits.get_commit(repository, commit_id, _request_timeout=self._timeout),
+        )
         return CommitInfo(
             id=str(commit.id),
             parents=tuple(str(parent) for parent in commit.parents or ()),
@@ -101,10 +131,20 @@ class LakeFSControl:
 
     def create_branch(self, repository: str, branch: str, source: str) -> None:
         creation = BranchCreation(name=branch, source=source, force=None, hidden=None)
-        _call("create branch", lambda: self._branches.create_branch(repository, creation))
+        _call(
+            "create branch",
+            lambda: self._branches.create_branch(
+                repository, creation, _request_timeout=self._timeout
+            ),
+        )
 
     def delete_branch(self, repository: str, branch: str) -> None:
-        _call("delete branch", lambda: self._branches.delete_branch(repository, branch))
+        _call(
+            "delete branch",
+            lambda: self._branches.delete_branch(
+                repository, branch, _request_timeout=self._timeout
+            ),
+        )
 
     def commit(
         self, repository: str, branch: str, message: str, metadata: Mapping[str, str]
@@ -112,7 +152,12 @@ class LakeFSControl:
         creation = CommitCreation(
             message=message, metadata=dict(metadata), date=None, allow_empty=None, force=None
         )
-        commit = _call("commit", lambda: self._commits.commit(repository, branch, creation))
+        commit = _call(
+            "commit",
+            lambda: self._commits.commit(
+                repository, branch, creation, _request_timeout=self._timeout
+            ),
+        )
         return str(commit.id)
 
     def squash_merge(
@@ -140,7 +185,7 @@ class LakeFSControl:
                 source_ref,
                 destination_branch,
                 merge=merge,
-                _request_timeout=timeout_seconds,
+                _request_timeout=self._move_timeout(timeout_seconds),
             ),
         )
         return str(result.reference)
@@ -151,13 +196,20 @@ class LakeFSControl:
         _call(
             "hard reset",
             lambda: self._experimental.hard_reset_branch(
-                repository, branch, ref, force=False, _request_timeout=timeout_seconds
+                repository,
+                branch,
+                ref,
+                force=False,
+                _request_timeout=self._move_timeout(timeout_seconds),
             ),
         )
 
     def has_uncommitted_changes(self, repository: str, branch: str) -> bool:
         diff = _call(
-            "diff branch", lambda: self._branches.diff_branch(repository, branch, amount=1)
+            "diff branch",
+            lambda: self._branches.diff_branch(
+                repository, branch, amount=1, _request_timeout=self._timeout
+            ),
         )
         return bool(diff.results)
 
@@ -168,7 +220,11 @@ class LakeFSControl:
             page = _call(
                 "list branches",
                 lambda after=after: self._branches.list_branches(  # type: ignore[misc]
-                    repository, prefix=prefix, after=after, amount=1000
+                    repository,
+                    prefix=prefix,
+                    after=after,
+                    amount=1000,
+                    _request_timeout=self._timeout,
                 ),
             )
             for ref in page.results:

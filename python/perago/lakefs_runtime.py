@@ -2,14 +2,7 @@
 attempt core (SPEC §5), bulk bytes through :mod:`perago.transfer`, control calls through
 :mod:`perago.lakefs_control`.
 
-Publication (A = input ref, H = head of the target branch, C = staged commit):
-
-* H == A → squash-merge staging into the target with perago metadata; the merge commit must
-  have A as parent, otherwise another publication won the race: ours is rolled back (if still
-  the head) and the attempt fails closed;
-* parent(H) == A and H's metadata names this workflow instance and task reference (an abandoned
-  publication of an earlier attempt of this task) → hard reset to C;
-* any other child of A, or anything else → ``PublishFenceError``.
+Publication follows protocol v2 (:mod:`perago.publication`; docs/adr/0007).
 
 The runtime holds no per-attempt state, so one instance serves every thread of a worker.
 """
@@ -21,14 +14,18 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from perago import snapshot, transfer
 from perago.attempt import StagedWorkspace, TaskExecutionContext, staging_branch_name
 from perago.config import LakeFSConfig
 from perago.controls import PublishBudget
-from perago.errors import PublishFenceError, TaskInputError
-from perago.lakefs_control import LakeFSControl, LakeFSRequestError
+from perago.errors import TaskInputError
+from perago.lakefs_control import DEFAULT_CONTROL_TIMEOUT_SECONDS, LakeFSControl, LakeFSRequestError
 from perago.models import WorkspaceInput, WorkspaceSpec
+from perago.publication.decision import AttemptIdentity
+from perago.publication.guard import OwnPublication
+from perago.publication.publisher import Publisher, PublishRequest, TaskStateReader
 from perago.workspace_sync import check_publishable_entry, workspace_object_path
 
 __all__ = [
@@ -63,8 +60,20 @@ def publication_metadata(context: TaskExecutionContext) -> dict[str, str]:
         "perago.retry_count": str(context.attempt.retry_count),
         "perago.execution_id": context.execution_id,
         "perago.worker_id": worker_id,
+        "perago.poll_count": str(context.attempt.poll_count or 0),
         "perago.task_name": context.attempt.task_def_name,
     }
+
+
+def attempt_identity(context: TaskExecutionContext) -> AttemptIdentity:
+    """This attempt's identity, as its publications record it (see publication_metadata)."""
+    return AttemptIdentity(
+        workflow_instance_id=context.attempt.workflow_instance_id,
+        task_ref=context.attempt.reference_task_name,
+        task_id=context.attempt.task_id,
+        retry_count=context.attempt.retry_count,
+        execution_id=context.execution_id,
+    )
 
 
 class LakeFSWorkspaceRuntime:
@@ -78,12 +87,24 @@ class LakeFSWorkspaceRuntime:
         download_concurrency: int | None = None,
         upload_concurrency: int | None = None,
         progress: transfer.ProgressCallback | None = None,
+        task_states: TaskStateReader | None = None,
+        control_timeout_seconds: float = DEFAULT_CONTROL_TIMEOUT_SECONDS,
     ) -> None:
         self._config = config
         self._control = LakeFSControl(
-            config.endpoint_url, config.access_key_id, config.secret_access_key
+            config.endpoint_url,
+            config.access_key_id,
+            config.secret_access_key,
+            timeout_seconds=control_timeout_seconds,
         )
         self._budget = publish_budget
+        self._publisher = Publisher(
+            self._control,
+            task_states,
+            move_timeout_seconds=(
+                float(publish_budget.lakefs_merge_timeout_seconds) if publish_budget else None
+            ),
+        )
         self._download_concurrency = download_concurrency
         self._upload_concurrency = upload_concurrency
         self._progress = progress
@@ -92,9 +113,19 @@ class LakeFSWorkspaceRuntime:
 
     @classmethod
     def from_config(
-        cls, config: LakeFSConfig, publish_budget: PublishBudget | None = None
+        cls,
+        config: LakeFSConfig,
+        publish_budget: PublishBudget | None = None,
+        *,
+        task_states: TaskStateReader | None = None,
+        control_timeout_seconds: float = DEFAULT_CONTROL_TIMEOUT_SECONDS,
     ) -> LakeFSWorkspaceRuntime:
-        return cls(config, publish_budget=publish_budget)
+        return cls(
+            config,
+            publish_budget=publish_budget,
+            task_states=task_states,
+            control_timeout_seconds=control_timeout_seconds,
+        )
 
     def __repr__(self) -> str:
         return f"LakeFSWorkspaceRuntime(endpoint_url={self._config.endpoint_url!r})"
@@ -102,10 +133,6 @@ class LakeFSWorkspaceRuntime:
     @property
     def control(self) -> LakeFSControl:
         return self._control
-
-    @property
-    def _request_timeout(self) -> float | None:
-        return float(self._budget.lakefs_merge_timeout_seconds) if self._budget else None
 
     def _transfer_client(self) -> transfer.LakeFSClient:
         # One native client per process (connections are reused); never inherited across fork.
@@ -185,36 +212,40 @@ class LakeFSWorkspaceRuntime:
         spec: WorkspaceSpec,
         context: TaskExecutionContext,
     ) -> str:
-        repository, branch, input_ref = workspace.repository, workspace.branch, workspace.ref
-        head = self._control.branch_head(repository, branch)
-        if head == input_ref:
-            merged = self._control.squash_merge(
-                repository,
-                staged.branch,
-                branch,
+        """Publish C onto the branch through the v2 decision table (SPEC §5.4)."""
+        return self._publisher.publish(
+            self._request(
+                workspace,
+                context,
+                staging_branch=staged.branch,
+                staged_commit=staged.commit,
                 message=f"perago: {context.attempt.task_def_name}",
                 metadata=publication_metadata(context),
-                timeout_seconds=self._request_timeout,
             )
-            self._require_merged_onto(repository, branch, input_ref, merged)
-            return merged
-        self._require_abandoned_publication(repository, branch, input_ref, head, context)
-        self._control.hard_reset(repository, branch, staged.commit, self._request_timeout)
-        return staged.commit
+        )
 
     def complete_noop_workspace(
         self, workspace: WorkspaceInput, spec: WorkspaceSpec, context: TaskExecutionContext
     ) -> str:
-        """Nothing changed: output A; undo an abandoned publication of this task; never commit."""
-        repository, branch, input_ref = workspace.repository, workspace.branch, workspace.ref
-        head = self._control.branch_head(repository, branch)
-        if head == input_ref:
-            return input_ref
-        self._require_abandoned_publication(
-            repository, branch, input_ref, head, context, action="complete no-op"
+        """Nothing changed: output A; undo a proven-abandoned publication of this task."""
+        return self._publisher.publish(self._request(workspace, context))
+
+    def undo_publication(self, publication: OwnPublication) -> str:
+        """Take an attempt's own publication back out while it is still the head."""
+        return self._publisher.undo(publication)
+
+    def _request(
+        self, workspace: WorkspaceInput, context: TaskExecutionContext, **staged: Any
+    ) -> PublishRequest:
+        return PublishRequest(
+            repository=workspace.repository,
+            branch=workspace.branch,
+            input_ref=workspace.ref,
+            me=attempt_identity(context),
+            fence=context.fence,
+            guard=context.guard,
+            **staged,
         )
-        self._control.hard_reset(repository, branch, input_ref, self._request_timeout)
-        return input_ref
 
     def cleanup_staging(self, staged: StagedWorkspace) -> None:
         self._control.delete_branch(staged.repository, staged.branch)
@@ -248,47 +279,6 @@ class LakeFSWorkspaceRuntime:
         return failed
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _require_merged_onto(
-        self, repository: str, branch: str, input_ref: str, merged: str
-    ) -> None:
-        commit = self._control.get_commit(repository, merged)
-        if commit.first_parent == input_ref:
-            return
-        # Another publication moved the branch between our head check and the merge. Fail
-        # closed; take our merge back out when nobody has built on it yet.
-        current = self._control.branch_head(repository, branch)
-        if current == merged and commit.first_parent is not None:
-            self._control.hard_reset(repository, branch, commit.first_parent, self._request_timeout)
-        raise PublishFenceError(
-            f"{branch} cannot publish from input ref {input_ref}; current head is "
-            f"{commit.first_parent} (a concurrent publication won)"
-        )
-
-    def _require_abandoned_publication(
-        self,
-        repository: str,
-        branch: str,
-        input_ref: str,
-        head: str,
-        context: TaskExecutionContext,
-        *,
-        action: str = "publish",
-    ) -> None:
-        generic = f"{branch} cannot {action} from input ref {input_ref}; current head is {head}"
-        commit = self._control.get_commit(repository, head)
-        if commit.first_parent != input_ref:
-            raise PublishFenceError(generic)
-        same_task = (
-            commit.metadata.get(METADATA_WORKFLOW) == context.attempt.workflow_instance_id
-            and commit.metadata.get(METADATA_TASK_REF) == context.attempt.reference_task_name
-        )
-        if not same_task:
-            raise PublishFenceError(
-                f"{generic}, a commit that is not an earlier publication of this task "
-                f"(workflow {context.attempt.workflow_instance_id}, task "
-                f"{context.attempt.reference_task_name}); refusing to discard it"
-            )
 
     def _delete_branch_quietly(self, repository: str, branch: str) -> None:
         # The GC removes it later if this fails too; the original error matters more.

@@ -37,12 +37,17 @@ from perago.conductor_adapter import (
 )
 from perago.config import RuntimeConfig, current_worker_id, load_runtime_config
 from perago.gc import collect_attempt_workspaces
+from perago.publication import faults
+from perago.publication.guard import BranchMoveGuard
 from perago.result import RuntimeTaskResult, failed_result, result_for_exception
 from perago.runtime_logging import install_jsonl_sink
 from perago.task_definition import TaskDefinition, load_module_task
 from perago.worker_protocol import EXIT_DEADLINE, EXIT_OK, EXIT_STARTUP_FAILED, STATUS_FD_ENV
 
 _SDK_OVERRIDE_PREFIXES = ("conductor_worker", "CONDUCTOR_WORKER", "conductor.worker")
+# Completed attempts whose publication waits for the SDK's update to go through (a few at most:
+# one per polling thread).
+_MAX_AWAITING_CONFIRMATION = 64
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class _ActiveAttempt:
     started: float
     deadline: float | None
     stats: AttemptStats = field(default_factory=AttemptStats)
+    guard: BranchMoveGuard = field(default_factory=BranchMoveGuard)
     finished: bool = False
     expired: bool = False
 
@@ -191,8 +197,11 @@ class AttemptExecutor:
         self.draining = threading.Event()
         self.watchdog = DeadlineWatchdog(self._deadline_expired)
         self._report_lock = threading.Lock()
+        self._awaiting_confirmation: dict[str, _ActiveAttempt] = {}
 
-    def run_attempt(self, attempt: TaskAttempt, stats: AttemptStats) -> RuntimeTaskResult:
+    def run_attempt(
+        self, attempt: TaskAttempt, stats: AttemptStats, guard: BranchMoveGuard | None = None
+    ) -> RuntimeTaskResult:
         limit = self.config.failure_reason_max_length
         if not self.task.has_workspace:
             return run_workspace_free_task_attempt(
@@ -219,6 +228,7 @@ class AttemptExecutor:
             execution_id=attempt.execution_id,
             failure_reason_max_length=limit,
             stats=stats,
+            guard=guard,
         )
 
     def execute(self, sdk_task: Any) -> Any:
@@ -238,16 +248,60 @@ class AttemptExecutor:
         logger.bind(**_attempt_fields(attempt), timeout_seconds=timeout).info("attempt started")
         active = self.watchdog.begin(attempt, timeout)
         try:
-            result = self.run_attempt(attempt, active.stats)
+            result = self.run_attempt(attempt, active.stats, active.guard)
         except Exception as exc:  # the attempt core never raises; this guards the adapter itself
             result = result_for_exception(exc, max_length=self.config.failure_reason_max_length)
+        faults.reach("worker.before_report", task_id=attempt.task_id)
         if not self.watchdog.finish(active):
             # The deadline already reported this attempt FAILED; Conductor ignores a late update.
             return result_to_task_result(
                 attempt, self._deadline_result(active), worker_id=self.worker_id
             )
         log_attempt_finished(active, result)
+        if result.status == "COMPLETED" and active.guard.published is not None:
+            self._awaiting_confirmation[attempt.task_id] = active
+            while len(self._awaiting_confirmation) > _MAX_AWAITING_CONFIRMATION:
+                self._awaiting_confirmation.pop(next(iter(self._awaiting_confirmation)))
         return result_to_task_result(attempt, result, worker_id=self.worker_id)
+
+    def completion_lost(self, task_id: str) -> None:
+        """The SDK gave up reporting a result: undo our publication unless Conductor has it.
+
+        Without this a task whose completion never arrives keeps its change on the branch while
+        Conductor times it out (and, with no retries left, fails the workflow).
+        """
+        active = self._awaiting_confirmation.pop(task_id, None)
+        if active is None or active.guard.published is None:
+            return
+        fields = _attempt_fields(active.attempt)
+        try:
+            status = self.client.reload_attempt(active.attempt).status
+        except Exception as exc:
+            logger.bind(**fields, error=str(exc)).error(
+                "completion lost and Conductor unreadable: the publication stays; the next "
+                "attempt (or perago gc --lakefs) converges"
+            )
+            return
+        if status == "COMPLETED":
+            return
+        self._undo_publication(active, "its completion was lost")
+
+    def _undo_publication(self, active: _ActiveAttempt, why: str) -> None:
+        publication = active.guard.published
+        if publication is None or self.workspace_runtime is None:
+            return
+        fields = _attempt_fields(active.attempt)
+        try:
+            with active.guard.moving(undo=True):
+                outcome = self.workspace_runtime.undo_publication(publication)
+            active.guard.record(None)
+            logger.bind(**fields, commit=publication.commit).warning(
+                "attempt ended without completion ({}): {}", why, outcome
+            )
+        except Exception as exc:
+            logger.bind(**fields, commit=publication.commit, error=str(exc)).error(
+                "could not undo the publication of an attempt that ended without completion"
+            )
 
     def _deadline_result(self, active: _ActiveAttempt) -> RuntimeTaskResult:
         timeout = active.deadline - active.started if active.deadline is not None else 0
@@ -258,6 +312,10 @@ class AttemptExecutor:
 
     def _deadline_expired(self, active: _ActiveAttempt) -> None:
         result = self._deadline_result(active)
+        # Never end the process in the middle of a branch move: wait for the move in flight (each
+        # one has a request timeout), refuse further ones, then undo what this attempt published.
+        active.guard.close("attempt exceeded its timeoutSeconds", wait_seconds=None)
+        self._undo_publication(active, "it exceeded its timeoutSeconds")
         with self._report_lock:
             try:
                 self.client.update_task(
@@ -290,7 +348,9 @@ def _pin_sdk_worker_settings() -> list[str]:
     return dropped
 
 
-def _build_workspace_runtime(task: TaskDefinition, config: RuntimeConfig) -> Any:
+def _build_workspace_runtime(
+    task: TaskDefinition, config: RuntimeConfig, client: ConductorClient
+) -> Any:
     if not task.has_workspace:
         return None
     if config.lakefs is None:
@@ -301,7 +361,12 @@ def _build_workspace_runtime(task: TaskDefinition, config: RuntimeConfig) -> Any
     spec = task.workspace
     if spec is not None and spec.read_only:
         budget = None
-    return LakeFSWorkspaceRuntime.from_config(config.lakefs, publish_budget=budget)
+    return LakeFSWorkspaceRuntime.from_config(
+        config.lakefs,
+        publish_budget=budget,
+        task_states=client,
+        control_timeout_seconds=config.control_timeout.total_seconds(),
+    )
 
 
 class _StatusChannel:
@@ -340,7 +405,9 @@ def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: b
             logger.bind(variables=sorted(dropped)).warning(
                 "ignoring conductor-python worker overrides; perago manages these settings"
             )
-        client = ConductorClient(config.conductor.server_url)
+        client = ConductorClient(
+            config.conductor.server_url, timeout_seconds=config.control_timeout.total_seconds()
+        )
         registered = client.get_taskdef(task.name) or {}
         timeout = registered.get("timeoutSeconds")
         executor = AttemptExecutor(
@@ -350,7 +417,7 @@ def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: b
             client=client,
             taskdef_timeout_seconds=timeout if isinstance(timeout, int) else None,
             exit_on_deadline=exit_on_deadline,
-            workspace_runtime=_build_workspace_runtime(task, config),
+            workspace_runtime=_build_workspace_runtime(task, config, client),
         )
     except Exception as exc:
         cause = f"{type(exc).__name__}: {exc}"
@@ -370,10 +437,14 @@ def _poll_until_stopped(  # noqa: PLR0917 - one private call site
     early_stop: threading.Event,
 ) -> int:
     from conductor.client.automator.task_runner import TaskRunner
+    from conductor.client.event.task_runner_events import TaskUpdateFailure
 
     sdk_worker = PeragoSdkWorker(task.name, runtime.worker_id, executor.execute)
     sdk_worker.thread_count = thread_count
     runner = TaskRunner(sdk_worker, configuration=client.configuration)
+    runner.event_dispatcher.register(
+        TaskUpdateFailure, lambda event: executor.completion_lost(str(event.task_id))
+    )
     # TaskRunner resolves env overrides in its constructor; re-pin what perago relies on.
     sdk_worker.lease_extend_enabled = True
     sdk_worker.paused = False

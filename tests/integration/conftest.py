@@ -28,7 +28,13 @@ from perago.devservers.lakefs import LakefsCredentials
 from perago.lakefs_runtime import LakeFSWorkspaceRuntime
 from tests.servers_fixture import LakefsRepo, LakefsServer
 
-from .publication_support import AttemptRun, commit_files, put_object, sdk_client
+from .publication_support import (
+    AttemptRun,
+    RecordedTaskStates,
+    commit_files,
+    put_object,
+    sdk_client,
+)
 
 
 def _quiet(_: str) -> None:
@@ -174,9 +180,10 @@ def repo(lakefs_repo: LakefsRepo) -> str:
 
 @pytest.fixture
 def attempts(lakefs_config: LakeFSConfig, tmp_path: Path) -> Iterator[AttemptRun]:
-    runtime = LakeFSWorkspaceRuntime(lakefs_config)
+    states = RecordedTaskStates()
+    runtime = LakeFSWorkspaceRuntime(lakefs_config, task_states=states)
     try:
-        yield AttemptRun(runtime=runtime, workspace_root=tmp_path / "attempts")
+        yield AttemptRun(runtime=runtime, workspace_root=tmp_path / "attempts", states=states)
     finally:
         runtime.control.close()
 

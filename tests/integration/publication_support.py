@@ -22,6 +22,7 @@ from perago.config import LakeFSConfig
 from perago.lakefs_control import api_base_url
 from perago.lakefs_runtime import LakeFSWorkspaceRuntime
 from perago.models import WorkspaceInput, WorkspaceSpec, workspace_task_input
+from perago.publication.decision import UNKNOWN, PredecessorState
 from perago.result import RuntimeTaskResult
 from perago.snapshot import ChangeSet
 from perago.task_definition import TaskDefinition
@@ -140,11 +141,29 @@ def diff_paths(config: LakeFSConfig, repository: str, left: str, right: str) -> 
 
 
 @dataclass
+class RecordedTaskStates:
+    """Conductor's verdict on earlier attempts, as a table (perago's TaskStateReader interface).
+
+    These lakeFS-only tests pin the Conductor state of each earlier attempt; the same decisions
+    against the real Conductor are covered by tests/e2e/test_publication_faults.py.
+    """
+
+    states: dict[str, PredecessorState] = field(default_factory=dict)
+
+    def set(self, attempt: TaskAttempt, status: str) -> None:
+        self.states[attempt.task_id] = PredecessorState(status, retry_count=attempt.retry_count)
+
+    def predecessor_state(self, task_id: str, workflow_instance_id: str) -> PredecessorState:
+        return self.states.get(task_id, PredecessorState(UNKNOWN, detail="not recorded"))
+
+
+@dataclass
 class AttemptRun:
     """Runs attempts through the real runtime, capturing the staged commit and change set."""
 
     runtime: LakeFSWorkspaceRuntime
     workspace_root: Path
+    states: RecordedTaskStates = field(default_factory=RecordedTaskStates)
     staged: list[StagedWorkspace] = field(default_factory=list)
     changes: list[ChangeSet] = field(default_factory=list)
     before_publish: Callable[[], None] | None = None

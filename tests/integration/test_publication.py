@@ -60,11 +60,13 @@ def test_head_equals_input_merges_with_metadata(
 
 def test_abandoned_publication_of_same_task_is_replaced(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
     repository, a = seeded
+    earlier = make_attempt(retry=0)
     first = attempts.run(
-        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=make_attempt(retry=0)
+        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=earlier
     )
     assert first.status == "COMPLETED"
     abandoned = head(attempts.runtime, repository)
+    attempts.states.set(earlier, "TIMED_OUT")
     # Conductor never saw that completion; the retry runs from the same input ref A.
     retry = attempts.run(
         edit_task(), repository, "main", a, {"write": {"x.txt": "2"}}, attempt=make_attempt(retry=1)
@@ -75,6 +77,70 @@ def test_abandoned_publication_of_same_task_is_replaced(attempts: AttemptRun, se
     assert head(attempts.runtime, repository) == c
     assert attempts.runtime.control.get_commit(repository, c).parents == (a,)
     assert abandoned != c
+
+
+@pytest.mark.parametrize("status", ["COMPLETED", "IN_PROGRESS"])
+@pytest.mark.parametrize("noop", [False, True])
+def test_publication_of_a_task_that_may_complete_is_never_replaced(
+    attempts: AttemptRun, seeded, status: str, noop: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 items 1-2: a stale attempt (publishing or no-op) finds a live/COMPLETED one."""
+    repository, a = seeded
+    earlier = make_attempt(retry=0)
+    first = attempts.run(
+        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=earlier
+    )
+    assert first.status == "COMPLETED"
+    published = head(attempts.runtime, repository)
+    attempts.states.set(earlier, status)
+    params = {} if noop else {"write": {"x.txt": "2"}}
+    retry = attempts.run(edit_task(), repository, "main", a, params, attempt=make_attempt(retry=1))
+    assert retry.status == "FAILED"
+    assert (retry.reason_for_incompletion or "").startswith("StaleAttemptError: ")
+    assert head(attempts.runtime, repository) == published
+
+
+def test_later_attempts_publication_is_never_replaced_by_an_earlier_one(
+    attempts: AttemptRun, seeded
+) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    later = make_attempt(retry=2)
+    assert (
+        attempts.run(
+            edit_task(), repository, "main", a, {"write": {"x.txt": "2"}}, attempt=later
+        ).status
+        == "COMPLETED"
+    )
+    published = head(attempts.runtime, repository)
+    attempts.states.set(later, "FAILED")
+    stale = attempts.run(
+        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=make_attempt(retry=1)
+    )
+    assert stale.status == "FAILED"
+    assert "later or concurrent attempt" in (stale.reason_for_incompletion or "")
+    assert head(attempts.runtime, repository) == published
+
+
+def test_unknown_conductor_state_fails_closed(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+    repository, a = seeded
+    assert (
+        attempts.run(
+            edit_task(),
+            repository,
+            "main",
+            a,
+            {"write": {"x.txt": "1"}},
+            attempt=make_attempt(retry=0),
+        ).status
+        == "COMPLETED"
+    )
+    published = head(attempts.runtime, repository)
+    result = attempts.run(
+        edit_task(), repository, "main", a, {"write": {"x.txt": "2"}}, attempt=make_attempt(retry=1)
+    )
+    assert (result.reason_for_incompletion or "").startswith("PublishFenceError: ")
+    assert "Conductor state is unknown" in (result.reason_for_incompletion or "")
+    assert head(attempts.runtime, repository) == published
 
 
 def test_someone_elses_child_of_input_fails_closed(
@@ -133,10 +199,12 @@ def test_noop_at_input_writes_nothing(attempts: AttemptRun, seeded) -> None:  # 
 
 def test_noop_after_abandoned_publication_resets_to_input(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
     repository, a = seeded
+    earlier = make_attempt(retry=0)
     first = attempts.run(
-        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=make_attempt(retry=0)
+        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=earlier
     )
     assert first.status == "COMPLETED"
+    attempts.states.set(earlier, "FAILED")
     retry = attempts.run(edit_task(), repository, "main", a, {}, attempt=make_attempt(retry=1))
     assert retry.status == "COMPLETED", retry.reason_for_incompletion
     assert retry.output["workspace"]["ref"] == a  # type: ignore[index]

@@ -1,0 +1,47 @@
+"""Named fault points: inert unless a test enables them through ``PERAGO_FAULT_GATE_DIR``.
+
+A fault test holds a real worker at a named step of its attempt (say ``publish.before_merge``)
+while the retry runs to the end, then releases it, or kills it there. With the variable set to a
+directory, :func:`reach` does, for point ``NAME``:
+
+* ``NAME.hold`` exists → write ``NAME.reached`` (the pid and task id, one line each) and wait until
+  ``NAME.hold`` is removed. The test waits for ``reached`` instead of sleeping, so the
+  interleaving is deterministic.
+* ``NAME.hold-once`` exists → as ``hold``, but only the first process to arrive is held: it
+  renames the file to ``NAME.hold`` atomically, so a retry passes the same point freely.
+
+Without the variable every call returns at once (one dictionary lookup): production code carries
+the points, never their effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+__all__ = ["FAULT_GATE_ENV", "reach"]
+
+FAULT_GATE_ENV = "PERAGO_FAULT_GATE_DIR"
+_POLL_SECONDS = 0.02
+
+
+def reach(name: str, *, task_id: str = "") -> None:
+    """Pass fault point ``name`` (a no-op unless a test enabled the gate directory)."""
+    root = os.environ.get(FAULT_GATE_ENV)
+    if not root:
+        return
+    gate = Path(root)
+    hold = gate / f"{name}.hold"
+    once = gate / f"{name}.hold-once"
+    with contextlib.suppress(OSError):  # not armed, or another process took it first
+        once.rename(hold)
+    if not hold.exists():
+        return
+    reached = gate / f"{name}.reached"
+    temporary = gate / f".{name}.reached.{os.getpid()}"
+    temporary.write_text(f"{os.getpid()}\n{task_id}\n", encoding="utf-8")
+    temporary.replace(reached)
+    while hold.exists():
+        time.sleep(_POLL_SECONDS)
