@@ -275,6 +275,23 @@ class ConductorClient:
         """Fresh snapshot of the attempt's task, for the attempt fence."""
         return task_to_attempt(self.get_task(attempt.task_id), execution_id=attempt.execution_id)
 
+    def reference_attempts(self, workflow_instance_id: str, task_ref: str) -> dict[str, str] | None:
+        """Task id -> status of every attempt of ``task_ref`` in the workflow; None: unreadable
+        (or the workflow is gone, so nothing about its tasks can be proven)."""
+        try:
+            workflow = self._call(
+                f"/workflow/{workflow_instance_id}", "GET", query=[("includeTasks", "true")]
+            )
+        except Exception:
+            return None
+        if not isinstance(workflow, dict):
+            return None
+        return {
+            str(item.get("taskId")): str(item.get("status"))
+            for item in workflow.get("tasks", [])
+            if isinstance(item, dict) and item.get("referenceTaskName") == task_ref
+        }
+
     def update_task(self, task_result: TaskResult) -> None:
         self._tasks.update_task(body=task_result, _request_timeout=self.timeout_seconds)
 

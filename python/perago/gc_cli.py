@@ -29,6 +29,7 @@ def gc_command(lakefs_repository: str | None = LAKEFS_OPTION) -> None:
             if config.lakefs is None:
                 raise CliError("LakeFS config is required for perago gc --lakefs")
             branches = _collect_staging_branches(config, lakefs_repository)
+            _reconcile_publications(config, lakefs_repository)
         for branch in branches:
             typer.echo(f"removed staging branch: {lakefs_repository}/{branch}")
     typer.echo(
@@ -46,6 +47,22 @@ def _collect_staging_branches(config: RuntimeConfig, repository: str) -> list[st
     for branch in sorted(failed):
         typer.echo(f"warning: could not delete staging branch {repository}/{branch}", err=True)
     return [item.branch for item in stale if item.branch not in failed]
+
+
+def _reconcile_publications(config: RuntimeConfig, repository: str) -> None:
+    """Roll back head publications of tasks that ended without completing them (SPEC §5.4)."""
+    from perago.conductor_adapter import ConductorClient
+    from perago.lakefs_runtime import LakeFSWorkspaceRuntime
+
+    assert config.lakefs is not None
+    if config.conductor is None:
+        typer.echo("note: publications not reconciled: CONDUCTOR_SERVER_URL is not set", err=True)
+        return
+    timeout = config.control_timeout.total_seconds()
+    client = ConductorClient(config.conductor.server_url, timeout_seconds=timeout)
+    runtime = LakeFSWorkspaceRuntime.from_config(config.lakefs, control_timeout_seconds=timeout)
+    for branch, commit in runtime.reconcile_publications(repository, client):
+        typer.echo(f"rolled back abandoned publication: {repository}/{branch} {commit}")
 
 
 def register(app: typer.Typer) -> None:

@@ -25,7 +25,12 @@ from perago.lakefs_control import DEFAULT_CONTROL_TIMEOUT_SECONDS, LakeFSControl
 from perago.models import WorkspaceInput, WorkspaceSpec
 from perago.publication.decision import AttemptIdentity
 from perago.publication.guard import OwnPublication
-from perago.publication.publisher import Publisher, PublishRequest, TaskStateReader
+from perago.publication.publisher import (
+    Publisher,
+    PublishRequest,
+    ReferenceAttemptsReader,
+    TaskStateReader,
+)
 from perago.workspace_sync import check_publishable_entry, workspace_object_path
 
 __all__ = [
@@ -267,6 +272,19 @@ class LakeFSWorkspaceRuntime:
                 continue
             stale.append(StaleStagingBranch(repository, name, head, commit.creation_date))
         return stale
+
+    def reconcile_publications(
+        self, repository: str, attempts: ReferenceAttemptsReader
+    ) -> list[tuple[str, str]]:
+        """(branch, commit) of every head publication rolled back because its task ended
+        without completing it; staging branches are left to the staging GC."""
+        removed = []
+        for name, _head in list(self._control.iter_branches(repository, "")):
+            if name.startswith(STAGING_BRANCH_PREFIX):
+                continue
+            for commit in self._publisher.reconcile(repository, name, attempts):
+                removed.append((name, commit))
+        return removed
 
     def delete_staging_branches(self, branches: list[StaleStagingBranch]) -> list[str]:
         """Delete the given branches; returns the ones that failed (logged by the caller)."""

@@ -23,6 +23,7 @@ from perago.publication.decision import (
     PredecessorState,
     decide,
     decide_after_merge,
+    decide_reconcile,
     predecessor_to_read,
 )
 
@@ -307,3 +308,31 @@ def test_a_completed_publication_is_never_moved(
     publisher = head.publisher
     if head.id != A and publisher is not None and not publisher.same_execution(me):
         assert not action.moves_branch
+
+
+@pytest.mark.parametrize(
+    ("attempts", "rolls_back"),
+    [
+        (None, False),  # Conductor unreadable: never remove what is not proven
+        ({"task-p": "TIMED_OUT"}, True),  # the last attempt died after its merge
+        ({"task-p": "TIMED_OUT", "task-q": "COMPLETED"}, True),  # a stale merge on a winner
+        ({"task-p": "TIMED_OUT", "task-q": "IN_PROGRESS"}, False),  # a live attempt decides
+        ({"task-p": "TIMED_OUT", "task-q": "SCHEDULED"}, False),
+        ({"task-p": "COMPLETED"}, False),  # a completed task's output stays
+        ({"task-q": "FAILED"}, True),  # its task is gone from the workflow (rerun)
+        ({"task-p": "SOMETHING_NEW"}, False),
+    ],
+)
+def test_reconcile(attempts: dict[str, str] | None, rolls_back: bool) -> None:
+    publisher = AttemptIdentity("wf", "ref", "task-p", 0, "exec-p")
+    action = decide_reconcile(HeadCommit(H, A, publisher), attempts)
+    if rolls_back:
+        assert action is not None
+        assert (action.kind, action.target, action.expected_head) == (
+            ActionKind.ROLL_BACK,
+            A,
+            H,
+        )
+    else:
+        assert action is None
+    assert decide_reconcile(HeadCommit(H, A, None), {"task-p": "FAILED"}) is None

@@ -214,7 +214,7 @@ def test_a_rollback_that_never_succeeds_names_both_commits() -> None:
     model.add("theirs", A, {})
     model.head = model.add("ours", "theirs", _metadata(ME))
     with pytest.raises(PublishFenceError) as raised:
-        _publisher(model)._reset_from("repo", "main", "ours", "theirs")
+        _publisher(model).reset_from("repo", "main", "ours", "theirs")
     assert "from ours to theirs after 4 tries" in str(raised.value)
 
 
@@ -222,7 +222,7 @@ def test_reset_never_moves_a_head_it_did_not_expect() -> None:
     model = BranchModel()
     foreign = model.commit_on_head({})
     with pytest.raises(PublishFenceError, match="moved to"):
-        _publisher(model)._reset_from("repo", "main", "something-else", A)
+        _publisher(model).reset_from("repo", "main", "something-else", A)
     assert model.head == foreign
 
 
@@ -295,3 +295,29 @@ def test_a_failure_after_the_merge_undoes_it() -> None:
         _publisher(model).publish(_request(model, Fence(), guard))
     assert guard.published is None
     assert model.head == A
+
+
+class Attempts:
+    def __init__(self, statuses: dict[str, str]) -> None:
+        self.statuses = statuses
+
+    def reference_attempts(self, workflow_instance_id: str, task_ref: str) -> dict[str, str]:
+        return self.statuses
+
+
+def test_reconcile_removes_stale_leftovers_down_to_the_completed_output() -> None:
+    model = BranchModel()
+    done = model.commit_on_head(_metadata(AttemptIdentity("wf", "ref", "task-2", 1, "e2")))
+    stale = model.commit_on_head(_metadata(AttemptIdentity("wf", "ref", "task-1", 0, "e1")))
+    attempts = Attempts({"task-1": "TIMED_OUT", "task-2": "COMPLETED"})
+    assert _publisher(model).reconcile("repo", "main", attempts) == [stale]
+    assert model.chain() == [done]
+    assert _publisher(model).reconcile("repo", "main", attempts) == []
+
+
+def test_reconcile_never_touches_a_foreign_head() -> None:
+    model = BranchModel()
+    model.commit_on_head(_metadata(AttemptIdentity("wf", "ref", "task-1", 0, "e1")))
+    foreign = model.commit_on_head({})
+    assert _publisher(model).reconcile("repo", "main", Attempts({"task-1": "FAILED"})) == []
+    assert model.head == foreign

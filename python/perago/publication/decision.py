@@ -25,6 +25,7 @@ __all__ = [
     "PredecessorState",
     "decide",
     "decide_after_merge",
+    "decide_reconcile",
     "predecessor_to_read",
 ]
 
@@ -211,6 +212,31 @@ def decide_after_merge(
     return Action(
         ActionKind.FAIL_CLOSED,
         reason=f"{lost} stays under head {current_head}, which was built on it",
+    )
+
+
+def decide_reconcile(head: HeadCommit, attempts: Mapping[str, str] | None) -> Action | None:
+    """``perago gc``: roll back a head publication whose task ended without completing it.
+
+    ``attempts`` maps the task id of every attempt of the head's (workflow, task reference) to
+    its Conductor status (None: Conductor could not be read). Returns the rollback, or None to
+    leave the head alone: not a perago publication, state unknown, an attempt still live (it
+    decides itself), or the publication is a COMPLETED task's output.
+    """
+    publisher = head.publisher
+    if publisher is None or attempts is None or head.first_parent is None:
+        return None
+    if any(status in LIVE_STATUSES for status in attempts.values()):
+        return None
+    status = attempts.get(publisher.task_id, GONE)
+    if status not in ABANDONED_STATUSES and status != GONE:
+        return None
+    return Action(
+        ActionKind.ROLL_BACK,
+        target=head.first_parent,
+        expected_head=head.id,
+        reason=f"publication {head.id} of task {publisher.task_id} ({status}) was never "
+        "completed and no attempt of its task is live",
     )
 
 

@@ -28,11 +28,18 @@ from perago.publication.decision import (
     PredecessorState,
     decide,
     decide_after_merge,
+    decide_reconcile,
     predecessor_to_read,
 )
 from perago.publication.guard import BranchMoveGuard, OwnPublication
 
-__all__ = ["DEFAULT_BACKOFF_SECONDS", "PublishRequest", "Publisher", "TaskStateReader"]
+__all__ = [
+    "DEFAULT_BACKOFF_SECONDS",
+    "PublishRequest",
+    "Publisher",
+    "ReferenceAttemptsReader",
+    "TaskStateReader",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,6 +55,14 @@ class TaskStateReader(Protocol):
     """Conductor's view of another attempt's task (the Conductor adapter implements it)."""
 
     def predecessor_state(self, task_id: str, workflow_instance_id: str) -> PredecessorState: ...
+
+
+class ReferenceAttemptsReader(Protocol):
+    """Every attempt of one task reference: task id -> Conductor status (None: unreadable)."""
+
+    def reference_attempts(
+        self, workflow_instance_id: str, task_ref: str
+    ) -> Mapping[str, str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -132,10 +147,36 @@ class Publisher:
         head = self._retrying(self._control.branch_head, publication.repository, publication.branch)
         if head != publication.commit:
             return f"left {publication.commit} on {publication.branch}: the head is now {head}"
-        self._reset_from(
+        self.reset_from(
             publication.repository, publication.branch, publication.commit, publication.parent
         )
         return f"took {publication.commit} back out of {publication.branch}"
+
+    def reconcile(
+        self, repository: str, branch: str, attempts: ReferenceAttemptsReader
+    ) -> list[str]:
+        """Roll back head publications whose task ended without completing them (perago gc).
+
+        This is what converges after the last attempt of a task died between its merge and its
+        completion, or after a stale merge whose own rollback failed. Returns the removed commits.
+        """
+        removed: list[str] = []
+        for _ in range(MAX_ROUNDS):
+            head = self._read_head(repository, branch)
+            publisher = head.publisher
+            if publisher is None:
+                break
+            action = decide_reconcile(
+                head,
+                attempts.reference_attempts(publisher.workflow_instance_id, publisher.task_ref),
+            )
+            if action is None:
+                break
+            assert action.expected_head is not None
+            assert action.target is not None
+            self.reset_from(repository, branch, action.expected_head, action.target)
+            removed.append(head.id)
+        return removed
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -198,11 +239,9 @@ class Publisher:
             if not own_undo:
                 request.fence()
             faults.reach(f"publish.before_{action.kind}", task_id=request.me.task_id)
-            self._reset_from(
-                request.repository, request.branch, action.expected_head, action.target
-            )
+            self.reset_from(request.repository, request.branch, action.expected_head, action.target)
 
-    def _reset_from(self, repository: str, branch: str, expected: str, target: str) -> None:
+    def reset_from(self, repository: str, branch: str, expected: str, target: str) -> None:
         """Hard-reset ``branch`` from ``expected`` to ``target``, retrying with backoff.
 
         The head is re-read before every try: a branch that moved elsewhere is never reset (lakeFS
