@@ -63,6 +63,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.workspace_gc_interval == timedelta(hours=1)
     assert config.shutdown_force_kill_after is None
     assert config.failure_reason_max_length == 500
+    assert config.control_timeout == timedelta(seconds=60)
     assert config.conductor is None
     assert config.lakefs is None
 
@@ -245,6 +246,7 @@ def test_execution_mode_bad(tmp_path: Path) -> None:
         ("PERAGO_WORKSPACE_GC_TTL", "workspace_gc_ttl"),
         ("PERAGO_WORKSPACE_GC_INTERVAL", "workspace_gc_interval"),
         ("PERAGO_SHUTDOWN_FORCE_KILL_AFTER", "shutdown_force_kill_after"),
+        ("PERAGO_CONTROL_TIMEOUT", "control_timeout"),
     ],
 )
 def test_durations(
@@ -256,7 +258,12 @@ def test_durations(
 @pytest.mark.parametrize("value", ["0s", "10", "1w", "1.5h", "-5m", "01h"])
 @pytest.mark.parametrize(
     "variable",
-    ["PERAGO_WORKSPACE_GC_TTL", "PERAGO_WORKSPACE_GC_INTERVAL", "PERAGO_SHUTDOWN_FORCE_KILL_AFTER"],
+    [
+        "PERAGO_WORKSPACE_GC_TTL",
+        "PERAGO_WORKSPACE_GC_INTERVAL",
+        "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
+        "PERAGO_CONTROL_TIMEOUT",
+    ],
 )
 def test_durations_bad(tmp_path: Path, variable: str, value: str) -> None:
     assert load_error(tmp_path, {variable: value}) == (
