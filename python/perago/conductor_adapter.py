@@ -25,7 +25,8 @@ from conductor.client.http.rest import ApiException
 from conductor.client.worker.worker_interface import WorkerInterface
 
 from perago.attempt_types import TaskAttempt
-from perago.publication.decision import GONE, UNKNOWN, PredecessorState
+from perago.config import DEFAULT_CONTROL_TIMEOUT_SECONDS
+from perago.publication.decision import GONE, UNKNOWN, PredecessorState, ReferenceAttempt
 
 _REQUIRED_STR_FIELDS = (
     "workflow_instance_id",
@@ -172,6 +173,13 @@ def describe_conductor_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _output_ref(output: Any) -> str | None:
+    """The published ref in a workspace task's output (``workspace.ref``), if any."""
+    workspace = output.get("workspace") if isinstance(output, Mapping) else None
+    ref = workspace.get("ref") if isinstance(workspace, Mapping) else None
+    return ref if isinstance(ref, str) else None
+
+
 def _is_not_found(exc: BaseException) -> bool:
     status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
     if status == 404:
@@ -180,16 +188,11 @@ def _is_not_found(exc: BaseException) -> bool:
     return "404" in text and "not" in text
 
 
-# Every Conductor control call perago makes has this timeout unless the runtime config says
-# otherwise (the SDK's own default is 120 s; a frozen server must fail the attempt, not hang it).
-DEFAULT_CONDUCTOR_TIMEOUT_SECONDS = 30.0
-
-
 class ConductorClient:
     """Metadata and task reads/writes perago needs beyond the SDK's own poll loop."""
 
     def __init__(
-        self, server_url: str, *, timeout_seconds: float = DEFAULT_CONDUCTOR_TIMEOUT_SECONDS
+        self, server_url: str, *, timeout_seconds: float = DEFAULT_CONTROL_TIMEOUT_SECONDS
     ) -> None:
         self.server_url = server_url
         self.configuration = sdk_configuration(server_url)
@@ -239,6 +242,10 @@ class ConductorClient:
     def get_task(self, task_id: str) -> Task:
         return self._tasks.get_task(task_id, _request_timeout=self.timeout_seconds)
 
+    def reload_attempt(self, attempt: TaskAttempt) -> TaskAttempt:
+        """Fresh snapshot of the attempt's task, for the attempt fence."""
+        return task_to_attempt(self.get_task(attempt.task_id), execution_id=attempt.execution_id)
+
     def predecessor_state(self, task_id: str, workflow_instance_id: str) -> PredecessorState:
         """Conductor's view of another attempt's task, for the publication decision.
 
@@ -249,21 +256,16 @@ class ConductorClient:
             task = self._call(f"/tasks/{task_id}", "GET")
             if not isinstance(task, dict) or not task:
                 return PredecessorState(GONE, detail="task not found")
-            workflow = self._call(
-                f"/workflow/{workflow_instance_id}", "GET", query=[("includeTasks", "true")]
-            )
+            workflow_tasks = self._workflow_tasks(workflow_instance_id)
         except ApiException as exc:
             if _is_not_found(exc):
                 return PredecessorState(GONE, detail="task not found")
             return PredecessorState(UNKNOWN, detail=describe_conductor_error(exc))
         except Exception as exc:
             return PredecessorState(UNKNOWN, detail=describe_conductor_error(exc))
-        task_ids = {
-            item.get("taskId")
-            for item in (workflow or {}).get("tasks", [])
-            if isinstance(item, dict)
-        }
-        if task_id not in task_ids:
+        if workflow_tasks is None:
+            return PredecessorState(UNKNOWN, detail="the workflow lists no tasks")
+        if task_id not in {item.get("taskId") for item in workflow_tasks}:
             return PredecessorState(GONE, detail="no longer part of the workflow")
         retry = task.get("retryCount")
         return PredecessorState(
@@ -271,26 +273,34 @@ class ConductorClient:
             retry_count=retry if isinstance(retry, int) else None,
         )
 
-    def reload_attempt(self, attempt: TaskAttempt) -> TaskAttempt:
-        """Fresh snapshot of the attempt's task, for the attempt fence."""
-        return task_to_attempt(self.get_task(attempt.task_id), execution_id=attempt.execution_id)
-
-    def reference_attempts(self, workflow_instance_id: str, task_ref: str) -> dict[str, str] | None:
-        """Task id -> status of every attempt of ``task_ref`` in the workflow; None: unreadable
-        (or the workflow is gone, so nothing about its tasks can be proven)."""
+    def reference_attempts(
+        self, workflow_instance_id: str, task_ref: str
+    ) -> dict[str, ReferenceAttempt] | None:
+        """Every attempt of ``task_ref`` in the workflow by task id; None when unreadable (or the
+        workflow is gone, so nothing about its tasks can be proven)."""
         try:
-            workflow = self._call(
-                f"/workflow/{workflow_instance_id}", "GET", query=[("includeTasks", "true")]
-            )
+            workflow_tasks = self._workflow_tasks(workflow_instance_id)
         except Exception:
             return None
-        if not isinstance(workflow, dict):
+        if workflow_tasks is None:
             return None
         return {
-            str(item.get("taskId")): str(item.get("status"))
-            for item in workflow.get("tasks", [])
-            if isinstance(item, dict) and item.get("referenceTaskName") == task_ref
+            str(item.get("taskId")): ReferenceAttempt(
+                str(item.get("status")), _output_ref(item.get("outputData"))
+            )
+            for item in workflow_tasks
+            if item.get("referenceTaskName") == task_ref
         }
+
+    def _workflow_tasks(self, workflow_instance_id: str) -> list[dict[str, Any]] | None:
+        """The workflow's tasks; None when the answer has no task list (nothing is proven)."""
+        workflow = self._call(
+            f"/workflow/{workflow_instance_id}", "GET", query=[("includeTasks", "true")]
+        )
+        tasks = workflow.get("tasks") if isinstance(workflow, dict) else None
+        if not isinstance(tasks, list):
+            return None
+        return [item for item in tasks if isinstance(item, dict)]
 
     def update_task(self, task_result: TaskResult) -> None:
         self._tasks.update_task(body=task_result, _request_timeout=self.timeout_seconds)

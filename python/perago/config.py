@@ -71,7 +71,8 @@ DEFAULT_WORKSPACE_GC_TTL = timedelta(hours=24)
 DEFAULT_WORKSPACE_GC_INTERVAL = timedelta(hours=1)
 DEFAULT_FAILURE_REASON_MAX_LENGTH = 500
 # Timeout of every lakeFS and Conductor control call (a PublishBudget overrides merge and reset).
-DEFAULT_CONTROL_TIMEOUT = timedelta(seconds=60)
+DEFAULT_CONTROL_TIMEOUT_SECONDS = 60.0
+DEFAULT_CONTROL_TIMEOUT = timedelta(seconds=DEFAULT_CONTROL_TIMEOUT_SECONDS)
 
 _SIZE_RE = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?\s*(KB|MB|GB)", re.IGNORECASE)
 _SIZE_UNITS = {"KB": 1024, "MB": 1024**2, "GB": 1024**3}

@@ -61,8 +61,11 @@ def _reconcile_publications(config: RuntimeConfig, repository: str) -> None:
     timeout = config.control_timeout.total_seconds()
     client = ConductorClient(config.conductor.server_url, timeout_seconds=timeout)
     runtime = LakeFSWorkspaceRuntime.from_config(config.lakefs, control_timeout_seconds=timeout)
-    for branch, commit in runtime.reconcile_publications(repository, client):
+    failures: list[tuple[str, str]] = []
+    for branch, commit in runtime.reconcile_publications(repository, client, failures):
         typer.echo(f"rolled back abandoned publication: {repository}/{branch} {commit}")
+    for branch, reason in failures:
+        typer.echo(f"warning: could not reconcile {repository}/{branch}: {reason}", err=True)
 
 
 def register(app: typer.Typer) -> None:

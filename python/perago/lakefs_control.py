@@ -26,6 +26,8 @@ from lakefs_sdk.models.merge import Merge
 from pydantic import SecretStr
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from perago.config import DEFAULT_CONTROL_TIMEOUT_SECONDS
+
 __all__ = [
     "DEFAULT_CONTROL_TIMEOUT_SECONDS",
     "CommitInfo",
@@ -34,7 +36,6 @@ __all__ = [
     "api_base_url",
 ]
 
-DEFAULT_CONTROL_TIMEOUT_SECONDS = 60.0
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ from perago import snapshot, transfer
 from perago.attempt import StagedWorkspace, TaskExecutionContext, staging_branch_name
 from perago.config import LakeFSConfig
 from perago.controls import PublishBudget
-from perago.errors import TaskInputError
+from perago.errors import PublishFenceError, TaskInputError
 from perago.lakefs_control import DEFAULT_CONTROL_TIMEOUT_SECONDS, LakeFSControl, LakeFSRequestError
 from perago.models import WorkspaceInput, WorkspaceSpec
 from perago.publication.decision import AttemptIdentity
@@ -41,8 +41,6 @@ __all__ = [
 ]
 
 STAGING_BRANCH_PREFIX = "perago-staging-"
-METADATA_WORKFLOW = "perago.workflow_instance_id"
-METADATA_TASK_REF = "perago.task_ref"
 
 
 @dataclass(frozen=True)
@@ -59,11 +57,7 @@ def publication_metadata(context: TaskExecutionContext) -> dict[str, str]:
         context.attempt.worker_id or os.environ.get("PERAGO_WORKER_ID") or f"pid-{os.getpid()}"
     )
     return {
-        METADATA_WORKFLOW: context.attempt.workflow_instance_id,
-        "perago.task_id": context.attempt.task_id,
-        METADATA_TASK_REF: context.attempt.reference_task_name,
-        "perago.retry_count": str(context.attempt.retry_count),
-        "perago.execution_id": context.execution_id,
+        **attempt_identity(context).to_metadata(),
         "perago.worker_id": worker_id,
         "perago.poll_count": str(context.attempt.poll_count or 0),
         "perago.task_name": context.attempt.task_def_name,
@@ -103,11 +97,27 @@ class LakeFSWorkspaceRuntime:
             timeout_seconds=control_timeout_seconds,
         )
         self._budget = publish_budget
+        # The publish phase (its reads, moves and the staging cleanup after it) runs under the
+        # PublishBudget's timeout when one is declared, so a frozen lakeFS ends the attempt
+        # within a few budgets instead of a few default timeouts.
+        self._publish_control = self._control
+        if publish_budget is not None:
+            self._publish_control = LakeFSControl(
+                config.endpoint_url,
+                config.access_key_id,
+                config.secret_access_key,
+                timeout_seconds=float(publish_budget.lakefs_merge_timeout_seconds),
+            )
         self._publisher = Publisher(
-            self._control,
+            self._publish_control,
             task_states,
             move_timeout_seconds=(
                 float(publish_budget.lakefs_merge_timeout_seconds) if publish_budget else None
+            ),
+            retry_window_seconds=(
+                float(publish_budget.lakefs_merge_timeout_seconds)
+                if publish_budget
+                else control_timeout_seconds
             ),
         )
         self._download_concurrency = download_concurrency
@@ -253,7 +263,7 @@ class LakeFSWorkspaceRuntime:
         )
 
     def cleanup_staging(self, staged: StagedWorkspace) -> None:
-        self._control.delete_branch(staged.repository, staged.branch)
+        self._publish_control.delete_branch(staged.repository, staged.branch)
 
     # -- staging branch GC ---------------------------------------------------------------------
 
@@ -274,16 +284,24 @@ class LakeFSWorkspaceRuntime:
         return stale
 
     def reconcile_publications(
-        self, repository: str, attempts: ReferenceAttemptsReader
+        self,
+        repository: str,
+        attempts: ReferenceAttemptsReader,
+        failures: list[tuple[str, str]],
     ) -> list[tuple[str, str]]:
-        """(branch, commit) of every head publication rolled back because its task ended
-        without completing it; staging branches are left to the staging GC."""
+        """(branch, commit) of every head publication rolled back because no completed task's
+        output names it; staging branches are left to the staging GC. Branches that could not
+        be reconciled are appended to ``failures`` as (branch, reason)."""
         removed = []
         for name, _head in list(self._control.iter_branches(repository, "")):
             if name.startswith(STAGING_BRANCH_PREFIX):
                 continue
-            for commit in self._publisher.reconcile(repository, name, attempts):
-                removed.append((name, commit))
+            try:
+                for commit in self._publisher.reconcile(repository, name, attempts):
+                    removed.append((name, commit))
+            except (LakeFSRequestError, PublishFenceError) as exc:
+                # One busy or unreachable branch never stops the pass (it is retried next time).
+                failures.append((name, str(exc)))
         return removed
 
     def delete_staging_branches(self, branches: list[StaleStagingBranch]) -> list[str]:

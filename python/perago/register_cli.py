@@ -18,7 +18,10 @@ def register_command(module_target: str = MODULE_ARGUMENT) -> None:
         prepared = prepare_task(module_target, printer)
         if prepared.config.conductor is None:
             raise CliError("CONDUCTOR_SERVER_URL is required for perago register")
-        client = ConductorClient(prepared.config.conductor.server_url)
+        client = ConductorClient(
+            prepared.config.conductor.server_url,
+            timeout_seconds=prepared.config.control_timeout.total_seconds(),
+        )
         try:
             action = client.register_taskdef(prepared.taskdef)
         except Exception as exc:

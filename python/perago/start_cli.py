@@ -54,7 +54,9 @@ def start_command(
         assert config.conductor is not None
         if task.has_workspace and config.lakefs is None:
             raise CliError("LakeFS config is required for workspace tasks")
-        client = ConductorClient(config.conductor.server_url)
+        client = ConductorClient(
+            config.conductor.server_url, timeout_seconds=config.control_timeout.total_seconds()
+        )
         try:
             registered = client.get_taskdef(task.name)
         except Exception as exc:

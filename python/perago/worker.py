@@ -25,12 +25,17 @@ from typing import Any
 
 from loguru import logger
 
-from perago.attempt import run_workspace_free_task_attempt, run_workspace_task_attempt
+from perago.attempt import (
+    assert_current_attempt_snapshot,
+    run_workspace_free_task_attempt,
+    run_workspace_task_attempt,
+)
 from perago.attempt_types import AttemptStats, TaskAttempt
 from perago.conductor_adapter import (
     ConductorClient,
     ConductorTaskError,
     PeragoSdkWorker,
+    describe_conductor_error,
     requeue_task_result,
     result_to_task_result,
     task_to_attempt,
@@ -198,6 +203,7 @@ class AttemptExecutor:
         self.watchdog = DeadlineWatchdog(self._deadline_expired)
         self._report_lock = threading.Lock()
         self._awaiting_confirmation: dict[str, _ActiveAttempt] = {}
+        self._confirmation_lock = threading.Lock()
 
     def run_attempt(
         self, attempt: TaskAttempt, stats: AttemptStats, guard: BranchMoveGuard | None = None
@@ -259,9 +265,10 @@ class AttemptExecutor:
             )
         log_attempt_finished(active, result)
         if result.status == "COMPLETED" and active.guard.published is not None:
-            self._awaiting_confirmation[attempt.task_id] = active
-            while len(self._awaiting_confirmation) > _MAX_AWAITING_CONFIRMATION:
-                self._awaiting_confirmation.pop(next(iter(self._awaiting_confirmation)))
+            with self._confirmation_lock:
+                self._awaiting_confirmation[attempt.task_id] = active
+                while len(self._awaiting_confirmation) > _MAX_AWAITING_CONFIRMATION:
+                    self._awaiting_confirmation.pop(next(iter(self._awaiting_confirmation)))
         return result_to_task_result(attempt, result, worker_id=self.worker_id)
 
     def completion_lost(self, task_id: str) -> None:
@@ -270,38 +277,61 @@ class AttemptExecutor:
         Without this a task whose completion never arrives keeps its change on the branch while
         Conductor times it out (and, with no retries left, fails the workflow).
         """
-        active = self._awaiting_confirmation.pop(task_id, None)
+        with self._confirmation_lock:
+            active = self._awaiting_confirmation.pop(task_id, None)
         if active is None or active.guard.published is None:
             return
-        fields = _attempt_fields(active.attempt)
-        try:
-            status = self.client.reload_attempt(active.attempt).status
-        except Exception as exc:
-            logger.bind(**fields, error=str(exc)).error(
-                "completion lost and Conductor unreadable: the publication stays; the next "
-                "attempt (or perago gc --lakefs) converges"
+        if self._undo_publication(active, "its completion was lost"):
+            # Best effort: a FAILED that lands makes Conductor ignore a late COMPLETED for a
+            # publication that is no longer there.
+            result = failed_result(
+                "StaleAttemptError: the completion could not be reported; publication undone",
+                max_length=self.config.failure_reason_max_length,
             )
-            return
-        if status == "COMPLETED":
-            return
-        self._undo_publication(active, "its completion was lost")
+            try:
+                self.client.update_task(
+                    result_to_task_result(active.attempt, result, worker_id=self.worker_id)
+                )
+            except Exception as exc:
+                logger.bind(**_attempt_fields(active.attempt)).warning(
+                    "could not report the undone attempt FAILED: {}", describe_conductor_error(exc)
+                )
 
-    def _undo_publication(self, active: _ActiveAttempt, why: str) -> None:
+    def _undo_publication(self, active: _ActiveAttempt, why: str) -> bool:
+        """Undo this attempt's publication, only while Conductor still has the attempt current.
+
+        Once it is not (timed out, completed, re-polled) a retry may be replacing the commit at
+        this very moment, or Conductor accepted it: then the retry or ``perago gc`` converges.
+        """
         publication = active.guard.published
         if publication is None or self.workspace_runtime is None:
-            return
+            return False
         fields = _attempt_fields(active.attempt)
+        try:
+            assert_current_attempt_snapshot(
+                active.attempt, self.client.reload_attempt(active.attempt)
+            )
+        except Exception as exc:
+            logger.bind(**fields, commit=publication.commit).warning(
+                "attempt ended without completion ({}); its publication stays for the next "
+                "attempt or perago gc: {}",
+                why,
+                describe_conductor_error(exc),
+            )
+            return False
         try:
             with active.guard.moving(undo=True):
                 outcome = self.workspace_runtime.undo_publication(publication)
             active.guard.record(None)
-            logger.bind(**fields, commit=publication.commit).warning(
-                "attempt ended without completion ({}): {}", why, outcome
-            )
         except Exception as exc:
             logger.bind(**fields, commit=publication.commit, error=str(exc)).error(
                 "could not undo the publication of an attempt that ended without completion"
             )
+            return False
+        logger.bind(**fields, commit=publication.commit).warning(
+            "attempt ended without completion ({}): {}", why, outcome
+        )
+        return True
 
     def _deadline_result(self, active: _ActiveAttempt) -> RuntimeTaskResult:
         timeout = active.deadline - active.started if active.deadline is not None else 0
@@ -322,9 +352,9 @@ class AttemptExecutor:
                     result_to_task_result(active.attempt, result, worker_id=self.worker_id)
                 )
             except Exception as exc:
-                logger.bind(**_attempt_fields(active.attempt), error=str(exc)).error(
-                    "failed to report an overdue attempt"
-                )
+                logger.bind(
+                    **_attempt_fields(active.attempt), error=describe_conductor_error(exc)
+                ).error("failed to report an overdue attempt")
             log_attempt_finished(
                 active,
                 result,

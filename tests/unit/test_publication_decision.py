@@ -21,6 +21,7 @@ from perago.publication.decision import (
     AttemptIdentity,
     HeadCommit,
     PredecessorState,
+    ReferenceAttempt,
     decide,
     decide_after_merge,
     decide_reconcile,
@@ -310,20 +311,25 @@ def test_a_completed_publication_is_never_moved(
         assert not action.moves_branch
 
 
+R = ReferenceAttempt
+
+
 @pytest.mark.parametrize(
     ("attempts", "rolls_back"),
     [
         (None, False),  # Conductor unreadable: never remove what is not proven
-        ({"task-p": "TIMED_OUT"}, True),  # the last attempt died after its merge
-        ({"task-p": "TIMED_OUT", "task-q": "COMPLETED"}, True),  # a stale merge on a winner
-        ({"task-p": "TIMED_OUT", "task-q": "IN_PROGRESS"}, False),  # a live attempt decides
-        ({"task-p": "TIMED_OUT", "task-q": "SCHEDULED"}, False),
-        ({"task-p": "COMPLETED"}, False),  # a completed task's output stays
-        ({"task-q": "FAILED"}, True),  # its task is gone from the workflow (rerun)
-        ({"task-p": "SOMETHING_NEW"}, False),
+        ({"task-p": R("TIMED_OUT")}, True),  # the last attempt died after its merge
+        ({"task-p": R("TIMED_OUT"), "task-q": R("COMPLETED", "c2")}, True),  # stale merge on top
+        ({"task-p": R("TIMED_OUT"), "task-q": R("IN_PROGRESS")}, False),  # a live attempt decides
+        ({"task-p": R("TIMED_OUT"), "task-q": R("SCHEDULED")}, False),
+        ({"task-p": R("COMPLETED", H)}, False),  # a completed task's output stays
+        ({"task-p": R("COMPLETED")}, False),  # output unknown: it may be the output
+        ({"task-p": R("COMPLETED", "c2")}, True),  # another execution of the task completed
+        ({"task-q": R("FAILED")}, True),  # its task is gone from the workflow (rerun)
+        ({"task-p": R("SOMETHING_NEW")}, False),
     ],
 )
-def test_reconcile(attempts: dict[str, str] | None, rolls_back: bool) -> None:
+def test_reconcile(attempts: dict[str, ReferenceAttempt] | None, rolls_back: bool) -> None:
     publisher = AttemptIdentity("wf", "ref", "task-p", 0, "exec-p")
     action = decide_reconcile(HeadCommit(H, A, publisher), attempts)
     if rolls_back:
@@ -335,4 +341,4 @@ def test_reconcile(attempts: dict[str, str] | None, rolls_back: bool) -> None:
         )
     else:
         assert action is None
-    assert decide_reconcile(HeadCommit(H, A, None), {"task-p": "FAILED"}) is None
+    assert decide_reconcile(HeadCommit(H, A, None), {"task-p": R("FAILED")}) is None

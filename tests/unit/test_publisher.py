@@ -17,7 +17,7 @@ import pytest
 
 from perago.errors import PublishFenceError, StaleAttemptError
 from perago.lakefs_control import CommitInfo, LakeFSRequestError
-from perago.publication.decision import AttemptIdentity, PredecessorState
+from perago.publication.decision import AttemptIdentity, PredecessorState, ReferenceAttempt
 from perago.publication.guard import AttemptEndedError, BranchMoveGuard, OwnPublication
 from perago.publication.publisher import Publisher, PublishRequest
 
@@ -298,18 +298,23 @@ def test_a_failure_after_the_merge_undoes_it() -> None:
 
 
 class Attempts:
-    def __init__(self, statuses: dict[str, str]) -> None:
-        self.statuses = statuses
+    def __init__(self, statuses: dict[str, str], outputs: dict[str, str] | None = None) -> None:
+        self.attempts = {
+            task: ReferenceAttempt(status, (outputs or {}).get(task))
+            for task, status in statuses.items()
+        }
 
-    def reference_attempts(self, workflow_instance_id: str, task_ref: str) -> dict[str, str]:
-        return self.statuses
+    def reference_attempts(
+        self, workflow_instance_id: str, task_ref: str
+    ) -> dict[str, ReferenceAttempt]:
+        return self.attempts
 
 
 def test_reconcile_removes_stale_leftovers_down_to_the_completed_output() -> None:
     model = BranchModel()
     done = model.commit_on_head(_metadata(AttemptIdentity("wf", "ref", "task-2", 1, "e2")))
     stale = model.commit_on_head(_metadata(AttemptIdentity("wf", "ref", "task-1", 0, "e1")))
-    attempts = Attempts({"task-1": "TIMED_OUT", "task-2": "COMPLETED"})
+    attempts = Attempts({"task-1": "TIMED_OUT", "task-2": "COMPLETED"}, {"task-2": done})
     assert _publisher(model).reconcile("repo", "main", attempts) == [stale]
     assert model.chain() == [done]
     assert _publisher(model).reconcile("repo", "main", attempts) == []
@@ -321,3 +326,28 @@ def test_reconcile_never_touches_a_foreign_head() -> None:
     foreign = model.commit_on_head({})
     assert _publisher(model).reconcile("repo", "main", Attempts({"task-1": "FAILED"})) == []
     assert model.head == foreign
+
+
+def test_a_frozen_server_costs_about_one_retry_window_not_one_timeout_per_retry() -> None:
+    now = [0.0]
+    model = BranchModel(fail={"get branch": [TIMEOUT] * 10})
+    original = model.branch_head
+
+    def slow_head(repository: str, branch: str) -> str:
+        now[0] += 10.0  # each try waits out a 10 s request timeout
+        return original(repository, branch)
+
+    model.branch_head = slow_head  # type: ignore[method-assign]
+    publisher = Publisher(
+        model,  # type: ignore[arg-type]
+        None,
+        move_timeout_seconds=10.0,
+        retry_window_seconds=15.0,
+        backoff_seconds=(0.2, 0.5, 1.0, 2.0),
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+        clock=lambda: now[0],
+    )
+    with pytest.raises(LakeFSRequestError):
+        publisher.publish(_request(model, Fence(), BranchMoveGuard()))
+    assert model.calls.count("get branch") == 2
+    assert now[0] <= 25.0

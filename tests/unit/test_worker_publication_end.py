@@ -102,7 +102,7 @@ def test_deadline_waits_for_the_move_in_flight_then_undoes_it(tmp_path: Path) ->
         with active.guard.moving():
             in_move.set()
             release.wait(10)
-        active.guard.record(PUBLICATION)  # the merge landed
+            active.guard.record(PUBLICATION)  # the merge landed, recorded under the guard
 
     mover = threading.Thread(target=merging)
     mover.start()
@@ -120,8 +120,19 @@ def test_deadline_waits_for_the_move_in_flight_then_undoes_it(tmp_path: Path) ->
     assert active.guard.closed is not None
 
 
+def test_deadline_leaves_the_publication_when_the_attempt_is_no_longer_current(
+    tmp_path: Path,
+) -> None:
+    client, runtime = Client(status="TIMED_OUT"), Runtime()
+    executor = _executor(tmp_path, client, runtime)
+    active = _ActiveAttempt(_attempt(), started=0.0, deadline=1.0)
+    active.guard.record(PUBLICATION)
+    executor._deadline_expired(active)
+    assert runtime.undone == []  # a retry may be replacing it right now: leave it to the retry
+
+
 def test_lost_completion_undoes_unless_conductor_has_it(tmp_path: Path) -> None:
-    for status, undone in (("IN_PROGRESS", [PUBLICATION]), ("COMPLETED", [])):
+    for status, undone in (("IN_PROGRESS", [PUBLICATION]), ("COMPLETED", []), ("TIMED_OUT", [])):
         client, runtime = Client(status=status), Runtime()
         executor = _executor(tmp_path / status, client, runtime)
         active = _ActiveAttempt(_attempt(), started=0.0, deadline=None)
@@ -129,5 +140,7 @@ def test_lost_completion_undoes_unless_conductor_has_it(tmp_path: Path) -> None:
         executor._awaiting_confirmation["task-1"] = active
         executor.completion_lost("task-1")
         assert runtime.undone == undone
+        # After an undo the task is reported FAILED, so a late COMPLETED would be ignored.
+        assert [u.status for u in client.updates] == (["FAILED"] if undone else [])
         executor.completion_lost("task-1")  # a second event changes nothing
         assert runtime.undone == undone

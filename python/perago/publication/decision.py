@@ -23,6 +23,7 @@ __all__ = [
     "AttemptIdentity",
     "HeadCommit",
     "PredecessorState",
+    "ReferenceAttempt",
     "decide",
     "decide_after_merge",
     "decide_reconcile",
@@ -71,6 +72,16 @@ class AttemptIdentity:
             )
         except (KeyError, ValueError):
             return None
+
+    def to_metadata(self) -> dict[str, str]:
+        """The commit metadata that :meth:`from_metadata` reads back."""
+        return {
+            METADATA_WORKFLOW: self.workflow_instance_id,
+            METADATA_TASK_ID: self.task_id,
+            METADATA_TASK_REF: self.task_ref,
+            METADATA_RETRY: str(self.retry_count),
+            METADATA_EXECUTION: self.execution_id,
+        }
 
     def same_task(self, other: AttemptIdentity) -> bool:
         return (
@@ -215,28 +226,42 @@ def decide_after_merge(
     )
 
 
-def decide_reconcile(head: HeadCommit, attempts: Mapping[str, str] | None) -> Action | None:
-    """``perago gc``: roll back a head publication whose task ended without completing it.
+@dataclass(frozen=True)
+class ReferenceAttempt:
+    """One attempt of a task reference as Conductor reports it (for ``perago gc``)."""
+
+    status: str
+    output_ref: str | None = None
+
+
+def decide_reconcile(
+    head: HeadCommit, attempts: Mapping[str, ReferenceAttempt] | None
+) -> Action | None:
+    """``perago gc``: roll back a head publication that no completed task's output names.
 
     ``attempts`` maps the task id of every attempt of the head's (workflow, task reference) to
-    its Conductor status (None: Conductor could not be read). Returns the rollback, or None to
+    its Conductor state (None: Conductor could not be read). Returns the rollback, or None to
     leave the head alone: not a perago publication, state unknown, an attempt still live (it
-    decides itself), or the publication is a COMPLETED task's output.
+    decides itself), or the head is a COMPLETED task's output (or may be: output unknown).
     """
     publisher = head.publisher
     if publisher is None or attempts is None or head.first_parent is None:
         return None
-    if any(status in LIVE_STATUSES for status in attempts.values()):
+    if any(attempt.status in LIVE_STATUSES for attempt in attempts.values()):
         return None
-    status = attempts.get(publisher.task_id, GONE)
-    if status not in ABANDONED_STATUSES and status != GONE:
+    mine = attempts.get(publisher.task_id, ReferenceAttempt(GONE))
+    if mine.status in DONE_STATUSES:
+        # Another execution of the same task id may have completed with another commit.
+        if mine.output_ref is None or mine.output_ref == head.id:
+            return None
+    elif mine.status not in ABANDONED_STATUSES and mine.status != GONE:
         return None
     return Action(
         ActionKind.ROLL_BACK,
         target=head.first_parent,
         expected_head=head.id,
-        reason=f"publication {head.id} of task {publisher.task_id} ({status}) was never "
-        "completed and no attempt of its task is live",
+        reason=f"publication {head.id} of task {publisher.task_id} ({mine.status}) is no "
+        "completed task's output and no attempt of its task is live",
     )
 
 

@@ -11,8 +11,9 @@ for on the branch by its execution id before the attempt decides anything else.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ParamSpec, Protocol, TypeVar
 
@@ -26,6 +27,7 @@ from perago.publication.decision import (
     AttemptIdentity,
     HeadCommit,
     PredecessorState,
+    ReferenceAttempt,
     decide,
     decide_after_merge,
     decide_reconcile,
@@ -58,11 +60,11 @@ class TaskStateReader(Protocol):
 
 
 class ReferenceAttemptsReader(Protocol):
-    """Every attempt of one task reference: task id -> Conductor status (None: unreadable)."""
+    """Every attempt of one task reference by task id (None: Conductor unreadable)."""
 
     def reference_attempts(
         self, workflow_instance_id: str, task_ref: str
-    ) -> Mapping[str, str] | None: ...
+    ) -> Mapping[str, ReferenceAttempt] | None: ...
 
 
 @dataclass(frozen=True)
@@ -92,14 +94,32 @@ class Publisher:
         task_states: TaskStateReader | None,
         *,
         move_timeout_seconds: float | None,
+        retry_window_seconds: float = 60.0,
         backoff_seconds: Sequence[float] = DEFAULT_BACKOFF_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._control = control
         self._task_states = task_states
         self._move_timeout = move_timeout_seconds
+        # Retries stop once this long has passed since the first try: a frozen server costs
+        # one or two request timeouts, not one per backoff step.
+        self._retry_window = retry_window_seconds
         self._backoff = tuple(backoff_seconds)
         self._sleep = sleep
+        self._clock = clock
+
+    def _delays(self) -> Iterator[float]:
+        """Backoff delays between tries, ending early once the retry window has passed."""
+        started = self._clock()
+
+        def delays() -> Iterator[float]:
+            for delay in self._backoff:
+                if self._clock() - started + delay > self._retry_window:
+                    return
+                yield delay
+
+        return delays()
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -128,12 +148,6 @@ class Publisher:
             self._move(request, action)
             if action.kind is ActionKind.RESET:
                 assert action.target is not None
-                if request.staged_commit is not None:
-                    request.guard.record(
-                        OwnPublication(
-                            request.repository, request.branch, action.target, request.input_ref
-                        )
-                    )
                 return action.target
             if action.then_fail is not None:
                 raise PublishFenceError(action.then_fail)
@@ -202,8 +216,9 @@ class Publisher:
                 if found is None:
                     raise
                 merged_id = found
-        faults.reach("publish.after_merge", task_id=request.me.task_id)
-        try:
+            # Still under the guard: a deadline that closes it right after the merge must find
+            # the publication recorded, or it could not undo it. (If this read fails the parent
+            # is unknown and nothing is undone; the next attempt or gc converges.)
             merged = self._head_commit(request.repository, merged_id)
             if merged.first_parent is not None:
                 request.guard.record(
@@ -211,16 +226,18 @@ class Publisher:
                         request.repository, request.branch, merged_id, merged.first_parent
                     )
                 )
+        faults.reach("publish.after_merge", task_id=request.me.task_id)
+        try:
             current = self._retrying(self._control.branch_head, request.repository, request.branch)
-            action = decide_after_merge(
-                input_ref=request.input_ref,
-                merged=merged,
-                current_head=current,
-                branch=request.branch,
-            )
         except BaseException:
             self._undo_quietly(request)
             raise
+        action = decide_after_merge(
+            input_ref=request.input_ref,
+            merged=merged,
+            current_head=current,
+            branch=request.branch,
+        )
         if action.kind is ActionKind.COMPLETE:
             assert action.target is not None
             return action.target
@@ -236,21 +253,42 @@ class Publisher:
         assert action.target is not None
         own_undo = action.kind is ActionKind.ROLL_BACK and not action.fenced
         with request.guard.moving(undo=own_undo):
-            if not own_undo:
-                request.fence()
+            fence = None if own_undo else request.fence
+            if action.kind is ActionKind.RESET and request.staged_commit is not None:
+                # Recorded before the reset is sent: if its answer is lost the deadline's undo
+                # still knows what to look for (it checks the head before moving anything).
+                request.guard.record(
+                    OwnPublication(
+                        request.repository, request.branch, action.target, request.input_ref
+                    )
+                )
             faults.reach(f"publish.before_{action.kind}", task_id=request.me.task_id)
-            self.reset_from(request.repository, request.branch, action.expected_head, action.target)
+            self.reset_from(
+                request.repository, request.branch, action.expected_head, action.target, fence
+            )
 
-    def reset_from(self, repository: str, branch: str, expected: str, target: str) -> None:
+    def reset_from(
+        self,
+        repository: str,
+        branch: str,
+        expected: str,
+        target: str,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
         """Hard-reset ``branch`` from ``expected`` to ``target``, retrying with backoff.
 
-        The head is re-read before every try: a branch that moved elsewhere is never reset (lakeFS
-        has no compare-and-swap on a reset, so this re-read is the narrowest window there is).
+        The head (and, for a move made for the task, the attempt ``fence``) is re-read before
+        every try: a branch that moved elsewhere is never reset (lakeFS has no compare-and-swap on
+        a reset, so this re-read is the narrowest window there is).
         """
         last: LakeFSRequestError | None = None
-        for delay in (0.0, *self._backoff):
+        tries = 0
+        for delay in itertools.chain((0.0,), self._delays()):
             if delay:
                 self._sleep(delay)
+            tries += 1
+            if fence is not None:
+                fence()
             try:
                 head = self._control.branch_head(repository, branch)
                 if head == target:
@@ -269,8 +307,7 @@ class Publisher:
                     ) from None
                 last = exc
         raise PublishFenceError(
-            f"{branch} could not be reset from {expected} to {target} after "
-            f"{len(self._backoff) + 1} tries: {last}"
+            f"{branch} could not be reset from {expected} to {target} after {tries} tries: {last}"
         )
 
     def _undo_quietly(self, request: PublishRequest) -> None:
@@ -279,9 +316,12 @@ class Publisher:
             return
         try:
             with request.guard.moving(undo=True):
+                # Only while Conductor still has this attempt current: once it is stale a retry
+                # may be replacing the publication right now, and it converges on its own.
+                request.fence()
                 self.undo(publication)
             request.guard.record(None)
-        except (LakeFSRequestError, PublishFenceError):
+        except (LakeFSRequestError, PublishFenceError, StaleAttemptError):
             pass  # the next attempt (or gc) converges; the original failure is what matters
 
     # -- reads ---------------------------------------------------------------------------------
@@ -322,11 +362,14 @@ class Publisher:
 
     def _retrying(self, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """A read, retried with backoff while lakeFS gives no definite answer."""
-        for delay in self._backoff:
+        delays = self._delays()
+        while True:
             try:
                 return call(*args, **kwargs)
             except LakeFSRequestError as exc:
                 if not is_ambiguous(exc):
                     raise
+                delay = next(delays, None)
+                if delay is None:
+                    raise
             self._sleep(delay)
-        return call(*args, **kwargs)
