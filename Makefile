@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY_DIRS := python tests examples $(wildcard benches)
 export PERAGO_CACHE_DIR ?= $(HOME)/.cache/perago
 
-.PHONY: install venv build test test-unit lint fmt demo bench clean servers servers-up servers-down
+.PHONY: install venv build test test-unit lint fmt demo bench clean servers servers-up servers-down model
 
 venv: $(PY)
 $(PY):
@@ -32,11 +32,18 @@ servers-up: servers
 servers-down: install
 	$(BIN)/perago dev down
 
-# Everything: Rust unit tests, then pytest (unit + integration against real servers, which the
-# session fixtures start and stop themselves).
-test: install servers
+# Everything: the protocol model, Rust unit tests, then pytest (unit + integration against real
+# servers, which the session fixtures start and stop themselves).
+test: install servers model
 	cargo test -q --workspace
 	$(BIN)/pytest
+
+# Model-check the publication protocol (docs/adr/0007) with spin; installs Debian's spin if absent.
+model:
+	@command -v spin >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spin >/dev/null; } || \
+		{ echo "error: the model needs spin (Debian package spin) and a C compiler"; exit 1; }
+	bash model/check.sh
 
 test-unit: install
 	$(BIN)/pytest tests/unit
