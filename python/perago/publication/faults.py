@@ -8,7 +8,8 @@ directory, :func:`reach` does, for point ``NAME``:
   ``NAME.hold`` is removed. The test waits for ``reached`` instead of sleeping, so the
   interleaving is deterministic.
 * ``NAME.hold-once`` exists → as ``hold``, but only the first process to arrive is held: it
-  renames the file to ``NAME.hold`` atomically, so a retry passes the same point freely.
+  renames the file to ``NAME.hold`` atomically and records itself in ``NAME.claimed``, so a
+  retry passes the same point freely (also while the first one is still held).
 
 Without the variable every call returns at once (one dictionary lookup): production code carries
 the points, never their effect.
@@ -35,8 +36,16 @@ def reach(name: str, *, task_id: str = "") -> None:
     gate = Path(root)
     hold = gate / f"{name}.hold"
     once = gate / f"{name}.hold-once"
-    with contextlib.suppress(OSError):  # not armed, or another process took it first
-        once.rename(hold)
+    claimed = gate / f"{name}.claimed"
+    me = str(os.getpid())
+    try:
+        once.rename(hold)  # only one process wins this rename
+    except OSError:
+        with contextlib.suppress(OSError):
+            if claimed.read_text(encoding="utf-8") != me:
+                return  # a hold-once point taken by another process: pass freely
+    else:
+        claimed.write_text(me, encoding="utf-8")
     if not hold.exists():
         return
     reached = gate / f"{name}.reached"

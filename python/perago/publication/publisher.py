@@ -212,7 +212,10 @@ class Publisher:
             except LakeFSRequestError as exc:
                 if not is_ambiguous(exc):
                     raise
-                found = self._find_own_commit(request)
+                try:
+                    found = self._find_own_commit(request)
+                except LakeFSRequestError:
+                    raise exc from None  # the merge's own failure is the one to report
                 if found is None:
                     raise
                 merged_id = found
