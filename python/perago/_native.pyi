@@ -126,6 +126,7 @@ def download_prefix(
     part_size: int | None = None,
     ranged_threshold: int | None = None,
     progress: Callable[[int, int, int, int], object] | None = None,
+    before_write: Callable[[str, int], object] | None = None,
 ) -> DownloadResult: ...
 def upload_files(
     client: LakeFSClient,

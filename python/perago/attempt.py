@@ -5,11 +5,13 @@ The core never talks to lakeFS or Conductor itself; it takes its collaborators a
 ``perago run`` command and unit tests can all drive the same phases:
 
 1. validate wrapper, ``WorkspaceInput`` and params (before any download);
-2. create the attempt directory and marker, register the owner token;
+2. create the owner record (outside the workspace, heartbeating), the attempt directory and its
+   marker, register the owner token;
 3. download (returns the baseline snapshot);
 4. pre guardrails; 5. body, output validation, post guardrails;
 6. read-only: complete with the input ref;
-7. change detection against the baseline;
+7. change detection against the baseline (the workspace must still be the directory perago made,
+   never a symlink; fifos, sockets and devices fail the attempt);
 8. attempt fence; no change → no-op completion; change → stage → fence again → publish;
 9. always: staging cleanup, attempt directory cleanup, owner unregistration — never changing the
    result.
@@ -30,10 +32,10 @@ from pydantic import BaseModel
 
 from perago.attempt_types import AttemptStats, TaskAttempt
 from perago.attempt_workspace import (
-    create_attempt_workspace,
+    AttemptWorkspace,
     new_workspace_owner,
+    open_attempt_workspace,
     register_active_workspace_owner,
-    safe_cleanup_attempt_workspace,
     unregister_active_workspace_owner,
 )
 from perago.errors import (
@@ -200,15 +202,17 @@ def run_workspace_task_attempt(
     )
     owner = new_workspace_owner(owner_worker_id)
     register_active_workspace_owner(owner)
-    attempt_dir: Path | None = None
+    workspace: AttemptWorkspace | None = None
     staged: StagedWorkspace | None = None
     try:
         with stats.phase("validate_input"):
             workspace_input, params = parse_workspace_task_input(task, input_data)
         with stats.phase("prepare"):
-            attempt_dir = create_attempt_workspace(
+            # Owner record outside the workspace + heartbeat; the root is resolved once here.
+            workspace = open_attempt_workspace(
                 Path(workspace_root), attempt, execution_id=context.execution_id, owner=owner
             )
+            attempt_dir = workspace.path
         with stats.phase("download"):
             baseline = download_workspace(workspace_input, spec, attempt_dir)
             if baseline is None and not spec.read_only:
@@ -217,7 +221,11 @@ def run_workspace_task_attempt(
             stats.files_downloaded += baseline.file_count
             stats.bytes_downloaded += baseline.total_bytes
         with stats.phase("body"):
-            output = _run_workspace_body(task, spec, attempt_dir, params)
+            # Before the post guardrails look at it: the workspace must still be the directory
+            # perago made (a body may have replaced it by a symlink to somewhere else).
+            output = _run_workspace_body(
+                task, spec, attempt_dir, params, after_body=workspace.verify
+            )
         faults.reach("attempt.after_body", task_id=attempt.task_id)
         if spec.read_only:
             return completed_result(
@@ -225,7 +233,9 @@ def run_workspace_task_attempt(
             )
         assert baseline is not None  # writable tasks always have one (see download phase)
         with stats.phase("detect_changes"):
-            changes = detect_changes(attempt_dir, baseline)
+            with workspace.pinned():  # still that directory: nothing was read from elsewhere
+                changes = detect_changes(attempt_dir, baseline)
+            refuse_unsupported_entries(changes)
         with stats.phase("fence"):
             fence()
         if not changes.changed:
@@ -262,8 +272,8 @@ def run_workspace_task_attempt(
         with stats.phase("cleanup"):
             if staged is not None:
                 _cleanup_staging_safely(cleanup_staging, staged, attempt)
-            if attempt_dir is not None:
-                safe_cleanup_attempt_workspace(attempt_dir, attempt)
+            if workspace is not None:
+                workspace.safe_cleanup(attempt)
             unregister_active_workspace_owner(owner)
 
 
@@ -381,7 +391,12 @@ def staging_branch_name(attempt: object) -> str:
 
 
 def _run_workspace_body(
-    task: TaskDefinition, spec: WorkspaceSpec, directory: Path, params: BaseModel
+    task: TaskDefinition,
+    spec: WorkspaceSpec,
+    directory: Path,
+    params: BaseModel,
+    *,
+    after_body: Callable[[], object] | None = None,
 ) -> BaseModel:
     try:
         check_guardrails(directory, spec.pre, "pre")
@@ -390,6 +405,8 @@ def _run_workspace_body(
     except GuardrailViolation as exc:
         raise PreGuardrailViolation(str(exc)) from exc
     output = validate_task_output(task, task.fn(directory, params))
+    if after_body is not None:
+        after_body()
     try:
         check_guardrails(directory, spec.post, "post")
     except PostGuardrailViolation:
@@ -397,6 +414,20 @@ def _run_workspace_body(
     except GuardrailViolation as exc:
         raise PostGuardrailViolation(str(exc)) from exc
     return output
+
+
+def refuse_unsupported_entries(changes: ChangeSet) -> None:
+    """Fail on fifos, sockets and devices in the workspace (lakeFS stores regular files only),
+    naming the first one; they never make a change set "changed", so without this an attempt
+    whose only change is one would complete as a no-op."""
+    if not changes.unsupported:
+        return
+    path, kind = changes.unsupported[0]
+    more = len(changes.unsupported) - 1
+    others = f" (and {more} more unsupported entr{'y' if more == 1 else 'ies'})" if more else ""
+    raise TaskInputError(
+        f"workspace publication supports only regular files; {path} is a {kind}{others}"
+    )
 
 
 def _cleanup_staging_safely(

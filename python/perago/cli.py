@@ -13,6 +13,7 @@ import typer
 
 from perago import __version__
 from perago.cli_support import WarningPrinter, cli_errors, prepare_task
+from perago.config import conductor_auth
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -52,24 +53,40 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of lines."),
 ) -> None:
     """Validate the runtime config and the task module without touching the network."""
+    from perago.conductor_adapter import sdk_worker_settings
+
     printer = WarningPrinter()
     with cli_errors():
         prepared = prepare_task(module_target, printer)
+        auth = conductor_auth(prepared.config.merged_env)
     config = prepared.config
-    facts = {
+    # What the conductor-python worker would run with (same variables, same priority).
+    sdk_worker = sdk_worker_settings(prepared.task.name, config.merged_env)
+    if (ignored := sdk_worker.ignored_warning()) is not None:
+        printer.emit(ignored)
+    facts: dict[str, object] = {
         "workspace_root": str(config.workspace_root),
         "log_root": str(config.log_root),
         "worker_id_prefix": config.worker_id_prefix,
         "conductor": _configured(config.conductor),
         "lakefs": _configured(config.lakefs),
+        "conductor_auth": _configured(auth),
     }
     if as_json:
-        document = {"ok": True, "name": prepared.task.name, **facts}
+        document = {
+            "ok": True,
+            "name": prepared.task.name,
+            **facts,
+            "sdk_worker": sdk_worker.as_dict(),
+            "body_env_passthrough": list(config.body_env_passthrough),
+        }
         typer.echo(json.dumps({**document, "warnings": printer.messages}))
         return
     typer.echo(f"ok: {prepared.task.name}")
     for key, value in facts.items():
         typer.echo(f"{key}: {value}")
+    typer.echo(f"sdk_worker: {sdk_worker.describe()}")
+    typer.echo(f"body_env_passthrough: {','.join(config.body_env_passthrough) or '(none)'}")
 
 
 @app.command()
@@ -102,6 +119,7 @@ from perago.bench import stage as bench_stage  # noqa: E402
 from perago.bench import transfer as bench_transfer  # noqa: E402
 from perago.bench import worker_cli as bench_worker_cli  # noqa: E402
 from perago.bench.cli import bench_app  # noqa: E402
+from perago.bench.fleet import fleet_command as bench_fleet_command  # noqa: E402
 from perago.devservers.cli import dev_app  # noqa: E402
 from perago.run_cli import run_command  # noqa: E402
 
@@ -113,6 +131,7 @@ app.command("run")(run_command)
 bench_app.command("download")(bench_transfer.download_command)
 bench_app.command("upload")(bench_transfer.upload_command)
 bench_worker_cli.register(bench_app)
+bench_app.command("fleet")(bench_fleet_command)
 bench_app.command("stage")(bench_stage.stage_command)
 bench_app.command("attempt")(bench_attempt.attempt_command)
 app.add_typer(bench_app, name="bench")

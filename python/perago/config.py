@@ -10,10 +10,12 @@ at a time always sees the next one in the same order.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -25,19 +27,27 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr
 
 from perago.errors import RuntimeConfigError
+from perago.secure_files import ensure_private_directory, unsafe_directory_reason
 
 __all__ = [
+    "BODY_ENV_PASSTHROUGH",
+    "CREDENTIAL_VARIABLES",
     "DOTENV_FILENAME",
     "REPLACE_ME",
+    "ConductorAuth",
     "ConductorConfig",
     "ExecutionMode",
     "LakeFSConfig",
     "RuntimeConfig",
+    "body_environment_removals",
+    "conductor_auth",
     "current_worker_id",
     "derive_worker_id_prefix",
+    "host_token",
     "load_runtime_config",
     "merged_environment",
     "parse_dotenv",
+    "probe_writable_root",
     "slot_worker_id",
 ]
 
@@ -53,6 +63,8 @@ LOG_FILE_MAX_SIZE = "PERAGO_LOG_FILE_MAX_SIZE"
 LOG_RETENTION = "PERAGO_LOG_RETENTION"
 WORKER_ID_PREFIX = "PERAGO_WORKER_ID_PREFIX"
 WORKER_ID = "PERAGO_WORKER_ID"
+# Tells hosts (or containers sharing a kernel) apart: worker ids, supervisor locks, liveness.
+INSTANCE_ID = "PERAGO_INSTANCE_ID"
 EXECUTION_MODE = "PERAGO_EXECUTION_MODE"
 WORKSPACE_GC_TTL = "PERAGO_WORKSPACE_GC_TTL"
 WORKSPACE_GC_INTERVAL = "PERAGO_WORKSPACE_GC_INTERVAL"
@@ -64,6 +76,19 @@ LAKEFS_ENDPOINT_URL = "LAKECTL_SERVER_ENDPOINT_URL"
 LAKEFS_ACCESS_KEY_ID = "LAKECTL_CREDENTIALS_ACCESS_KEY_ID"
 LAKEFS_SECRET_ACCESS_KEY = "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY"
 LAKEFS_VARIABLES = (LAKEFS_ENDPOINT_URL, LAKEFS_ACCESS_KEY_ID, LAKEFS_SECRET_ACCESS_KEY)
+# Read by perago itself and passed to the Conductor SDK explicitly (never via os.environ).
+CONDUCTOR_AUTH_KEY = "CONDUCTOR_AUTH_KEY"
+CONDUCTOR_AUTH_SECRET = "CONDUCTOR_AUTH_SECRET"
+# Names of credential variables a task body's process (and its subprocesses) may still see.
+BODY_ENV_PASSTHROUGH = "PERAGO_BODY_ENV_PASSTHROUGH"
+# perago's own credentials: a worker removes them from its environment once its clients exist.
+CREDENTIAL_VARIABLES = (
+    LAKEFS_ACCESS_KEY_ID,
+    LAKEFS_SECRET_ACCESS_KEY,
+    CONDUCTOR_AUTH_KEY,
+    CONDUCTOR_AUTH_SECRET,
+)
+_CREDENTIAL_PREFIXES = ("LAKECTL_CREDENTIALS_", "CONDUCTOR_AUTH_")
 
 DEFAULT_LOG_FILE_MAX_SIZE = 100 * 1024 * 1024
 DEFAULT_LOG_RETENTION = timedelta(days=30)
@@ -81,6 +106,7 @@ _DURATION_RE = re.compile(r"([1-9][0-9]*)([smhd])", re.IGNORECASE)
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _PREFIX_RE = re.compile(r"[A-Za-z0-9]+")
 _INTEGER_RE = re.compile(r"[0-9]+")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 T = TypeVar("T")
 
@@ -103,12 +129,24 @@ class LakeFSConfig(BaseModel):
     secret_access_key: SecretStr
 
 
+class ConductorAuth(BaseModel):
+    """``CONDUCTOR_AUTH_KEY``/``CONDUCTOR_AUTH_SECRET``; the secret is redacted everywhere."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key_id: str
+    key_secret: SecretStr
+
+
 class RuntimeConfig(BaseModel):
     """The validated worker configuration (frozen).
 
     ``merged_env`` (not a field, so never part of a repr or dump) is the ``.env`` file overlaid by
-    the process environment; worker processes export it so SDKs that read the environment
-    themselves (e.g. ``CONDUCTOR_AUTH_KEY``) see ``.env`` values too.
+    the process environment. Every command builds its Conductor SDK configuration from it
+    (``CONDUCTOR_AUTH_KEY``/``SECRET`` passed explicitly, see ``conductor_auth``) and the worker
+    resolves the SDK's ``CONDUCTOR_WORKER_*`` settings from it; worker processes also get it as
+    their environment, minus perago's own credentials once their clients exist (except the names
+    in ``body_env_passthrough``, from ``PERAGO_BODY_ENV_PASSTHROUGH``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -126,6 +164,7 @@ class RuntimeConfig(BaseModel):
     control_timeout: timedelta = DEFAULT_CONTROL_TIMEOUT
     conductor: ConductorConfig | None = None
     lakefs: LakeFSConfig | None = None
+    body_env_passthrough: tuple[str, ...] = ()
 
     # A plain dict (not a proxy) so the config stays picklable for spawned worker processes.
     _merged_env: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -184,18 +223,49 @@ def derive_worker_id_prefix(module_target: str) -> str:
     return "".join(ch for ch in module_target if ch.isascii() and ch.isalnum())
 
 
-def slot_worker_id(prefix: str, slot: int) -> str:
-    """Stable id of supervisor slot ``slot`` (1-based): ``<prefix><slot:04d>``."""
+_HOST_TOKEN_MAX = 12
+_HOST_TOKEN_KEEP = 7
+
+
+def host_token(env: Mapping[str, str] | None = None) -> str:
+    """Short, readable name of this host for worker ids and per-host files (ADR 0006).
+
+    ``PERAGO_INSTANCE_ID`` when set, else the first label of the host name, reduced to lower-case
+    ASCII letters and digits. Up to 12 characters are kept as they are; a longer name keeps its
+    first 7 and adds 5 hex digits of its SHA-256, so ``worker-node-17`` and ``worker-node-18``
+    never collapse into the same token.
+    """
+    environment = os.environ if env is None else env
+    source = environment.get(INSTANCE_ID, "").strip()
+    if not source:
+        source = socket.gethostname().split(".", 1)[0].strip() or "localhost"
+    cleaned = "".join(ch for ch in source.lower() if ch.isascii() and ch.isalnum())
+    if cleaned and len(cleaned) <= _HOST_TOKEN_MAX:
+        return cleaned
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    return (cleaned[:_HOST_TOKEN_KEEP] or "h") + digest[: _HOST_TOKEN_MAX - _HOST_TOKEN_KEEP]
+
+
+def slot_worker_id(prefix: str, slot: int, host: str | None = None) -> str:
+    """Stable id of supervisor slot ``slot`` (1-based): ``<prefix><slot:04d>-<host>``.
+
+    The legacy ``<prefix><slot:04d>`` stays the id's literal beginning (the prefix has no ``-``,
+    so the first ``-`` always separates it from the host token); without ``host`` it is the
+    whole id.
+    """
     if slot < 1:
         raise ValueError("worker slot must be at least 1")
-    return f"{prefix}{slot:04d}"
+    base = f"{prefix}{slot:04d}"
+    return f"{base}-{host}" if host else base
 
 
 def current_worker_id(config: RuntimeConfig, env: Mapping[str, str] | None = None) -> str:
-    """``PERAGO_WORKER_ID`` (set by the supervisor) or ``<prefix>-pid-<pid>`` when unsupervised."""
+    """``PERAGO_WORKER_ID`` (set by the supervisor) or ``<prefix>-pid-<pid>-<host>`` when
+    unsupervised (``host_token`` of ``env`` over the config's merged environment)."""
     environment = os.environ if env is None else env
     supplied = environment.get(WORKER_ID, "").strip()
-    return supplied or f"{config.worker_id_prefix}-pid-{os.getpid()}"
+    host = host_token({**config.merged_env, **environment})
+    return supplied or f"{config.worker_id_prefix}-pid-{os.getpid()}-{host}"
 
 
 class _Reader:
@@ -315,10 +385,80 @@ def _lakefs(reader: _Reader) -> LakeFSConfig | None:
     )
 
 
-def probe_writable_root(path: Path) -> None:
-    """Create ``path`` and prove a file can be written inside it; ``RuntimeConfigError`` if not."""
+def _conductor_auth(reader: _Reader) -> ConductorAuth | None:
+    key, secret = reader.value(CONDUCTOR_AUTH_KEY), reader.value(CONDUCTOR_AUTH_SECRET)
+    if key is None and secret is None:
+        return None
+    if key is None or secret is None:
+        missing = CONDUCTOR_AUTH_KEY if key is None else CONDUCTOR_AUTH_SECRET
+        raise RuntimeConfigError(f"Conductor auth config is incomplete; missing {missing}")
+    return ConductorAuth(key_id=key, key_secret=SecretStr(secret))
+
+
+def conductor_auth(environment: Mapping[str, str]) -> ConductorAuth | None:
+    """The Conductor key pair in ``environment`` (a merged ``.env`` + environment), if any.
+
+    Same rules as every connection value: blank is unset, ``replace-me`` and a lone key or
+    secret are ``RuntimeConfigError``s.
+    """
+    return _conductor_auth(_Reader(environment))
+
+
+def _parse_passthrough(name: str, value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if any(_ENV_NAME_RE.fullmatch(item) is None for item in names):
+        raise RuntimeConfigError(
+            f"{name} must be a comma-separated list of environment variable names"
+        )
+    return names
+
+
+def body_environment_removals(
+    environment: Mapping[str, str], passthrough: tuple[str, ...] = ()
+) -> list[str]:
+    """Names of perago's own credentials in ``environment`` that a task body must not inherit.
+
+    That is ``CREDENTIAL_VARIABLES`` and anything else named ``LAKECTL_CREDENTIALS_*`` or
+    ``CONDUCTOR_AUTH_*``, except the names the task's operator lists in
+    ``PERAGO_BODY_ENV_PASSTHROUGH``.
+    """
+    keep = set(passthrough)
+    credentials = (
+        key
+        for key in environment
+        if key in CREDENTIAL_VARIABLES or key.startswith(_CREDENTIAL_PREFIXES)
+    )
+    return sorted(key for key in credentials if key not in keep)
+
+
+def _refuse_unsafe(path: Path, variable: str | None) -> None:
+    reason = unsafe_directory_reason(path)
+    if reason is None:
+        return
+    hint = f" (set {variable} to a directory of your own)" if variable else ""
+    raise RuntimeConfigError(f"{path} {reason}; refusing to use it{hint}")
+
+
+def probe_writable_root(
+    path: Path, *, variable: str | None = None, parents: tuple[Path, ...] = ()
+) -> None:
+    """Create ``path`` (new directories 0700) and prove a file can be written inside it.
+
+    ``path`` and the ``parents`` named (the shared ``<tempdir>/perago`` of the default roots)
+    must be safe directories: not a symlink, owned by the current user (or root), and not
+    writable by others without the sticky bit. Raises ``RuntimeConfigError`` otherwise, or
+    ``<path> is not writable: ...`` when it cannot be created or written.
+    """
+    guarded = (*parents, path)
+    for directory in guarded:  # before creating anything inside a directory someone else owns
+        _refuse_unsafe(directory, variable)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_private_directory(path)
+    except OSError as exc:
+        raise RuntimeConfigError(f"{path} is not writable: {exc}") from exc
+    for directory in guarded:  # and what exists now, in case it changed meanwhile
+        _refuse_unsafe(directory, variable)
+    try:
         probe = Path(tempfile.mkdtemp(prefix=".perago-check-", dir=path))
         try:
             (probe / "write-test").write_bytes(b"ok")
@@ -366,10 +506,15 @@ def load_runtime_config(
     server_url = reader.value(CONDUCTOR_SERVER_URL)
     conductor = None if server_url is None else ConductorConfig(server_url=server_url)
     lakefs = _lakefs(reader)
+    _conductor_auth(reader)  # validated here; the SDK configuration reads it from merged_env
+    no_passthrough: tuple[str, ...] = ()
+    body_env_passthrough = reader.parsed(BODY_ENV_PASSTHROUGH, _parse_passthrough, no_passthrough)
 
     if probe_roots:
-        probe_writable_root(workspace_root)
-        probe_writable_root(log_root)
+        # The default roots share <tempdir>/perago, which another user could have created.
+        for root, variable in ((workspace_root, WORKSPACE_ROOT), (log_root, LOG_ROOT)):
+            shared = (default_base,) if root.parent == default_base else ()
+            probe_writable_root(root, variable=variable, parents=shared)
 
     config = RuntimeConfig(
         workspace_root=workspace_root,
@@ -385,6 +530,7 @@ def load_runtime_config(
         control_timeout=control_timeout,
         conductor=conductor,
         lakefs=lakefs,
+        body_env_passthrough=body_env_passthrough,
     )
     config._merged_env = environment
     return config

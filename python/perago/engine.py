@@ -106,8 +106,12 @@ def download_prefix(
     part_size: int | None = None,
     ranged_threshold: int | None = None,
     progress: RawProgress | None = None,
+    before_write: Callable[[str, int], object] | None = None,
 ) -> _native.DownloadResult:
-    """Download ``repo@ref`` under ``prefix`` into ``dest`` (GIL released, Ctrl-C cancels)."""
+    """Download ``repo@ref`` under ``prefix`` into ``dest`` (GIL released, Ctrl-C cancels).
+
+    ``before_write(canonical dest, listed total bytes)`` runs once after the listing and before
+    anything is written; what it raises ends the download as it is."""
     return _native.download_prefix(
         client,
         repo,
@@ -118,6 +122,7 @@ def download_prefix(
         part_size=part_size,
         ranged_threshold=ranged_threshold,
         progress=progress,
+        before_write=before_write,
     )
 
 

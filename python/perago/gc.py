@@ -1,16 +1,33 @@
-"""Workspace garbage collection: attempt directories left behind by dead or unknown owners.
+"""Workspace garbage collection: attempt directories whose owner is gone.
 
-Only the workspace root's direct children are examined (an attempt directory is always a direct
-child); nothing inside a workspace is ever walked. A directory is removed only when it carries the
-attempt marker, is older than the TTL, and its owner process is dead or unknown. Each entry is
-handled on its own: one bad entry is reported and the pass continues.
+Candidates are the attempts named by owner records (``<root>/.perago-attempts/*.json``, see
+:mod:`perago.attempt_workspace`) plus, for directories of older versions without a record, the
+root's direct children carrying the marker. Nothing inside a workspace is ever walked, and the
+marker is not needed: a body that emptied its workspace leaves the record outside it.
+
+Liveness is judged only where it can be (:func:`perago.process_liveness.judge`):
+
+* owner **alive** (same host, boot and pid namespace; pid running with the same start time), or
+  the attempt is one of this process's running attempts → kept, whatever its age;
+* owner **dead** (same host, boot and pid namespace; pid gone or reused) → removed once its
+  last heartbeat (the record's mtime) is older than the TTL (``ttl=0``: at once);
+* owner **unknown** (another host, boot or pid namespace — a shared root) → removed only once
+  its heartbeat is older than the TTL and than three heartbeat intervals: a live owner touches
+  its record every ``HEARTBEAT_INTERVAL_SECONDS``, so nothing another live process owns is swept;
+* a marker-only directory (no record) has no identity: unknown, with its ``started_at`` as the
+  heartbeat.
+
+A targeted sweep (``only_dead_owners`` at worker start, ``only_owner_pid`` by the supervisor
+after a worker died, ``only_owner_worker_id``) removes only owners judged **dead**. Removal
+never follows a symlink (the body may have replaced its workspace by one): the link is
+unlinked, the record removed last. Each entry is handled on its own: one bad entry is
+reported and the pass goes on.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,19 +37,43 @@ from typing import Any
 
 from loguru import logger
 
-from perago.attempt_workspace import ATTEMPT_WORKSPACE_MARKER
+from perago.attempt_workspace import (
+    ATTEMPT_RECORDS_DIRNAME,
+    ATTEMPT_WORKSPACE_MARKER,
+    HEARTBEAT_INTERVAL_SECONDS,
+    AttemptRecord,
+    active_workspace_owner_tokens,
+    attempt_record_path,
+    is_attempt_directory_name,
+    read_attempt_record,
+    record_heartbeat,
+    remove_attempt_entry,
+)
+from perago.process_liveness import Liveness, ProcessIdentity, current_process_identity, judge
+
+UNKNOWN_OWNER_MIN_SILENCE = timedelta(seconds=3 * HEARTBEAT_INTERVAL_SECONDS)
 
 ATTEMPT_MARKER = ATTEMPT_WORKSPACE_MARKER
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass(frozen=True)
 class AttemptMarker:
+    """What GC knows about one attempt directory's owner (from its record, else its marker)."""
+
     directory: Path
     owner_worker_id: str | None
     owner_pid: int | None
     owner_token: str | None
     started_at: datetime
+    identity: ProcessIdentity | None = None
+    """None for a marker-only directory (older versions): its owner cannot be judged."""
+    heartbeat_at: datetime | None = None
+    """The record's mtime; None for a marker-only directory (``started_at`` stands in)."""
+    record: AttemptRecord | None = None
+
+    @property
+    def last_seen(self) -> datetime:
+        return self.heartbeat_at or self.started_at
 
 
 @dataclass
@@ -69,32 +110,57 @@ def read_marker(directory: Path) -> AttemptMarker | None:
     )
 
 
-def _process_start_time(pid: int) -> datetime | None:
-    """Wall-clock start of a live process (Linux /proc), used to detect pid reuse."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-        uptime = float(Path("/proc/uptime").read_text(encoding="ascii").split()[0])
-    except (OSError, ValueError):
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    started_ticks = int(fields[19])
-    seconds_ago = uptime - started_ticks / _CLOCK_TICKS
-    return datetime.now(UTC) - timedelta(seconds=seconds_ago)
+def read_record(root: Path, name: str) -> AttemptMarker:
+    """The owner of attempt ``name`` as its record names it (``ValueError``/``OSError``)."""
+    path = attempt_record_path(root, name)
+    record = read_attempt_record(path)
+    return AttemptMarker(
+        directory=root / name,
+        owner_worker_id=record.owner_worker_id,
+        owner_pid=record.owner.pid,
+        owner_token=record.owner_token,
+        started_at=record.started_at_datetime,
+        identity=record.owner,
+        heartbeat_at=record_heartbeat(path),
+        record=record,
+    )
 
 
-def owner_is_alive(marker: AttemptMarker) -> bool:
-    """True when the marker's owner pid runs and was started before the attempt (no pid reuse)."""
-    if marker.owner_pid is None:
-        return False
+def owner_liveness(marker: AttemptMarker, active_tokens: Iterable[str] = ()) -> Liveness:
+    """``alive`` / ``dead`` / ``unknown`` for an attempt's owner (see the module docstring).
+
+    An owner that is this very process is alive only while the attempt is one it runs."""
+    if marker.owner_token is not None and marker.owner_token in set(active_tokens):
+        return "alive"
+    if marker.identity is None:
+        return "unknown"
+    if marker.identity == current_process_identity():
+        return "dead"  # this process, but not one of its running attempts: it ended
+    return judge(marker.identity)
+
+
+def _candidates(root: Path, report: GcReport) -> list[tuple[str, bool]]:
+    """(name, has record) of every attempt under ``root``, sorted by name."""
+    names: dict[str, bool] = {}
+    records = root / ATTEMPT_RECORDS_DIRNAME
     try:
-        os.kill(marker.owner_pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    started = _process_start_time(marker.owner_pid)
-    # A process that started after the attempt began cannot be its owner: the pid was reused.
-    return started is None or started <= marker.started_at + timedelta(seconds=2)
+        listed = sorted(os.listdir(records)) if records.is_dir() else []
+    except OSError as exc:
+        report.errors.append((records, f"{type(exc).__name__}: {exc}"))
+        listed = []
+    for file_name in listed:
+        stem = file_name.removesuffix(".json")
+        if stem != file_name and is_attempt_directory_name(stem):
+            names[stem] = True
+    for child in sorted(root.iterdir()):
+        if child.name in names or child.name == ATTEMPT_RECORDS_DIRNAME:
+            continue
+        try:
+            if not child.is_symlink() and child.is_dir() and (child / ATTEMPT_MARKER).is_file():
+                names[child.name] = False
+        except OSError as exc:
+            report.errors.append((child, f"{type(exc).__name__}: {exc}"))
+    return sorted(names.items())
 
 
 def collect_attempt_workspaces(
@@ -102,42 +168,51 @@ def collect_attempt_workspaces(
     *,
     ttl: timedelta,
     now: datetime | None = None,
-    is_alive: Callable[[AttemptMarker], bool] = owner_is_alive,
-    active_tokens: Iterable[str] = (),
+    liveness: Callable[[AttemptMarker], Liveness] | None = None,
+    active_tokens: Iterable[str] | None = None,
     only_owner_worker_id: str | None = None,
     only_owner_pid: int | None = None,
+    only_dead_owners: bool = False,
 ) -> GcReport:
-    """One GC pass over ``root``'s direct children; never raises for a single bad entry."""
+    """One GC pass over ``root``; never raises for a single bad entry.
+
+    ``liveness`` overrides :func:`owner_liveness` (tests); ``active_tokens`` defaults to the
+    attempts this process is running."""
     report = GcReport()
     if not root.is_dir():
         return report
     moment = now or datetime.now(UTC)
-    tokens = set(active_tokens)
+    tokens = frozenset(active_workspace_owner_tokens() if active_tokens is None else active_tokens)
+    targeted = only_dead_owners or only_owner_worker_id is not None or only_owner_pid is not None
     try:
-        children = sorted(root.iterdir())
+        candidates = _candidates(root, report)
     except OSError as exc:
         report.errors.append((root, f"{type(exc).__name__}: {exc}"))
         return report
-    for child in children:
+    for name, has_record in candidates:
+        directory = root / name
         try:
-            if child.is_symlink() or not child.is_dir():
-                continue
-            marker = read_marker(child)
+            marker = read_record(root, name) if has_record else read_marker(directory)
             if marker is None:
                 continue
             if only_owner_worker_id is not None and marker.owner_worker_id != only_owner_worker_id:
                 continue
-            if only_owner_pid is not None and marker.owner_pid != only_owner_pid:
+            if only_owner_pid is not None and (
+                marker.identity is None or marker.identity.pid != only_owner_pid
+            ):
                 continue
-            too_young = moment - marker.started_at < ttl
-            owned = (marker.owner_token in tokens) or is_alive(marker)
-            if too_young or owned:
-                report.kept.append(child)
+            state = liveness(marker) if liveness is not None else owner_liveness(marker, tokens)
+            # A live owner elsewhere proves itself only by its heartbeat: never call it stale
+            # before it has missed a few, whatever the TTL says.
+            threshold = ttl if state == "dead" else max(ttl, UNKNOWN_OWNER_MIN_SILENCE)
+            expired = moment - marker.last_seen >= threshold
+            if state == "alive" or (targeted and state != "dead") or not expired:
+                report.kept.append(directory)
                 continue
-            shutil.rmtree(child)
-            report.removed.append(child)
+            if remove_attempt_entry(root, name):
+                report.removed.append(directory)
         except Exception as exc:  # one bad entry must never stop the pass
-            report.errors.append((child, f"{type(exc).__name__}: {exc}"))
+            report.errors.append((directory, f"{type(exc).__name__}: {exc}"))
     for path, error in report.errors:
         logger.bind(workspace_dir=str(path), error=error).warning(
             "workspace garbage collection skipped an entry"

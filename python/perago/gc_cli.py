@@ -8,12 +8,20 @@ from perago.cli_support import CliError, cli_errors
 from perago.config import RuntimeConfig, load_runtime_config
 
 LAKEFS_OPTION = typer.Option(
-    None, "--lakefs", metavar="REPO", help="Also delete stale perago staging branches of REPO."
+    None,
+    "--lakefs",
+    metavar="REPO",
+    help="Also delete perago staging branches of REPO whose task Conductor reports ended.",
 )
 
 
 def gc_command(lakefs_repository: str | None = LAKEFS_OPTION) -> None:
-    """Remove attempt workspaces and staging branches older than PERAGO_WORKSPACE_GC_TTL."""
+    """Remove attempt workspaces whose owner is gone and staging branches proven abandoned.
+
+    A workspace goes when its owner process is dead (this host) or its heartbeat is older than
+    PERAGO_WORKSPACE_GC_TTL (another host); a staging branch only when Conductor shows that its
+    attempt can never publish (never by age).
+    """
     from perago.gc import collect_attempt_workspaces
 
     with cli_errors():
@@ -38,15 +46,32 @@ def gc_command(lakefs_repository: str | None = LAKEFS_OPTION) -> None:
 
 
 def _collect_staging_branches(config: RuntimeConfig, repository: str) -> list[str]:
-    from perago.lakefs_runtime import LakeFSWorkspaceRuntime
+    """Delete the staging branches proven abandoned (perago.staging_gc); without Conductor none
+    can be proven, so none is deleted."""
+    from perago.conductor_adapter import ConductorClient
+    from perago.lakefs_runtime import LakeFSWorkspaceRuntime, StaleStagingBranch
 
     assert config.lakefs is not None
-    runtime = LakeFSWorkspaceRuntime.from_config(config.lakefs)
-    stale = runtime.list_stale_staging_branches(repository, config.workspace_gc_ttl)
+    timeout = config.control_timeout.total_seconds()
+    runtime = LakeFSWorkspaceRuntime.from_config(config.lakefs, control_timeout_seconds=timeout)
+    if config.conductor is None:
+        typer.echo(
+            "note: staging branches not collected: CONDUCTOR_SERVER_URL is not set (a staging "
+            "branch is deleted only when Conductor shows its task can no longer publish)",
+            err=True,
+        )
+        return []
+    client = ConductorClient(
+        config.conductor.server_url, timeout_seconds=timeout, env=config.merged_env
+    )
+    kept: list[StaleStagingBranch] = []
+    stale = runtime.list_stale_staging_branches(repository, client, kept)
+    for item in kept:
+        typer.echo(f"kept staging branch: {repository}/{item.branch} ({item.reason})")
     failed = set(runtime.delete_staging_branches(stale))
     for branch in sorted(failed):
         typer.echo(f"warning: could not delete staging branch {repository}/{branch}", err=True)
-    return [item.branch for item in stale if item.branch not in failed]
+    return [f"{item.branch} ({item.reason})" for item in stale if item.branch not in failed]
 
 
 def _reconcile_publications(config: RuntimeConfig, repository: str) -> None:
@@ -59,7 +84,9 @@ def _reconcile_publications(config: RuntimeConfig, repository: str) -> None:
         typer.echo("note: publications not reconciled: CONDUCTOR_SERVER_URL is not set", err=True)
         return
     timeout = config.control_timeout.total_seconds()
-    client = ConductorClient(config.conductor.server_url, timeout_seconds=timeout)
+    client = ConductorClient(
+        config.conductor.server_url, timeout_seconds=timeout, env=config.merged_env
+    )
     runtime = LakeFSWorkspaceRuntime.from_config(config.lakefs, control_timeout_seconds=timeout)
     failures: list[tuple[str, str]] = []
     for branch, commit in runtime.reconcile_publications(repository, client, failures):

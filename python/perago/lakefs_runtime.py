@@ -12,17 +12,18 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from perago import snapshot, transfer
+from perago import snapshot, staging_gc, transfer
 from perago.attempt import StagedWorkspace, TaskExecutionContext, staging_branch_name
 from perago.config import LakeFSConfig
 from perago.controls import PublishBudget
 from perago.errors import PublishFenceError, TaskInputError
 from perago.lakefs_control import DEFAULT_CONTROL_TIMEOUT_SECONDS, LakeFSControl, LakeFSRequestError
 from perago.models import WorkspaceInput, WorkspaceSpec
+from perago.publication import faults
 from perago.publication.decision import AttemptIdentity
 from perago.publication.guard import OwnPublication
 from perago.publication.publisher import (
@@ -31,11 +32,13 @@ from perago.publication.publisher import (
     ReferenceAttemptsReader,
     TaskStateReader,
 )
+from perago.space_ledger import reserve_for_download
 from perago.workspace_sync import check_publishable_entry, workspace_object_path
 
 __all__ = [
     "STAGING_BRANCH_PREFIX",
     "LakeFSWorkspaceRuntime",
+    "StagingOwnerReader",
     "StaleStagingBranch",
     "publication_metadata",
 ]
@@ -45,10 +48,21 @@ STAGING_BRANCH_PREFIX = "perago-staging-"
 
 @dataclass(frozen=True)
 class StaleStagingBranch:
+    """A staging branch the staging GC judged: abandoned (listed) or kept, and why."""
+
     repository: str
     branch: str
     head: str
-    head_created: datetime
+    head_created: datetime | None
+    reason: str = ""
+
+
+class StagingOwnerReader(Protocol):
+    """Conductor as the staging GC asks it (``ConductorClient.staging_task_state``)."""
+
+    def staging_task_state(
+        self, task_id: str, workflow_instance_id: str | None = None
+    ) -> staging_gc.StagingTaskState: ...
 
 
 def publication_metadata(context: TaskExecutionContext) -> dict[str, str]:
@@ -162,17 +176,22 @@ class LakeFSWorkspaceRuntime:
     def download_workspace(
         self, workspace: WorkspaceInput, spec: WorkspaceSpec, directory: Path
     ) -> snapshot.Snapshot:
-        """Materialise ``repository@ref`` under the prefix into ``directory``; return baseline."""
-        result = transfer.download_prefix(
-            self._transfer_client(),
-            None,
-            workspace.repository,
-            workspace.ref,
-            "" if spec.prefix == "/" else spec.prefix,
-            directory,
-            concurrency=self._download_concurrency,
-            progress=self._progress,
-        )
+        """Materialise ``repository@ref`` under the prefix into ``directory``; return baseline.
+
+        The listed total is reserved in the workspace root's space ledger before anything is
+        written and released when the download ends (:mod:`perago.space_ledger`)."""
+        with reserve_for_download(directory) as before_write:
+            result = transfer.download_prefix(
+                self._transfer_client(),
+                None,
+                workspace.repository,
+                workspace.ref,
+                "" if spec.prefix == "/" else spec.prefix,
+                directory,
+                concurrency=self._download_concurrency,
+                progress=self._progress,
+                before_write=before_write,
+            )
         known = [(path, digest) for path, _size, digest in result.entries()]
         return snapshot.snapshot_from_known_hashes(directory, known)
 
@@ -192,6 +211,9 @@ class LakeFSWorkspaceRuntime:
         branch = staging_branch_name(context)
         self._control.create_branch(workspace.repository, branch, workspace.ref)
         try:
+            # The branch's head is A and nothing is uncommitted yet: staging GC must prove its
+            # task ended (perago.staging_gc) — tests hold attempts here and run gc.
+            faults.reach("stage.after_branch", task_id=context.attempt.task_id)
             if deletes:
                 transfer.delete_objects(
                     self._transfer_client(), None, workspace.repository, branch, deletes
@@ -206,6 +228,7 @@ class LakeFSWorkspaceRuntime:
                     concurrency=self._upload_concurrency,
                     progress=self._progress,
                 )
+            faults.reach("stage.before_commit", task_id=context.attempt.task_id)
             commit = self._control.commit(
                 workspace.repository,
                 branch,
@@ -268,19 +291,34 @@ class LakeFSWorkspaceRuntime:
     # -- staging branch GC ---------------------------------------------------------------------
 
     def list_stale_staging_branches(
-        self, repository: str, older_than: timedelta
+        self,
+        repository: str,
+        owners: StagingOwnerReader | None,
+        kept: list[StaleStagingBranch] | None = None,
     ) -> list[StaleStagingBranch]:
-        """Staging branches whose head commit is older than ``older_than`` and that hold no
-        uncommitted changes (a staging in progress always has some once its uploads began)."""
-        cutoff = datetime.now(UTC) - older_than
+        """Staging branches proven abandoned (:mod:`perago.staging_gc`: the attempt that made
+        it can never pass its fence again), never by age. ``owners`` is Conductor; without it
+        nothing is proven and nothing is listed. Branches kept are appended to ``kept`` with
+        the reason; one branch that cannot be read never stops the pass (kept, reason given)."""
         stale = []
         for name, head in self._control.iter_branches(repository, STAGING_BRANCH_PREFIX):
-            commit = self._control.get_commit(repository, head)
-            if commit.creation_date >= cutoff:
+            try:
+                commit = self._control.get_commit(repository, head)
+                owner = staging_gc.staging_owner(name, commit.metadata)
+                state = None
+                if owner is not None and owners is not None:
+                    known_workflow = owner.workflow_instance_id if owner.name_checked else None
+                    state = owners.staging_task_state(owner.task_id, known_workflow)
+                verdict = staging_gc.judge_staging_branch(name, owner, state)
+            except LakeFSRequestError as exc:
+                if kept is not None:
+                    kept.append(StaleStagingBranch(repository, name, head, None, str(exc)))
                 continue
-            if self._control.has_uncommitted_changes(repository, name):
-                continue
-            stale.append(StaleStagingBranch(repository, name, head, commit.creation_date))
+            item = StaleStagingBranch(repository, name, head, commit.creation_date, verdict.reason)
+            if verdict.abandoned:
+                stale.append(item)
+            elif kept is not None:
+                kept.append(item)
         return stale
 
     def reconcile_publications(
@@ -310,8 +348,9 @@ class LakeFSWorkspaceRuntime:
         for stale in branches:
             try:
                 self._control.delete_branch(stale.repository, stale.branch)
-            except LakeFSRequestError:
-                failed.append(stale.branch)
+            except LakeFSRequestError as exc:
+                if exc.status != 404:  # its own attempt's cleanup may have won the race
+                    failed.append(stale.branch)
         return failed
 
     # -- helpers -------------------------------------------------------------------------------

@@ -124,6 +124,31 @@ def process_start_ticks(pid: int) -> int | None:
         return None
 
 
+def is_zombie(pid: int) -> bool:
+    """True when ``pid`` has exited and only waits to be reaped (it can do nothing any more:
+    an orphan whose reaper is slow, e.g. a container's init, must not count as running)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[-1].split()
+    return bool(fields) and fields[0] in {"Z", "X"}
+
+
+def identity_of(pid: int, env: Mapping[str, str] | None = None) -> ProcessIdentity | None:
+    """The identity of another process of this host, boot and pid namespace (e.g. a child)."""
+    ticks = process_start_ticks(pid)
+    if ticks is None:
+        return None
+    return ProcessIdentity(
+        host_id=host_id(env),
+        boot_id=boot_id(),
+        pid_namespace=pid_namespace(),
+        pid=pid,
+        start_ticks=ticks,
+    )
+
+
 def current_process_identity(env: Mapping[str, str] | None = None) -> ProcessIdentity:
     pid = os.getpid()
     return ProcessIdentity(
@@ -145,7 +170,7 @@ def judge(identity: ProcessIdentity, env: Mapping[str, str] | None = None) -> Li
         here.pid_namespace,
     ):
         return "unknown"
-    if not pid_exists(identity.pid):
+    if not pid_exists(identity.pid) or is_zombie(identity.pid):
         return "dead"
     started = process_start_ticks(identity.pid)
     if started is not None and identity.start_ticks and started != identity.start_ticks:

@@ -18,9 +18,11 @@ def register_command(module_target: str = MODULE_ARGUMENT) -> None:
         prepared = prepare_task(module_target, printer)
         if prepared.config.conductor is None:
             raise CliError("CONDUCTOR_SERVER_URL is required for perago register")
+        # The key pair comes from the merged .env + environment, like for every other command.
         client = ConductorClient(
             prepared.config.conductor.server_url,
             timeout_seconds=prepared.config.control_timeout.total_seconds(),
+            env=prepared.config.merged_env,
         )
         try:
             action = client.register_taskdef(prepared.taskdef)

@@ -4,6 +4,7 @@ Layout: ``<log_root>/<module>/worker_id=<id>/pid=<pid>__started=<UTC stamp>[.<n>
 Every line is one JSON object ``{"time": <UTC ISO-8601>, "level", "message", "worker_id", "pid",
 ...bound fields}``. Retention prunes by modification time across the whole module directory, so
 files of earlier processes (restarts, previous runs) are pruned too, not only rotated siblings.
+Directories perago creates here are 0700 and log files 0600, opened without following symlinks.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from loguru import logger
+
+from perago.secure_files import ensure_private_directory, open_private_append
 
 _UNSAFE_SEGMENT = re.compile(r"[^A-Za-z0-9_.=-]+")
 LOG_SUFFIX = ".jsonl"
@@ -59,6 +62,11 @@ def prune_logs(module_dir: Path, retention: timedelta, *, keep: Path | None = No
     return removed
 
 
+def _open_log(path: Path) -> TextIO:
+    """Append to ``path`` (created 0600); a symlink planted there is refused, not followed."""
+    return os.fdopen(open_private_append(path), "a", encoding="utf-8")
+
+
 class JsonlFileSink:
     """A thread-safe JSONL writer that rotates at ``max_bytes`` and prunes on rotation."""
 
@@ -72,12 +80,13 @@ class JsonlFileSink:
         self._retention = retention
         self._module_dir = module_dir
         self._lock = threading.Lock()
-        self._directory.mkdir(parents=True, exist_ok=True)
+        # Logs may carry task inputs and failure details: directories 0700, files 0600.
+        ensure_private_directory(self._directory)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self._base = f"pid={os.getpid()}__started={stamp}"
         self._index = 0
         self.path = self._path_for(0)
-        self._handle = self.path.open("a", encoding="utf-8")
+        self._handle = _open_log(self.path)
         self._size = self.path.stat().st_size
         prune_logs(self._module_dir, self._retention, keep=self.path)
 
@@ -99,7 +108,7 @@ class JsonlFileSink:
         self._handle.close()
         self._index += 1
         self.path = self._path_for(self._index)
-        self._handle = self.path.open("a", encoding="utf-8")
+        self._handle = _open_log(self.path)
         self._size = 0
         prune_logs(self._module_dir, self._retention, keep=self.path)
 

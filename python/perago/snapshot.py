@@ -136,6 +136,10 @@ class ChangeSet(BaseModel):
 
     @property
     def changed(self) -> bool:
+        """Whether anything publishable changed. ``unsupported`` entries (fifos, sockets,
+        devices) never count here: the attempt core refuses them separately
+        (``perago.attempt.refuse_unsupported_entries``), so a change made only of them fails
+        instead of completing as a no-op."""
         return bool(self.added or self.modified or self.removed or self.type_changed)
 
     @classmethod

@@ -7,7 +7,7 @@ from enum import StrEnum
 import typer
 
 from perago.cli_support import CliError, WarningPrinter, cli_errors, prepare_task
-from perago.config import load_runtime_config
+from perago.config import host_token, load_runtime_config
 
 
 class ExecutionModeOption(StrEnum):
@@ -37,6 +37,7 @@ def start_command(
     from perago.conductor_adapter import (
         ConductorClient,
         describe_conductor_error,
+        sdk_worker_settings,
         short_lease_warning,
         taskdef_drift,
     )
@@ -55,7 +56,9 @@ def start_command(
         if task.has_workspace and config.lakefs is None:
             raise CliError("LakeFS config is required for workspace tasks")
         client = ConductorClient(
-            config.conductor.server_url, timeout_seconds=config.control_timeout.total_seconds()
+            config.conductor.server_url,
+            timeout_seconds=config.control_timeout.total_seconds(),
+            env=config.merged_env,
         )
         try:
             registered = client.get_taskdef(task.name)
@@ -76,11 +79,14 @@ def start_command(
             printer.emit(drift.describe(task.name))
         if (lease_warning := short_lease_warning(task.name, registered)) is not None:
             printer.emit(lease_warning)
+        sdk_settings = sdk_worker_settings(task.name, config.merged_env)
+        if (ignored := sdk_settings.ignored_warning()) is not None:
+            printer.emit(ignored)
         mode = execution_mode.value if execution_mode is not None else config.execution_mode
         install_jsonl_sink(
             log_root=config.log_root,
             module_target=module_target,
-            worker_id=f"{config.worker_id_prefix}Supervisor",
+            worker_id=f"{config.worker_id_prefix}Supervisor-{host_token(config.merged_env)}",
             max_bytes=config.log_file_max_size,
             retention=config.log_retention,
         )

@@ -162,6 +162,7 @@ def download_prefix(  # noqa: PLR0917 - positional order is the documented API
     part_size: int | None = None,
     ranged_threshold: int | None = None,
     progress: ProgressCallback | None = None,
+    before_write: Callable[[str, int], object] | None = None,
 ) -> DownloadResult:
     """Materialise ``repo@ref`` under ``prefix`` into ``dest`` (created if missing).
 
@@ -172,6 +173,10 @@ def download_prefix(  # noqa: PLR0917 - positional order is the documented API
     none for one on this machine (loopback), where one stream per object is already CPU-bound.
     The result keeps the per-file (path, size, BLAKE3) list native: ``result.entries()``,
     ``result.hash_of(rel_path)``, ``result.file_count``, ``result.bytes``, ``result.root``.
+
+    ``before_write(canonical dest, listed total bytes)`` is called once after the listing and
+    before anything is written (see :mod:`perago.space_ledger`: the attempt reserves disk space
+    there); an exception it raises ends the download unchanged.
     """
     return engine.download_prefix(
         _client(endpoint, credentials),
@@ -183,6 +188,7 @@ def download_prefix(  # noqa: PLR0917 - positional order is the documented API
         part_size=part_size,
         ranged_threshold=ranged_threshold,
         progress=_raw_progress(progress),
+        before_write=before_write,
     )
 
 

@@ -5,11 +5,14 @@ what happens inside ``execute``: mapping the task, running the attempt, per-atte
 and the local deadline (``timeoutSeconds``). In process mode a watchdog reports an overdue attempt
 FAILED and ends the process (the supervisor restarts the slot at once), so a hung body never holds
 its lease. Shutdown (SIGTERM/SIGINT) stops polling, hands any newly received task back to the
-queue, lets the running attempt finish, and exits 0.
+queue, lets the running attempt finish, and exits 0. A supervised worker dies with its
+supervisor (``ParentGuard``), tells it which attempt runs (a death is blamed on that task) and
+fails a quarantined task without running it (``_AttemptLifecycle``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
@@ -32,24 +35,51 @@ from perago.attempt import (
 )
 from perago.attempt_types import AttemptStats, TaskAttempt
 from perago.conductor_adapter import (
+    SDK_WORKER_PREFIXES,
     ConductorClient,
     ConductorTaskError,
     PeragoSdkWorker,
+    SdkWorkerSettings,
     describe_conductor_error,
     requeue_task_result,
     result_to_task_result,
+    sdk_worker_settings,
     task_to_attempt,
 )
-from perago.config import RuntimeConfig, current_worker_id, load_runtime_config
+from perago.config import (
+    RuntimeConfig,
+    body_environment_removals,
+    current_worker_id,
+    load_runtime_config,
+)
 from perago.gc import collect_attempt_workspaces
 from perago.publication import faults
 from perago.publication.guard import BranchMoveGuard
-from perago.result import RuntimeTaskResult, failed_result, result_for_exception
+from perago.result import (
+    RuntimeTaskResult,
+    failed_result,
+    result_for_exception,
+    terminal_failed_result,
+)
 from perago.runtime_logging import install_jsonl_sink
 from perago.task_definition import TaskDefinition, load_module_task
-from perago.worker_protocol import EXIT_DEADLINE, EXIT_OK, EXIT_STARTUP_FAILED, STATUS_FD_ENV
+from perago.worker_protocol import (
+    EXIT_DEADLINE,
+    EXIT_OK,
+    EXIT_STARTUP_FAILED,
+    QUARANTINE_AFTER_DEATHS,
+    QUARANTINE_FILE_ENV,
+    STATUS_DONE,
+    STATUS_FATAL,
+    STATUS_FD_ENV,
+    STATUS_READY,
+    SUPERVISOR_PID_ENV,
+    QuarantineFile,
+    quarantine_key,
+    quarantine_reason,
+    running_line,
+)
 
-_SDK_OVERRIDE_PREFIXES = ("conductor_worker", "CONDUCTOR_WORKER", "conductor.worker")
 # Completed attempts whose publication waits for the SDK's update to go through (a few at most:
 # one per polling thread).
 _MAX_AWAITING_CONFIRMATION = 64
@@ -69,8 +99,10 @@ def prepare_worker_runtime(
 ) -> WorkerRuntime:
     """Resolve this process's worker id, install its JSONL sink, sweep its dead predecessors.
 
-    A restarted slot keeps its worker id, so directories marked with that id whose owner pid is
-    dead belong to an earlier process of this slot and are removed right away (no TTL wait).
+    Attempt directories whose owner record names a process of this host, boot and pid namespace
+    that is dead (an earlier process of this or another slot) are removed right away (no TTL
+    wait): nobody will resume them. Worker ids are not compared (they repeat on every host of a
+    shared root); an owner on another host is never judged here.
     """
     worker_id = current_worker_id(config, env)
     log_file = install_jsonl_sink(
@@ -81,9 +113,7 @@ def prepare_worker_runtime(
         retention=config.log_retention,
     )
     report = collect_attempt_workspaces(
-        config.workspace_root,
-        ttl=config.workspace_gc_ttl * 0,
-        only_owner_worker_id=worker_id,
+        config.workspace_root, ttl=config.workspace_gc_ttl * 0, only_dead_owners=True
     )
     logger.bind(module_target=module_target, log_file=str(log_file)).info("worker process started")
     return WorkerRuntime(worker_id, log_file, tuple(report.removed))
@@ -202,6 +232,8 @@ class AttemptExecutor:
         self.draining = threading.Event()
         self.watchdog = DeadlineWatchdog(self._deadline_expired)
         self._report_lock = threading.Lock()
+        # Never set: an overdue attempt's thread waits on it while the watchdog ends the process.
+        self._process_ending = threading.Event()
         self._awaiting_confirmation: dict[str, _ActiveAttempt] = {}
         self._confirmation_lock = threading.Lock()
 
@@ -259,6 +291,12 @@ class AttemptExecutor:
             result = result_for_exception(exc, max_length=self.config.failure_reason_max_length)
         faults.reach("worker.before_report", task_id=attempt.task_id)
         if not self.watchdog.finish(active):
+            if self.exit_on_deadline:
+                # The watchdog reports FAILED and ends this process. Handing a result back to the
+                # SDK now would let it take the next task (update-v2 returns one, v1 polls at
+                # once), which the exiting process could never run: the retry would sit polled
+                # until its response timeout. Wait here for the exit instead.
+                self._process_ending.wait()
             # The deadline already reported this attempt FAILED; Conductor ignores a late update.
             return result_to_task_result(
                 attempt, self._deadline_result(active), worker_id=self.worker_id
@@ -370,12 +408,33 @@ class AttemptExecutor:
             os._exit(EXIT_DEADLINE)
 
 
-def _pin_sdk_worker_settings() -> list[str]:
-    """Drop SDK worker env overrides that could silently change threads, leases or polling."""
-    dropped = [key for key in os.environ if key.startswith(_SDK_OVERRIDE_PREFIXES)]
-    for key in dropped:
+def _pin_sdk_worker_settings(task_name: str, env: Mapping[str, str]) -> SdkWorkerSettings:
+    """Let conductor-python see only the worker settings perago passes through.
+
+    The settings are resolved from ``env`` (the merged ``.env`` + environment) like the SDK
+    would; then every ``CONDUCTOR_WORKER_*``/``conductor_worker_*``/``conductor.worker.*``
+    variable leaves ``os.environ`` and only the pass-through values (domain, poll interval,
+    poll timeout) come back, under the name the SDK's ``TaskRunner`` reads first. What perago
+    controls (threads, lease extension, paused, registration, worker id) cannot be overridden.
+    """
+    settings = sdk_worker_settings(task_name, env)
+    for key in [key for key in os.environ if key.startswith(SDK_WORKER_PREFIXES)]:
         os.environ.pop(key, None)
-    return dropped
+    os.environ.update(settings.sdk_environment())
+    return settings
+
+
+def _withhold_credentials_from_bodies(config: RuntimeConfig) -> list[str]:
+    """Remove perago's own credentials from ``os.environ``; returns the names removed.
+
+    The worker's clients get them from ``config`` (``merged_env``, ``lakefs``), never from the
+    environment, so this can happen before the task module is imported: neither its import nor
+    a body's ``subprocess.run`` sees them, unless ``PERAGO_BODY_ENV_PASSTHROUGH`` names them.
+    """
+    removed = body_environment_removals(os.environ, config.body_env_passthrough)
+    for key in removed:
+        os.environ.pop(key, None)
+    return removed
 
 
 def _build_workspace_runtime(
@@ -400,23 +459,151 @@ def _build_workspace_runtime(
 
 
 class _StatusChannel:
-    """Tells the supervisor 'ready' or 'fatal: <cause>' through an inherited pipe."""
+    """Tells the supervisor 'ready', 'fatal: <cause>' and which attempt runs (``running``/
+    ``done``) through an inherited pipe."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         raw = env.get(STATUS_FD_ENV, "")
         self._fd = int(raw) if raw.isdigit() else None
+        self._lock = threading.Lock()  # lines come from the main and the SDK's threads
 
     def send(self, line: str) -> None:
-        if self._fd is None:
-            return
+        with self._lock:
+            if self._fd is None:
+                return
+            try:
+                os.write(self._fd, (line.replace("\n", " ") + "\n").encode("utf-8"))
+            except OSError:
+                self._fd = None
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent thread ends (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class ParentGuard:
+    """A worker dies with the supervisor that started it (``PERAGO_SUPERVISOR_PID``).
+
+    ``arm`` sets ``PR_SET_PDEATHSIG`` to SIGKILL: the kernel kills the worker the moment its
+    supervisor dies, however it dies, even while a body holds the GIL. The supervisor may have
+    died before that call, so ``gone`` compares the parent with the expected pid; and ``watch``
+    (a fallback where the signal is unavailable) checks once a second: then the worker stops
+    polling, lets the running attempt end through the usual drain (or its deadline) and exits.
+    """
+
+    def __init__(self, expected_parent: int) -> None:
+        self.expected_parent = expected_parent
+        self.death_signal_set = False
+
+    @classmethod
+    def arm(cls, env: Mapping[str, str]) -> ParentGuard | None:
+        raw = env.get(SUPERVISOR_PID_ENV, "").strip()
+        if not raw.isdigit():
+            return None  # not started by a supervisor (e.g. by hand)
+        guard = cls(int(raw))
+        guard.death_signal_set = set_parent_death_signal(signal.SIGKILL)
+        return guard
+
+    def gone(self) -> bool:
+        return os.getppid() != self.expected_parent
+
+    def watch(self, on_gone: Callable[[], None], *, interval: float = 1.0) -> threading.Thread:
+        def run() -> None:
+            while not self.gone():
+                time.sleep(interval)
+            logger.bind(supervisor_pid=self.expected_parent, parent_pid=os.getppid()).error(
+                "the supervisor is gone; the worker stops polling and exits"
+            )
+            on_gone()
+
+        thread = threading.Thread(target=run, name="perago-parent-watch", daemon=True)
+        thread.start()
+        return thread
+
+
+class _AttemptLifecycle:
+    """Around every polled task: tell the supervisor which attempt runs (it blames that task if
+    this process dies during it) and fail a quarantined task without running its body."""
+
+    def __init__(
+        self, executor: AttemptExecutor, status: _StatusChannel, env: Mapping[str, str]
+    ) -> None:
+        self.executor = executor
+        self.status = status
+        raw = env.get(QUARANTINE_FILE_ENV, "").strip()
+        self.quarantine = QuarantineFile(Path(raw)) if raw else None
+
+    def execute(self, sdk_task: Any) -> Any:
+        if self.executor.draining.is_set():
+            return self.executor.execute(sdk_task)  # hands the task back to the queue
+        task_id = str(getattr(sdk_task, "task_id", "") or "")
+        workflow_id = str(getattr(sdk_task, "workflow_instance_id", "") or "")
+        reference = str(getattr(sdk_task, "reference_task_name", "") or "")
+        if self.quarantine is not None and workflow_id and reference:
+            deaths = self.quarantine.deaths(quarantine_key(workflow_id, reference))
+            if deaths >= QUARANTINE_AFTER_DEATHS:
+                return self._fail_quarantined(sdk_task, deaths)
+        self.status.send(
+            running_line(
+                {
+                    "task_id": task_id,
+                    "workflow_instance_id": workflow_id,
+                    "reference_task_name": reference,
+                    "task_def_name": getattr(sdk_task, "task_def_name", None),
+                    "retry_count": getattr(sdk_task, "retry_count", None),
+                }
+            )
+        )
         try:
-            os.write(self._fd, (line.replace("\n", " ") + "\n").encode("utf-8"))
-        except OSError:
-            self._fd = None
+            return self.executor.execute(sdk_task)
+        finally:
+            self.status.send(STATUS_DONE + task_id)
+
+    def _fail_quarantined(self, sdk_task: Any, deaths: int) -> Any:
+        try:
+            attempt = task_to_attempt(sdk_task, execution_id=uuid.uuid4().hex)
+        except ConductorTaskError:
+            return self.executor.execute(sdk_task)  # reports the malformed task as usual
+        reason = quarantine_reason(deaths)
+        result = terminal_failed_result(
+            reason, max_length=self.executor.config.failure_reason_max_length
+        )
+        fields = _attempt_fields(attempt)
+        logger.bind(**fields, timeout_seconds=None).info("attempt started")
+        logger.bind(**fields, deaths=deaths).error(
+            "attempt of a quarantined task failed without running its body"
+        )
+        log_attempt_finished(
+            _ActiveAttempt(attempt, time.monotonic(), None),
+            result,
+            exception_type="TaskQuarantined",
+            exception_message=reason,
+            exception_traceback="",
+        )
+        return result_to_task_result(attempt, result, worker_id=self.executor.worker_id)
 
 
 def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: bool = True) -> int:
     """Run one polling worker until SIGTERM/SIGINT; returns the process exit code."""
+    # First of all: die with the supervisor (and not start at all if it is already gone).
+    parent = ParentGuard.arm(os.environ)
+    if parent is not None and parent.gone():
+        print(
+            f"error: worker's supervisor pid {parent.expected_parent} is already gone; "
+            "not starting",
+            file=sys.stderr,
+        )
+        return EXIT_STARTUP_FAILED
     status = _StatusChannel(os.environ)
     # A stop request may arrive while the task module still imports: remember it, exit cleanly.
     early_stop = threading.Event()
@@ -426,17 +613,23 @@ def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: b
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
         config = load_runtime_config(module_target)
+        withheld = _withhold_credentials_from_bodies(config)
         runtime = prepare_worker_runtime(config=config, module_target=module_target, env=os.environ)
+        if withheld:
+            logger.bind(variables=withheld).info("credentials withheld from task bodies")
         task = load_module_task(module_target)
         if config.conductor is None:
             raise RuntimeError("CONDUCTOR_SERVER_URL is required for perago start")
-        dropped = _pin_sdk_worker_settings()
-        if dropped:
-            logger.bind(variables=sorted(dropped)).warning(
-                "ignoring conductor-python worker overrides; perago manages these settings"
+        sdk_settings = _pin_sdk_worker_settings(task.name, config.merged_env)
+        if sdk_settings.ignored:
+            logger.bind(variables=list(sdk_settings.ignored)).warning(
+                "ignoring conductor-python worker settings; perago manages these settings"
             )
+        logger.bind(**sdk_settings.as_dict()).info("conductor worker settings")
         client = ConductorClient(
-            config.conductor.server_url, timeout_seconds=config.control_timeout.total_seconds()
+            config.conductor.server_url,
+            timeout_seconds=config.control_timeout.total_seconds(),
+            env=config.merged_env,
         )
         registered = client.get_taskdef(task.name) or {}
         timeout = registered.get("timeoutSeconds")
@@ -451,10 +644,12 @@ def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: b
         )
     except Exception as exc:
         cause = f"{type(exc).__name__}: {exc}"
-        status.send(f"fatal: {cause}")
+        status.send(f"{STATUS_FATAL}{cause}")
         print(f"error: worker failed to start: {cause}", file=sys.stderr)
         return EXIT_STARTUP_FAILED
-    return _poll_until_stopped(executor, client, task, runtime, thread_count, status, early_stop)
+    return _poll_until_stopped(
+        executor, client, task, runtime, thread_count, status, early_stop, parent=parent
+    )
 
 
 def _poll_until_stopped(  # noqa: PLR0917 - one private call site
@@ -465,11 +660,14 @@ def _poll_until_stopped(  # noqa: PLR0917 - one private call site
     thread_count: int,
     status: _StatusChannel,
     early_stop: threading.Event,
+    *,
+    parent: ParentGuard | None = None,
 ) -> int:
     from conductor.client.automator.task_runner import TaskRunner
     from conductor.client.event.task_runner_events import TaskUpdateFailure
 
-    sdk_worker = PeragoSdkWorker(task.name, runtime.worker_id, executor.execute)
+    lifecycle = _AttemptLifecycle(executor, status, os.environ)
+    sdk_worker = PeragoSdkWorker(task.name, runtime.worker_id, lifecycle.execute)
     sdk_worker.thread_count = thread_count
     runner = TaskRunner(sdk_worker, configuration=client.configuration)
     runner.event_dispatcher.register(
@@ -491,8 +689,12 @@ def _poll_until_stopped(  # noqa: PLR0917 - one private call site
     signal.signal(signal.SIGINT, request_stop)
     if early_stop.is_set():
         request_stop(signal.SIGTERM, None)
+    if parent is not None:
+        if parent.gone():
+            request_stop(signal.SIGTERM, None)  # never poll for a supervisor that is gone
+        parent.watch(lambda: request_stop(signal.SIGTERM, None))
     logger.bind(task_def_name=task.name, thread_count=thread_count).info("worker polling")
-    status.send("ready")
+    status.send(STATUS_READY)
     while not executor.draining.is_set():
         runner.run_once()
     logger.info("worker draining")

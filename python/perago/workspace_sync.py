@@ -11,6 +11,8 @@ compatible public surface for callers that want the full projection.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import stat
@@ -149,9 +151,43 @@ def build_workspace_sync_plan(
     return WorkspaceSyncPlan(upload_files=uploads, delete_object_paths=deletes)
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _lstat_below(workspace_dir: Path, relative: str) -> os.stat_result:
+    """``lstat`` of ``relative`` reached by a descriptor walk from ``workspace_dir`` that refuses
+    a symlink at every component (``O_NOFOLLOW``), the workspace itself included: a path whose
+    parent was swapped for a symlink can never lead outside the workspace."""
+    parts = PurePosixPath(canonical_object_path(relative)).parts
+    fd = _open_directory(workspace_dir, None, str(workspace_dir))
+    try:
+        for index, part in enumerate(parts[:-1]):
+            child = _open_directory(part, fd, "/".join(parts[: index + 1]))
+            os.close(fd)
+            fd = child
+        return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+    finally:
+        os.close(fd)
+
+
+def _open_directory(path: str | Path, dir_fd: int | None, shown: str) -> int:
+    try:
+        return os.open(path, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        # O_NOFOLLOW | O_DIRECTORY on a symlink fails with ELOOP or ENOTDIR: say which it was.
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            with contextlib.suppress(OSError):
+                if stat.S_ISLNK(os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                    raise TaskInputError(
+                        f"workspace publication does not support symlinks: {shown}"
+                    ) from None
+        raise
+
+
 def check_publishable_entry(workspace_dir: Path, relative: str) -> os.stat_result:
-    """lstat a workspace entry to publish; symlinks and special files fail clearly."""
-    info = (workspace_dir / relative).lstat()
+    """lstat a workspace entry to publish (never through a symlinked directory on the way);
+    symlinks and special files fail clearly."""
+    info = _lstat_below(workspace_dir, relative)
     if stat.S_ISLNK(info.st_mode):
         raise TaskInputError(f"workspace publication does not support symlinks: {relative}")
     if not stat.S_ISREG(info.st_mode):

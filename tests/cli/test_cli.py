@@ -103,6 +103,9 @@ def test_check_prints_the_documented_lines(project: Project) -> None:
         "worker_id_prefix: wordtask",
         "conductor: not configured",
         "lakefs: not configured",
+        "conductor_auth: not configured",
+        "sdk_worker: domain=(none) poll_interval_ms=100 poll_timeout_ms=100",
+        "body_env_passthrough: (none)",
     ]
     # The root probes create the roots (documented side effect) and leave nothing inside.
     assert list(Path(project.env["PERAGO_WORKSPACE_ROOT"]).iterdir()) == []
@@ -117,7 +120,7 @@ def test_check_nested_package_from_cwd_with_configured_servers(project: Project)
     result = project.run("check", "pkg.jobs.build", env={"CONDUCTOR_SERVER_URL": "http://c/api"})
     assert result.returncode == 0, result
     assert result.stdout_lines[0] == "ok: pkg.build"
-    assert result.stdout_lines[3:] == [
+    assert result.stdout_lines[3:6] == [
         "worker_id_prefix: prodBuild",
         "conductor: configured",
         "lakefs: configured",
@@ -137,6 +140,15 @@ def test_check_json(project: Project) -> None:
         "worker_id_prefix": "wordtask",
         "conductor": "not configured",
         "lakefs": "not configured",
+        "conductor_auth": "not configured",
+        "sdk_worker": {
+            "domain": None,
+            "poll_interval_ms": 100.0,
+            "poll_timeout_ms": 100,
+            "sources": {},
+            "ignored": [],
+        },
+        "body_env_passthrough": [],
         "warnings": [],
     }
     assert len(result.stdout_lines) == 1

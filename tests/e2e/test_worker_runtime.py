@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from perago.config import host_token
 from tests.e2e.harness import (
     ConductorRest,
     Deployment,
@@ -112,7 +113,8 @@ def test_start_runs_workflows_and_logs_each_attempt(
         (task,) = state["tasks"]
         # Conductor sees the worker process that ran the attempt, not a broker.
         assert task["workerId"] == state["output"]["result"]["worker"]
-        assert task["workerId"] in {f"{prefix}0001", f"{prefix}0002"}
+        host = host_token({})  # worker ids are <prefix><slot:04d>-<host> (ADR 0006)
+        assert task["workerId"] in {f"{prefix}0001-{host}", f"{prefix}0002-{host}"}
     finished = project.events("attempt finished")
     assert sorted(e["workflow_instance_id"] for e in finished) == sorted(ids)
     for event in finished:
@@ -313,7 +315,7 @@ def test_logs_rotate_and_retention_prunes_earlier_processes_while_running(
     project = app.project
     module_dir = project.logs / project.module
     prefix = "".join(ch for ch in project.module if ch.isalnum())
-    own_dir = module_dir / f"worker_id={prefix}0001"
+    own_dir = module_dir / f"worker_id={prefix}0001-{host_token({})}"
     gone_dir = module_dir / "worker_id=Gone0007"
     old_same_slot = _old_log(own_dir, "pid=11__started=20200101T000000Z.jsonl", age_days=3)
     old_other = _old_log(gone_dir, "pid=12__started=20200101T000000Z.2.jsonl", age_days=2)

@@ -14,6 +14,7 @@ from perago.config import (
     RuntimeConfig,
     current_worker_id,
     derive_worker_id_prefix,
+    host_token,
     load_runtime_config,
     merged_environment,
     parse_dotenv,
@@ -213,8 +214,15 @@ def test_slot_and_fallback_worker_ids(tmp_path: Path) -> None:
         slot_worker_id("prodA", 0)
     config = load(tmp_path, {"PERAGO_WORKER_ID_PREFIX": "prodA"})
     assert current_worker_id(config, {"PERAGO_WORKER_ID": "prodA0003"}) == "prodA0003"
-    assert current_worker_id(config, {}) == f"prodA-pid-{os.getpid()}"
-    assert current_worker_id(config, {"PERAGO_WORKER_ID": "  "}) == f"prodA-pid-{os.getpid()}"
+    # Unsupervised: the pid alone is not unique across hosts, so the host token follows it.
+    host = host_token({})
+    assert current_worker_id(config, {}) == f"prodA-pid-{os.getpid()}-{host}"
+    assert current_worker_id(config, {"PERAGO_WORKER_ID": "  "}) == (
+        f"prodA-pid-{os.getpid()}-{host}"
+    )
+    assert current_worker_id(config, {"PERAGO_INSTANCE_ID": "Node-7"}) == (
+        f"prodA-pid-{os.getpid()}-node7"
+    )
 
 
 # --- execution mode, durations, failure reason length ---------------------------------------
@@ -346,6 +354,7 @@ def test_replace_me_is_rejected(tmp_path: Path, variable: str) -> None:
 
 def test_secret_never_in_repr_str_or_dump(tmp_path: Path) -> None:
     env = {**LAKEFS_ENV, "CONDUCTOR_SERVER_URL": "http://c/api", "CONDUCTOR_AUTH_SECRET": SECRET}
+    env["CONDUCTOR_AUTH_KEY"] = "conductor-key-id"
     config = load(tmp_path, env)
     assert config.lakefs is not None
     for text in (
@@ -446,11 +455,14 @@ def test_process_env_none_reads_the_real_environment(
 
 
 def test_merged_env_exposes_dotenv_values_without_touching_os_environ(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("CONDUCTOR_AUTH_KEY=key-from-dotenv\nOVERRIDDEN=dotenv\n")
+    (tmp_path / ".env").write_text(
+        "CONDUCTOR_AUTH_KEY=key-from-dotenv\nCONDUCTOR_AUTH_SECRET=s\nOVERRIDDEN=dotenv\n"
+    )
     env = {"OVERRIDDEN": "process", "OTHER": "x"}
     config = load(tmp_path, env)
     assert dict(config.merged_env) == {
         "CONDUCTOR_AUTH_KEY": "key-from-dotenv",
+        "CONDUCTOR_AUTH_SECRET": "s",
         "OVERRIDDEN": "process",
         "OTHER": "x",
     }
@@ -464,7 +476,7 @@ def test_merged_env_exposes_dotenv_values_without_touching_os_environ(tmp_path: 
 
 
 def test_config_survives_pickling_for_worker_processes(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("CONDUCTOR_AUTH_KEY=k\n")
+    (tmp_path / ".env").write_text("CONDUCTOR_AUTH_KEY=k\nCONDUCTOR_AUTH_SECRET=s\n")
     config = load(tmp_path, LAKEFS_ENV)
     copy = pickle.loads(pickle.dumps(config))
     assert copy == config

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from perago import WorkerChildSpec, restart_backoff_seconds, worker_child_specs
+from perago.config import host_token
 from perago.errors import RuntimeConfigError
 from perago.supervisor import LOCK_FILENAME, SupervisorLock, kill_process_group
 
@@ -26,28 +27,17 @@ def test_backoff_rejects_negative() -> None:
 
 
 def test_child_specs_number_slots_from_prefix() -> None:
-    specs = worker_child_specs(
-        base_env={"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1"},
-        module_target="app.build",
-        process_count=2,
-    )
+    base = {"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1", "PERAGO_INSTANCE_ID": "node-7"}
+    specs = worker_child_specs(base_env=base, module_target="app.build", process_count=2)
     assert specs == [
-        WorkerChildSpec(
-            1,
-            "prodA0001",
-            {"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1", "PERAGO_WORKER_ID": "prodA0001"},
-        ),
-        WorkerChildSpec(
-            2,
-            "prodA0002",
-            {"PERAGO_WORKER_ID_PREFIX": "prodA", "X": "1", "PERAGO_WORKER_ID": "prodA0002"},
-        ),
+        WorkerChildSpec(1, "prodA0001-node7", {**base, "PERAGO_WORKER_ID": "prodA0001-node7"}),
+        WorkerChildSpec(2, "prodA0002-node7", {**base, "PERAGO_WORKER_ID": "prodA0002-node7"}),
     ]
 
 
 def test_child_specs_default_prefix_from_module() -> None:
     (spec,) = worker_child_specs(base_env={}, module_target="app.features_build", process_count=1)
-    assert spec.worker_id == "appfeaturesbuild0001"
+    assert spec.worker_id == f"appfeaturesbuild0001-{host_token({})}"
 
 
 def test_child_specs_require_one_process() -> None:
@@ -74,9 +64,11 @@ def test_stale_lock_of_dead_pid_is_taken_over(tmp_path: Path) -> None:
     (tmp_path / LOCK_FILENAME).write_text(json.dumps({"supervisor_pid": dead.pid}))
     lock = SupervisorLock(tmp_path)
     lock.acquire()
-    assert json.loads((tmp_path / LOCK_FILENAME).read_text()) == {"supervisor_pid": os.getpid()}
-    lock.release()
+    # The legacy lock is gone; this host's own lock names this process.
     assert not (tmp_path / LOCK_FILENAME).exists()
+    assert json.loads(lock.path.read_text())["supervisor_pid"] == os.getpid()
+    lock.release()
+    assert not lock.path.exists()
 
 
 def test_corrupt_lock_is_reported(tmp_path: Path) -> None:

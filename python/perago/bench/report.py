@@ -29,6 +29,9 @@ class Row:
     objects_uploaded: int | None = None
     phase_ms: dict[str, float] | None = None
     tasks_per_s: float | None = None
+    # ``perago bench fleet``: workflows run and those verified as published exactly once.
+    workflows: int | None = None
+    verified: int | None = None
 
     @classmethod
     def measured(
@@ -65,6 +68,10 @@ class Row:
             extra["phase_ms"] = self.phase_ms
         if self.tasks_per_s is not None:
             extra["tasks_per_s"] = self.tasks_per_s
+        if self.workflows is not None:
+            extra["workflows"] = self.workflows
+        if self.verified is not None:
+            extra["verified"] = self.verified
         return {
             "scenario": self.scenario,
             "tool": self.tool,

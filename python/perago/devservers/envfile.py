@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+
+from perago.secure_files import write_private_file
 
 _KEY = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
@@ -13,7 +14,8 @@ _KEY = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 def update_env_file(path: Path, values: Mapping[str, str]) -> None:
     """Replace the value of each key where it already appears; append the missing keys.
 
-    The file is written atomically and readable only by its owner (it holds a secret).
+    The file is written atomically and readable only by its owner (it holds a secret): see
+    ``perago.secure_files.write_private_file``.
     """
     lines = path.read_text().splitlines() if path.exists() else []
     pending = dict(values)
@@ -28,8 +30,4 @@ def update_env_file(path: Path, values: Mapping[str, str]) -> None:
             continue
         updated.append(line)
     updated += [f"{key}={value}" for key, value in pending.items()]
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("\n".join(updated) + "\n")
-    tmp.replace(path)
+    write_private_file(path, "\n".join(updated) + "\n")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from perago.secure_files import ensure_private_directory, write_private_file
 
 STATE_FILE = "servers.json"
 
@@ -41,13 +42,9 @@ def state_path(state_dir: Path) -> Path:
 
 def save(state_dir: Path, state: DevState) -> None:
     """Written owner-only: it carries the generated lakeFS secret."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_directory(state_dir)
     path = state_path(state_dir)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(asdict(state), out, indent=2)
-    tmp.replace(path)
+    write_private_file(path, json.dumps(asdict(state), indent=2))
 
 
 def load(state_dir: Path) -> DevState | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from perago.devservers.lakefs import LakefsCredentials
 from perago.devservers.provision import Progress, print_progress
 from perago.devservers.state import DevState, ServerRecord
 from perago.process_liveness import group_exists
+from perago.secure_files import ensure_private_directory, write_private_file
 
 LAKEFS_START_TIMEOUT = 120.0
 # Spring Boot with ~450 MB of jars takes 1-3 minutes on 2 cores busy with other builds.
@@ -57,17 +57,13 @@ def _lakefs_secrets(data_dir: Path) -> tuple[LakefsCredentials, str]:
         return LakefsCredentials(raw["access_key_id"], raw["secret_access_key"]), raw["encrypt"]
     creds = lakefs.generate_credentials()
     encrypt = secrets.token_urlsafe(32)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(
-            {
-                "access_key_id": creds.access_key_id,
-                "secret_access_key": creds.secret_access_key,
-                "encrypt": encrypt,
-            },
-            out,
-        )
+    ensure_private_directory(data_dir)
+    secret_fields = {
+        "access_key_id": creds.access_key_id,
+        "secret_access_key": creds.secret_access_key,
+        "encrypt": encrypt,
+    }
+    write_private_file(path, json.dumps(secret_fields))
     return creds, encrypt
 
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use perago_core::lakefs::{self, ClientOptions, Credentials, LakeFsClient, RetryPolicy};
 use perago_core::transfer::{
-    self, DownloadOptions, DownloadedFile, TransferProgress, UploadItem, UploadOptions,
+    self, BeforeWrite, DownloadOptions, DownloadedFile, TransferProgress, UploadItem, UploadOptions,
 };
 use pyo3::prelude::*;
 
@@ -205,8 +205,29 @@ pub fn list_objects(
         .collect())
 }
 
+/// A Python `before_write(dest: str, total: int)` as the engine's hook. It runs on the engine's
+/// thread with the GIL attached; the exception it raises is kept in `raised` and re-raised as
+/// it is (an `OSError(ENOSPC, ...)` from the space ledger stays one).
+fn python_before_write(
+    callback: Py<PyAny>,
+    raised: Arc<std::sync::Mutex<Option<PyErr>>>,
+) -> BeforeWrite {
+    BeforeWrite(Arc::new(move |root: &std::path::Path, total: u64| {
+        Python::attach(|py| {
+            callback
+                .call1(py, (root.to_string_lossy().into_owned(), total))
+                .map(|_| ())
+        })
+        .map_err(|err| {
+            let message = err.to_string();
+            *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+            perago_core::Error::InvalidArgument(format!("before_write refused: {message}"))
+        })
+    }))
+}
+
 #[pyfunction]
-#[pyo3(signature = (client, repo, reference, prefix, dest, *, concurrency=None, part_size=None, ranged_threshold=None, progress=None))]
+#[pyo3(signature = (client, repo, reference, prefix, dest, *, concurrency=None, part_size=None, ranged_threshold=None, progress=None, before_write=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn download_prefix(
     py: Python<'_>,
@@ -219,6 +240,7 @@ pub fn download_prefix(
     part_size: Option<u64>,
     ranged_threshold: Option<u64>,
     progress: Option<Py<PyAny>>,
+    before_write: Option<Py<PyAny>>,
 ) -> PyResult<DownloadResult> {
     let mut options = DownloadOptions::for_client(&client.inner);
     if let Some(n) = concurrency {
@@ -230,10 +252,14 @@ pub fn download_prefix(
     if let Some(threshold) = ranged_threshold {
         options.ranged_threshold = threshold;
     }
+    let raised = Arc::new(std::sync::Mutex::new(None));
+    if let Some(callback) = before_write {
+        options.before_write = Some(python_before_write(callback, Arc::clone(&raised)));
+    }
     let client = Arc::clone(&client.inner);
     let counters = Arc::new(TransferProgress::new());
     let worker_counters = Arc::clone(&counters);
-    let report = run_with_progress(py, progress, counters, move |cancel| {
+    let outcome = run_with_progress(py, progress, counters, move |cancel| {
         transfer::download_prefix(
             &client,
             &repo,
@@ -244,7 +270,14 @@ pub fn download_prefix(
             &worker_counters,
             cancel,
         )
-    })?;
+    });
+    let report = match outcome {
+        Ok(report) => report,
+        Err(err) => {
+            let hook_error = raised.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return Err(hook_error.unwrap_or(err));
+        }
+    };
     Ok(DownloadResult {
         root: report.root,
         files: Arc::new(report.files),

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use blake3::hazmat::ChainingValue;
 
@@ -27,6 +27,21 @@ use crate::lakefs::retry::{with_retries, AttemptError, Failure};
 use crate::lakefs::socket_get::{open_object_socket, SocketGet};
 use crate::lakefs::{list_objects, LakeFsClient};
 
+/// Called once per download with the canonical destination and the listed total, after the
+/// listing and before anything is written (the caller reserves disk space there); an error
+/// stops the download before its first byte.
+#[derive(Clone)]
+pub struct BeforeWrite(pub Arc<BeforeWriteFn>);
+
+/// The function inside a [`BeforeWrite`]: `(canonical destination, listed total bytes)`.
+pub type BeforeWriteFn = dyn Fn(&Path, u64) -> Result<()> + Send + Sync;
+
+impl std::fmt::Debug for BeforeWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeWrite(..)")
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct DownloadOptions {
     /// Concurrent HTTP requests (threads).
@@ -41,6 +56,8 @@ pub struct DownloadOptions {
     /// into the copy buffer, where the endpoint allows it (plain HTTP, no proxy); `u64::MAX`
     /// never.
     pub own_socket_threshold: u64,
+    /// See [`BeforeWrite`]; `None` checks free space only.
+    pub before_write: Option<BeforeWrite>,
 }
 
 impl Default for DownloadOptions {
@@ -51,6 +68,7 @@ impl Default for DownloadOptions {
             part_size: 32 << 20,
             buffer_size: 256 << 10,
             own_socket_threshold: OWN_SOCKET_THRESHOLD,
+            before_write: None,
         }
     }
 }
@@ -122,8 +140,9 @@ struct Plan<'a> {
 
 /// List `repo@reference` under `prefix` and write every object below `dest`.
 ///
-/// All keys are validated before anything is written; free space is checked against the listed
-/// total; files are created exclusively (an existing entry is never overwritten or followed).
+/// All keys are validated before anything is written; `options.before_write` (if any) and a
+/// free-space check see the listed total; files are created exclusively (an existing entry is
+/// never overwritten or followed).
 #[allow(clippy::too_many_arguments)]
 pub fn download_prefix(
     client: &LakeFsClient,
@@ -148,6 +167,9 @@ pub fn download_prefix(
     progress.set_totals(files.len() as u64, total);
 
     let root = prepare_destination(dest)?;
+    if let Some(hook) = &options.before_write {
+        (hook.0)(&root, total)?;
+    }
     check_free_space(&root, total)?;
     create_directories(&root, &parent_directories(&files))?;
 

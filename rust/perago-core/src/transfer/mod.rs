@@ -9,7 +9,7 @@ pub mod tree_hash;
 pub mod upload;
 mod workers;
 
-pub use download::{download_prefix, DownloadOptions, DownloadReport, DownloadedFile};
+pub use download::{download_prefix, BeforeWrite, DownloadOptions, DownloadReport, DownloadedFile};
 pub use paths::{listing_prefix, normalize_prefix, plan_local_paths, PlannedFile, MARKER_NAME};
 pub use progress::{ProgressSnapshot, TransferProgress};
 pub use upload::{upload_files, UploadItem, UploadOptions, UploadReport};

@@ -1,0 +1,466 @@
+"""``perago bench fleet``: one versus two supervisors on one queue, every publication verified.
+
+Each round starts its supervisors (``perago start -j J``) on one shared workspace root (a second
+supervisor is a second "host": ``PERAGO_INSTANCE_ID=bench-b``, its own lock), waits until every
+worker polls, then starts N workflows of a workspace task that changes one file, each on its own
+branch created from one seed commit. Rounds: 1 supervisor x J workers, 2 x J/2 (the same total,
+when J is even) and 2 x J (twice the workers). Throughput is measured from Conductor's own
+timestamps (first task start to last task end), so process start-up is excluded (the workflows
+are started by 8 threads, faster than the fleet runs them). Afterwards every workflow is
+checked for exactly one publication: its only task COMPLETED, its branch head is the output ref,
+that commit's only parent is the seed and it changes exactly the workflow's one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from perago.bench import lakefs_setup
+from perago.bench import transfer as bench_transfer
+from perago.bench.report import Row, find_row, rows_to_json
+from perago.bench.repository import bench_repository
+from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET
+from perago.models import workspace_task_input
+
+DEFAULT_WORKFLOWS = 100
+DEFAULT_PROCESSES = 2
+SCENARIO = "fleet"
+_INSTANCES = ("bench-a", "bench-b")
+
+EDIT_MODULE = """
+from pathlib import Path
+from pydantic import BaseModel
+from perago import task, TaskControls, RetryPolicy, TimeoutPolicy, WorkspaceSpec
+
+class Params(BaseModel):
+    name: str
+
+class Result(BaseModel):
+    name: str
+
+@task(name="{name}", owner_email="bench@example.com", workspace=WorkspaceSpec(prefix="data"),
+      controls=TaskControls(retry=RetryPolicy(count=0), timeout=TimeoutPolicy(response_seconds=60)))
+def edit(workspace: Path, params: Params) -> Result:
+    (workspace / "out").mkdir(exist_ok=True)
+    (workspace / "out" / (params.name + ".txt")).write_text("made by " + params.name)
+    return Result(name=params.name)
+"""
+
+WorkflowsOpt = typer.Option(
+    DEFAULT_WORKFLOWS, "--workflows", min=1, help="Workflows per round (one changed file each)."
+)
+ProcessesOpt = typer.Option(
+    DEFAULT_PROCESSES, "-j", "--processes", min=1, help="Workers of the single supervisor."
+)
+JsonOpt = typer.Option(False, "--json", help="Print one JSON array of result rows.")
+RepeatOpt = typer.Option(1, "--repeat", min=1, help="Rounds per plan (median window).")
+NamespaceOpt = lakefs_setup.NamespaceOpt
+
+
+@dataclass(frozen=True)
+class Plan:
+    supervisors: int
+    workers: int
+
+    @property
+    def scenario(self) -> str:
+        return f"{SCENARIO}-{self.supervisors}x{self.workers}"
+
+
+def plans(processes: int) -> list[Plan]:
+    """1 x J, 2 x J/2 (same total; only for an even J) and 2 x J (double)."""
+    chosen = [Plan(1, processes)]
+    if processes % 2 == 0:
+        chosen.append(Plan(2, processes // 2))
+    chosen.append(Plan(2, processes))
+    return chosen
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """One plan's result: the median window over its rounds, every workflow of every round."""
+
+    plan: Plan
+    workflows: int
+    seconds: float
+    verified: int
+    problems: tuple[str, ...]
+    per_round: int = 0
+
+    def row(self) -> Row:
+        rate = (self.per_round or self.workflows) / self.seconds if self.seconds > 0 else 0.0
+        supervisors = "supervisor" if self.plan.supervisors == 1 else "supervisors"
+        note = (
+            f"{self.verified}/{self.workflows} published exactly once; "
+            f"{self.plan.supervisors} {supervisors} x {self.plan.workers} workers"
+        )
+        return Row(
+            scenario=self.plan.scenario,
+            tool="perago",
+            median_s=round(self.seconds, 4),
+            mb_per_s=None,
+            files_per_s=None,
+            peak_rss_mb=None,
+            note=note,
+            tasks_per_s=round(rate, 2),
+            workflows=self.workflows,
+            verified=self.verified,
+        )
+
+
+class _Conductor:
+    def __init__(self, api_url: str) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.http = requests.Session()
+
+    def workflow_def(self, name: str, task_name: str) -> None:
+        body: list[dict[str, Any]] = [
+            {
+                "name": name,
+                "version": 1,
+                "schemaVersion": 2,
+                "ownerEmail": "bench@example.com",
+                "tasks": [
+                    {
+                        "name": task_name,
+                        "taskReferenceName": "edit",
+                        "type": "SIMPLE",
+                        "inputParameters": {
+                            "workspace": "${workflow.input.workspace}",
+                            "params": "${workflow.input.params}",
+                        },
+                    }
+                ],
+            }
+        ]
+        self.http.put(f"{self.api_url}/metadata/workflow", json=body, timeout=30).raise_for_status()
+
+    def start(self, name: str, inputs: dict[str, Any]) -> str:
+        response = self.http.post(f"{self.api_url}/workflow/{name}", json=inputs, timeout=30)
+        response.raise_for_status()
+        return response.text.strip().strip('"')
+
+    def wait_all(self, workflow_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        pending, ended = list(workflow_ids), {}
+        while pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(pending)} fleet workflows did not end in time")
+            still = []
+            for workflow_id in pending:
+                state = self.http.get(
+                    f"{self.api_url}/workflow/{workflow_id}",
+                    params={"includeTasks": "true"},
+                    timeout=30,
+                ).json()
+                if state["status"] in ("RUNNING", "PAUSED"):
+                    still.append(workflow_id)
+                else:
+                    ended[workflow_id] = state
+            pending = still
+            if pending:
+                time.sleep(0.5)
+        return ended
+
+
+def _wait_for_pollers(
+    log_root: Path, count: int, supervisors: list[subprocess.Popen[bytes]], timeout: float = 120
+) -> None:
+    """Until ``count`` worker processes logged ``worker polling`` (their JSONL files)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        polling = set()
+        for path in log_root.rglob("*.jsonl"):
+            with contextlib.suppress(OSError):
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    if '"worker polling"' in line:
+                        with contextlib.suppress(ValueError):
+                            polling.add(json.loads(line).get("pid"))
+        if len(polling) >= count:
+            return
+        if any(process.poll() is not None for process in supervisors):
+            raise RuntimeError("a perago start of the fleet bench exited early")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(polling)} of {count} fleet workers polled in time")
+        time.sleep(0.2)
+
+
+def _lakefs_get(server: bench_transfer.Server, path: str, query: dict[str, str]) -> Any:
+    url = server.api_url(path) + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    request = urllib.request.Request(url, headers=server.basic_auth())
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"lakeFS GET {path}: HTTP {exc.code}") from None
+
+
+def _changed_paths(server: bench_transfer.Server, repo: str, left: str, right: str) -> list[str]:
+    page = _lakefs_get(server, f"/repositories/{repo}/refs/{left}/diff/{right}", {"amount": "1000"})
+    return sorted(str(item["path"]) for item in page.get("results", []))
+
+
+def _verify(
+    server: bench_transfer.Server,
+    repo: str,
+    seed: str,
+    branch: str,
+    state: dict[str, Any],
+) -> str | None:
+    """None when the workflow published exactly once; otherwise what is wrong."""
+    if state.get("status") != "COMPLETED":
+        tasks = state.get("tasks") or [{}]
+        return f"{branch}: {state.get('status')} ({tasks[-1].get('reasonForIncompletion')})"
+    tasks = state.get("tasks", [])
+    if [t.get("status") for t in tasks] != ["COMPLETED"]:
+        return f"{branch}: task attempts {[t.get('status') for t in tasks]}"
+    ref = str(state["output"]["workspace"]["ref"])
+    head = lakefs_setup.branch_head(server, repo, branch)
+    if head != ref:
+        return f"{branch}: head {head} is not the output {ref}"
+    parents = _lakefs_get(server, f"/repositories/{repo}/commits/{ref}", {}).get("parents")
+    if parents != [seed]:
+        return f"{branch}: {ref} has parents {parents}, not the seed"
+    changed = _changed_paths(server, repo, seed, ref)
+    if changed != [f"{lakefs_setup.PREFIX}/out/{branch}.txt"]:
+        return f"{branch}: changed {changed}"
+    return None
+
+
+def _run_round(  # noqa: PLR0917 - one private call site
+    conductor: _Conductor,
+    server: bench_transfer.Server,
+    repo: str,
+    seed: str,
+    plan: Plan,
+    workflows: int,
+    round_number: int,
+    log: Callable[[str], None],
+) -> RoundResult:
+    name = f"perago_bench_fleet_{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="perago-bench-fleet-") as scratch:
+        root = Path(scratch)
+        module = f"bench_{name}"
+        (root / f"{module}.py").write_text(textwrap.dedent(EDIT_MODULE.format(name=name)))
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PERAGO_INSTANCE_ID", "PERAGO_WORKSPACE_ROOT", "PERAGO_LOG"))
+        }
+        env.update(
+            {
+                ENV_ENDPOINT: server.endpoint,
+                ENV_KEY: server.access_key_id,
+                ENV_SECRET: server.secret_access_key,
+                "CONDUCTOR_SERVER_URL": conductor.api_url,
+                "PERAGO_WORKSPACE_ROOT": str(root / "ws"),  # one root for every supervisor
+                "PERAGO_LOG_ROOT": str(root / "logs"),
+            }
+        )
+        perago = str(Path(sys.executable).with_name("perago"))
+        registered = subprocess.run(
+            [perago, "register", module],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if registered.returncode != 0:
+            raise RuntimeError(registered.stderr.strip())
+        conductor.workflow_def(f"{name}_wf", name)
+        branches = [f"r{round_number}-w{i:04d}" for i in range(workflows)]
+        for branch in branches:
+            bench_transfer.create_branch(server, repo, branch, seed)
+        supervisors: list[subprocess.Popen[bytes]] = []
+        ids: dict[str, str] = {}
+        try:
+            for instance in _INSTANCES[: plan.supervisors]:
+                supervisors.append(
+                    subprocess.Popen(
+                        [perago, "start", module, "-j", str(plan.workers)],
+                        cwd=root,
+                        env={**env, "PERAGO_INSTANCE_ID": instance},
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            # Every worker polls before the first workflow exists: the window measures the
+            # whole fleet, not how fast the second supervisor starts.
+            _wait_for_pollers(root / "logs", plan.supervisors * plan.workers, supervisors)
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                started = pool.map(
+                    lambda branch: conductor.start(
+                        f"{name}_wf", workspace_task_input(repo, branch, seed, {"name": branch})
+                    ),
+                    branches,
+                )
+                ids = dict(zip(branches, started, strict=True))
+            log(f"{plan.scenario}: {workflows} workflows started")
+            states = conductor.wait_all(list(ids.values()), timeout=max(300.0, workflows * 5.0))
+        finally:
+            for process in supervisors:
+                process.send_signal(signal.SIGTERM)
+            for process in supervisors:
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+    problems = []
+    starts, ends = [], []
+    for branch, workflow_id in ids.items():
+        state = states[workflow_id]
+        problem = _verify(server, repo, seed, branch, state)
+        if problem is not None:
+            problems.append(problem)
+        for task in state.get("tasks", []):
+            if task.get("startTime") and task.get("endTime"):
+                starts.append(int(task["startTime"]))
+                ends.append(int(task["endTime"]))
+    seconds = (max(ends) - min(starts)) / 1000.0 if starts else 0.0
+    verified = workflows - len(problems)
+    log(f"{plan.scenario}: {seconds:.2f}s, {verified}/{workflows} verified")
+    return RoundResult(plan, workflows, seconds, verified, tuple(problems), workflows)
+
+
+def combine(rounds: list[RoundResult]) -> RoundResult:
+    """The rounds of one plan: median window, all workflows and problems."""
+    first = rounds[0]
+    return RoundResult(
+        plan=first.plan,
+        workflows=sum(r.workflows for r in rounds),
+        seconds=statistics.median(r.seconds for r in rounds),
+        verified=sum(r.verified for r in rounds),
+        problems=tuple(p for r in rounds for p in r.problems),
+        per_round=first.per_round,
+    )
+
+
+def fleet_results(
+    *,
+    conductor_url: str,
+    server: bench_transfer.Server,
+    workflows: int,
+    processes: int,
+    namespace_root: str,
+    log: Callable[[str], None],
+    repeat: int = 1,
+) -> list[RoundResult]:
+    """Every plan ``repeat`` times (plans alternate, so drift hits them alike)."""
+    conductor = _Conductor(conductor_url)
+    work = Path(tempfile.mkdtemp(prefix="perago-bench-fleet-seed-"))
+    chosen = plans(processes)
+    rounds: dict[Plan, list[RoundResult]] = {plan: [] for plan in chosen}
+    try:
+        with bench_repository(server, namespace_root, log=log) as repo:
+            seed = lakefs_setup.seed_repository(server, repo, work, files=1, size=64).commit
+            number = 0
+            for _ in range(repeat):
+                for plan in chosen:
+                    rounds[plan].append(
+                        _run_round(conductor, server, repo, seed, plan, workflows, number, log)
+                    )
+                    number += 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return [combine(rounds[plan]) for plan in chosen]
+
+
+def speedups(rows: list[Row], processes: int) -> list[tuple[str, float | None]]:
+    """Throughput ratios against the single supervisor."""
+    single = find_row(rows, f"{SCENARIO}-1x{processes}", "perago")
+    found = []
+    for plan in plans(processes)[1:]:
+        other = find_row(rows, plan.scenario, "perago")
+        value = None
+        if single and other and single.tasks_per_s and other.tasks_per_s is not None:
+            value = other.tasks_per_s / single.tasks_per_s
+        found.append((f"{plan.scenario} / {SCENARIO}-1x{processes} throughput", value))
+    return found
+
+
+def _log(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def fleet_command(
+    workflows: int = WorkflowsOpt,
+    processes: int = ProcessesOpt,
+    as_json: bool = JsonOpt,
+    repeat: int = RepeatOpt,
+    namespace_root: str = NamespaceOpt,
+) -> None:
+    """One vs two supervisors on one queue: workspace tasks of one changed file, each verified."""
+    from perago.cli_support import CliError, cli_errors
+    from perago.config import load_runtime_config
+
+    with cli_errors():
+        config = load_runtime_config("perago", probe_roots=False)
+        if config.conductor is None:
+            raise CliError("CONDUCTOR_SERVER_URL is required for perago bench fleet")
+        try:
+            server = bench_transfer.server_from_env()
+            results = fleet_results(
+                conductor_url=config.conductor.server_url,
+                server=server,
+                workflows=workflows,
+                processes=processes,
+                namespace_root=namespace_root,
+                log=_log,
+                repeat=repeat,
+            )
+        except (ValueError, RuntimeError, OSError, requests.RequestException) as exc:
+            raise CliError(str(exc)) from exc
+    rows = [result.row() for result in results]
+    if as_json:
+        typer.echo(rows_to_json(rows))
+    else:
+        table = Table(title=f"perago bench fleet: {workflows} workflows per round, x{repeat}")
+        for column in ("scenario", "supervisors x workers", "window s", "tasks/s", "verified"):
+            table.add_column(column)
+        for result, row in zip(results, rows, strict=True):
+            table.add_row(
+                row.scenario,
+                f"{result.plan.supervisors} x {result.plan.workers}",
+                str(row.median_s),
+                str(row.tasks_per_s),
+                f"{result.verified}/{result.workflows}",
+            )
+        console = Console()
+        console.print(table)
+        for label, value in speedups(rows, processes):
+            console.print(f"{label}: {'n/a' if value is None else f'{value:.2f}'}")
+    problems = [problem for result in results for problem in result.problems]
+    if problems:
+        shown = "; ".join(problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        typer.echo(
+            f"error: {len(problems)} workflow(s) not published exactly once: {shown}{more}",
+            err=True,
+        )
+        raise typer.Exit(1)
