@@ -41,6 +41,7 @@ from rich.table import Table
 
 from perago.bench import lakefs_setup
 from perago.bench import transfer as bench_transfer
+from perago.bench.conductor_rest import BenchConductor
 from perago.bench.report import Row, find_row, rows_to_json
 from perago.bench.repository import bench_repository
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET
@@ -132,61 +133,6 @@ class RoundResult:
         )
 
 
-class _Conductor:
-    def __init__(self, api_url: str) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.http = requests.Session()
-
-    def workflow_def(self, name: str, task_name: str) -> None:
-        body: list[dict[str, Any]] = [
-            {
-                "name": name,
-                "version": 1,
-                "schemaVersion": 2,
-                "ownerEmail": "bench@example.com",
-                "tasks": [
-                    {
-                        "name": task_name,
-                        "taskReferenceName": "edit",
-                        "type": "SIMPLE",
-                        "inputParameters": {
-                            "workspace": "${workflow.input.workspace}",
-                            "params": "${workflow.input.params}",
-                        },
-                    }
-                ],
-            }
-        ]
-        self.http.put(f"{self.api_url}/metadata/workflow", json=body, timeout=30).raise_for_status()
-
-    def start(self, name: str, inputs: dict[str, Any]) -> str:
-        response = self.http.post(f"{self.api_url}/workflow/{name}", json=inputs, timeout=30)
-        response.raise_for_status()
-        return response.text.strip().strip('"')
-
-    def wait_all(self, workflow_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        pending, ended = list(workflow_ids), {}
-        while pending:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(pending)} fleet workflows did not end in time")
-            still = []
-            for workflow_id in pending:
-                state = self.http.get(
-                    f"{self.api_url}/workflow/{workflow_id}",
-                    params={"includeTasks": "true"},
-                    timeout=30,
-                ).json()
-                if state["status"] in ("RUNNING", "PAUSED"):
-                    still.append(workflow_id)
-                else:
-                    ended[workflow_id] = state
-            pending = still
-            if pending:
-                time.sleep(0.5)
-        return ended
-
-
 def _wait_for_pollers(
     log_root: Path, count: int, supervisors: list[subprocess.Popen[bytes]], timeout: float = 120
 ) -> None:
@@ -252,7 +198,7 @@ def _verify(
 
 
 def _run_round(  # noqa: PLR0917 - one private call site
-    conductor: _Conductor,
+    conductor: BenchConductor,
     server: bench_transfer.Server,
     repo: str,
     seed: str,
@@ -292,7 +238,15 @@ def _run_round(  # noqa: PLR0917 - one private call site
         )
         if registered.returncode != 0:
             raise RuntimeError(registered.stderr.strip())
-        conductor.workflow_def(f"{name}_wf", name)
+        conductor.workflow_def(
+            f"{name}_wf",
+            name,
+            reference="edit",
+            inputs={
+                "workspace": "${workflow.input.workspace}",
+                "params": "${workflow.input.params}",
+            },
+        )
         branches = [f"r{round_number}-w{i:04d}" for i in range(workflows)]
         for branch in branches:
             bench_transfer.create_branch(server, repo, branch, seed)
@@ -321,7 +275,9 @@ def _run_round(  # noqa: PLR0917 - one private call site
                 )
                 ids = dict(zip(branches, started, strict=True))
             log(f"{plan.scenario}: {workflows} workflows started")
-            states = conductor.wait_all(list(ids.values()), timeout=max(300.0, workflows * 5.0))
+            states = conductor.wait_all(
+                list(ids.values()), timeout=max(300.0, workflows * 5.0), what="fleet"
+            )
         finally:
             for process in supervisors:
                 process.send_signal(signal.SIGTERM)
@@ -372,7 +328,7 @@ def fleet_results(
     repeat: int = 1,
 ) -> list[RoundResult]:
     """Every plan ``repeat`` times (plans alternate, so drift hits them alike)."""
-    conductor = _Conductor(conductor_url)
+    conductor = BenchConductor(conductor_url)
     work = Path(tempfile.mkdtemp(prefix="perago-bench-fleet-seed-"))
     chosen = plans(processes)
     rounds: dict[Plan, list[RoundResult]] = {plan: [] for plan in chosen}

@@ -16,14 +16,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import requests
-
+from perago.bench.conductor_rest import BenchConductor
 from perago.bench.report import Row, find_row
 
 SCENARIO = "worker-noop"
@@ -80,65 +77,17 @@ class WorkerBenchResult:
         )
 
 
-class _Conductor:
-    def __init__(self, api_url: str) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.http = requests.Session()
-
-    def workflow_def(self, name: str, task_name: str) -> None:
-        body: list[dict[str, Any]] = [
-            {
-                "name": name,
-                "version": 1,
-                "schemaVersion": 2,
-                "ownerEmail": "bench@example.com",
-                "tasks": [
-                    {
-                        "name": task_name,
-                        "taskReferenceName": "noop",
-                        "type": "SIMPLE",
-                        "inputParameters": {"params": "${workflow.input.params}"},
-                    }
-                ],
-            }
-        ]
-        self.http.put(f"{self.api_url}/metadata/workflow", json=body, timeout=30).raise_for_status()
-
-    def start(self, name: str, n: int) -> str:
-        response = self.http.post(
-            f"{self.api_url}/workflow/{name}", json={"params": {"n": n}}, timeout=30
-        )
-        response.raise_for_status()
-        return response.text.strip().strip('"')
-
-    def task_window(self, workflow_ids: list[str], timeout: float) -> float:
-        """Seconds from the first task's start to the last task's end, once all completed."""
-        deadline = time.monotonic() + timeout
-        pending = list(workflow_ids)
-        starts: list[int] = []
-        ends: list[int] = []
-        while pending:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(pending)} benchmark workflows did not complete in time")
-            still = []
-            for workflow_id in pending:
-                state = self.http.get(
-                    f"{self.api_url}/workflow/{workflow_id}",
-                    params={"includeTasks": "true"},
-                    timeout=30,
-                ).json()
-                if state["status"] == "RUNNING":
-                    still.append(workflow_id)
-                    continue
-                if state["status"] != "COMPLETED":
-                    raise RuntimeError(f"benchmark workflow {workflow_id} ended {state['status']}")
-                (task,) = state["tasks"]
-                starts.append(int(task["startTime"]))
-                ends.append(int(task["endTime"]))
-            pending = still
-            if pending:
-                time.sleep(0.5)
-        return (max(ends) - min(starts)) / 1000.0
+def _task_window(conductor: BenchConductor, workflow_ids: list[str], timeout: float) -> float:
+    """Seconds from the first task's start to the last task's end, once all completed."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for workflow_id, state in conductor.wait_all(workflow_ids, timeout).items():
+        if state["status"] != "COMPLETED":
+            raise RuntimeError(f"benchmark workflow {workflow_id} ended {state['status']}")
+        (task,) = state["tasks"]
+        starts.append(int(task["startTime"]))
+        ends.append(int(task["endTime"]))
+    return (max(ends) - min(starts)) / 1000.0
 
 
 def _peak_rss_mb(pids: list[int]) -> float | None:
@@ -162,7 +111,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _run_round(
-    conductor: _Conductor,
+    conductor: BenchConductor,
     *,
     tool: str,
     tasks: int,
@@ -192,8 +141,10 @@ def _run_round(
         )
         if registered.returncode != 0:
             raise RuntimeError(registered.stderr.strip())
-        conductor.workflow_def(f"{name}_wf", name)
-        ids = [conductor.start(f"{name}_wf", n) for n in range(tasks)]
+        conductor.workflow_def(
+            f"{name}_wf", name, reference="noop", inputs={"params": "${workflow.input.params}"}
+        )
+        ids = [conductor.start(f"{name}_wf", {"params": {"n": n}}) for n in range(tasks)]
         processes: list[subprocess.Popen[bytes]] = []
         try:
             if tool == "perago":
@@ -205,7 +156,7 @@ def _run_round(
                 script = BARE_WORKER.format(name=name, url=api_url)
                 for _ in range(concurrency):
                     processes.append(subprocess.Popen([sys.executable, "-c", script], env=env))
-            seconds = conductor.task_window(ids, timeout)
+            seconds = _task_window(conductor, ids, timeout)
             pids = [p.pid for p in processes]
             if tool == "perago":
                 pids = _children(processes[0].pid)
@@ -226,7 +177,7 @@ def worker_rows(
     *, api_url: str, tasks: int, concurrency: int, repeat: int, timeout: float = 900.0
 ) -> list[Row]:
     """Alternate perago / bare rounds ``repeat`` times; one row per tool with the median."""
-    conductor = _Conductor(api_url)
+    conductor = BenchConductor(api_url)
     results: dict[str, list[WorkerBenchResult]] = {"perago": [], "conductor-python": []}
     for _ in range(repeat):
         for tool, rounds in results.items():
