@@ -244,7 +244,7 @@ class Gate:
         )
 
     def release(self, point: str) -> None:
-        for suffix in ("hold", "hold-once", "reached"):
+        for suffix in ("hold", "hold-once", "reached", "claimed"):
             (self.root / f"{point}.{suffix}").unlink(missing_ok=True)
 
     def release_all(self) -> None:
@@ -1100,18 +1100,16 @@ def test_deadline_during_a_merge_with_a_retry_converges_to_the_retry(
     merge, undoes it (or leaves it when Conductor timed the task out first), reports FAILED and
     ends the process; the retry replaces (or simply makes) the publication.
 
-    The overdue attempt's own thread is held before its report: if its SDK update went out in
-    the moment before the watchdog ends the process, update-v2 could hand it the retry, which
-    would die with the process (see the report of these tests); holding it keeps the retry for
-    the restarted slot, so this test is about publication only.
+    Nothing holds the overdue attempt's own thread after the merge: it must not hand a result
+    back to the SDK while the watchdog ends the process (update-v2 would answer with the retry,
+    which would die with the process and sit polled until its response timeout).
     """
     app = make_app(lake, retries=1, response=DEADLINE_SECONDS, seconds=DEADLINE_SECONDS)
     with running(app, "-j", "1"):
-        held, workflow_id = _hold_merge_past_the_deadline(app, hold_report=True)
+        held, workflow_id = _hold_merge_past_the_deadline(app)
         event = finished(app.project, held.task_id, timeout=60)
         wait_until(lambda: not process_running(held.pid), "the overdue worker to exit", 30)
         app.gate.release("attempt.after_body")
-        app.gate.release("worker.before_report")
         state = app.rest.wait(workflow_id, timeout=120)
     assert (event["status"], event["exception_type"]) == ("FAILED", "TimeoutError"), event
     assert "timeoutSeconds" in event["reason"]

@@ -53,3 +53,18 @@ def test_hold_holds_everyone(tmp_path: Path) -> None:
     assert all(process.poll() is None for process in held)
     (tmp_path / "p.x.hold").unlink()
     assert [process.wait(timeout=30) for process in held] == [0, 0]
+
+
+def test_a_killed_claimer_does_not_block_later_holds(tmp_path: Path) -> None:
+    (tmp_path / "p.x.hold-once").touch()
+    first = _reach(tmp_path)
+    _wait_for(tmp_path / "p.x.reached")
+    first.kill()
+    first.wait(timeout=30)
+    (tmp_path / "p.x.reached").unlink()
+    # The gate is still closed (its .hold stays): the next process is held, not waved through.
+    second = _reach(tmp_path)
+    _wait_for(tmp_path / "p.x.reached")
+    assert second.poll() is None
+    (tmp_path / "p.x.hold").unlink()
+    assert second.wait(timeout=30) == 0

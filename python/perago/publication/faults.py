@@ -35,17 +35,10 @@ def reach(name: str, *, task_id: str = "") -> None:
         return
     gate = Path(root)
     hold = gate / f"{name}.hold"
-    once = gate / f"{name}.hold-once"
     claimed = gate / f"{name}.claimed"
-    me = str(os.getpid())
-    try:
-        once.rename(hold)  # only one process wins this rename
-    except OSError:
-        with contextlib.suppress(OSError):
-            if claimed.read_text(encoding="utf-8") != me:
-                return  # a hold-once point taken by another process: pass freely
-    else:
-        claimed.write_text(me, encoding="utf-8")
+    mine = _claim_once(gate / f"{name}.hold-once", hold, claimed)
+    if mine is None:
+        return  # a hold-once point that another live process holds: pass freely
     if not hold.exists():
         return
     reached = gate / f"{name}.reached"
@@ -54,3 +47,43 @@ def reach(name: str, *, task_id: str = "") -> None:
     temporary.replace(reached)
     while hold.exists():
         time.sleep(_POLL_SECONDS)
+    if mine:
+        claimed.unlink(missing_ok=True)
+
+
+def _claim_once(once: Path, hold: Path, claimed: Path) -> bool | None:
+    """True: this process took the hold-once gate; False: no claim in play; None: another live
+    process holds it. The claim file is created exclusively, so only one process wins."""
+    me = os.getpid()
+    for _ in range(2):
+        if once.exists():
+            try:
+                descriptor = os.open(claimed, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                    handle.write(str(me))
+                with contextlib.suppress(OSError):
+                    once.rename(hold)
+                return True
+        try:
+            owner = int(claimed.read_text(encoding="utf-8") or "0")
+        except (OSError, ValueError):
+            return False
+        if owner == me:
+            return True
+        if owner > 0 and _alive(owner):
+            return None
+        claimed.unlink(missing_ok=True)  # left by a process that was killed while held
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
