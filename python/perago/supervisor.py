@@ -657,7 +657,11 @@ class ProcessSupervisor:
                 kill_process_group(process.pid)
                 code = process.wait(timeout=5)
                 forced += 1
-            if code != EXIT_OK:
+            self._read_status(slot)
+            # A worker still starting when the stop came may die of the SIGTERM before it could
+            # install its handler: it never polled, so nothing was left undrained.
+            stopped_while_starting = not slot.ready and code == -signal.SIGTERM
+            if code != EXIT_OK and not stopped_while_starting:
                 clean = False
             self._handle_exit(slot, code)
         if forced:
