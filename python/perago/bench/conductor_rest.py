@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import requests
 
-__all__ = ["BenchConductor"]
+__all__ = ["BenchConductor", "register_task"]
 
 _RUNNING = ("RUNNING", "PAUSED")
 
@@ -69,3 +72,18 @@ class BenchConductor:
             if pending:
                 time.sleep(0.5)
         return ended
+
+
+def register_task(module: str, project: Path, env: Mapping[str, str]) -> None:
+    """``perago register MODULE`` in the bench's project directory; its error becomes ours."""
+    perago = str(Path(sys.executable).with_name("perago"))
+    registered = subprocess.run(
+        [perago, "register", module],
+        cwd=project,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if registered.returncode != 0:
+        raise RuntimeError(registered.stderr.strip())

@@ -41,7 +41,7 @@ from rich.table import Table
 
 from perago.bench import lakefs_setup
 from perago.bench import transfer as bench_transfer
-from perago.bench.conductor_rest import BenchConductor
+from perago.bench.conductor_rest import BenchConductor, register_task
 from perago.bench.report import Row, find_row, rows_to_json
 from perago.bench.repository import bench_repository
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET
@@ -227,17 +227,8 @@ def _run_round(  # noqa: PLR0917 - one private call site
                 "PERAGO_LOG_ROOT": str(root / "logs"),
             }
         )
+        register_task(module, root, env)
         perago = str(Path(sys.executable).with_name("perago"))
-        registered = subprocess.run(
-            [perago, "register", module],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if registered.returncode != 0:
-            raise RuntimeError(registered.stderr.strip())
         conductor.workflow_def(
             f"{name}_wf",
             name,

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from perago.bench.conductor_rest import BenchConductor
+from perago.bench.conductor_rest import BenchConductor, register_task
 from perago.bench.report import Row, find_row
 
 SCENARIO = "worker-noop"
@@ -130,17 +130,8 @@ def _run_round(
             "PERAGO_WORKSPACE_ROOT": str(root / "ws"),
             "PERAGO_LOG_ROOT": str(root / "logs"),
         }
+        register_task(module, root, env)
         perago = str(Path(sys.executable).with_name("perago"))
-        registered = subprocess.run(
-            [perago, "register", module],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if registered.returncode != 0:
-            raise RuntimeError(registered.stderr.strip())
         conductor.workflow_def(
             f"{name}_wf", name, reference="noop", inputs={"params": "${workflow.input.params}"}
         )
