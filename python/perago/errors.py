@@ -1,40 +1,31 @@
-"""Exception types of the perago public API.
+"""The exception hierarchy of perago, rooted at :class:`PeragoError`.
 
-Definition and configuration problems are ``ValueError`` subclasses (bad values supplied by the
-author or the operator); everything raised while an attempt runs is a ``RuntimeError`` subclass,
-so the runtime can classify failures by type alone.
+Definition and configuration problems are also ``ValueError`` subclasses (bad values supplied by
+the author or the operator); everything raised while an attempt runs is also a ``RuntimeError``
+subclass, so the runtime can classify failures by type alone and callers can catch all of perago
+with one ``except PeragoError``.
 """
 
 from __future__ import annotations
 
-__all__ = [
-    "GuardrailViolation",
-    "PostGuardrailViolation",
-    "PreGuardrailViolation",
-    "PublishFenceError",
-    "RuntimeConfigError",
-    "StaleAttemptError",
-    "TaskDefinitionError",
-    "TaskExecutionError",
-    "TaskFailed",
-    "TaskInputError",
-    "TaskTerminalError",
-]
+
+class PeragoError(Exception):
+    """Root of every exception perago raises on purpose."""
 
 
-class TaskDefinitionError(ValueError):
+class TaskDefinitionError(PeragoError, ValueError):
     """The task declaration (decorator arguments, signature, models) is invalid."""
 
 
-class RuntimeConfigError(ValueError):
+class RuntimeConfigError(PeragoError, ValueError):
     """The worker-local runtime configuration (environment, ``.env``) is invalid."""
 
 
-class TaskInputError(ValueError):
+class TaskInputError(PeragoError, ValueError):
     """The input handed to a task attempt (wrapper, workspace reference, params) is invalid."""
 
 
-class TaskExecutionError(RuntimeError):
+class TaskExecutionError(PeragoError, RuntimeError):
     """Base class for failures a task body signals on purpose; carries a reason string."""
 
     reason: str
@@ -55,7 +46,7 @@ class TaskTerminalError(TaskExecutionError):
     """A non-retryable failure: Conductor marks the attempt FAILED_WITH_TERMINAL_ERROR."""
 
 
-class GuardrailViolation(RuntimeError):
+class GuardrailViolation(PeragoError, RuntimeError):
     """A workspace guardrail did not hold."""
 
 
@@ -67,9 +58,37 @@ class PostGuardrailViolation(GuardrailViolation):
     """A guardrail checked after the task body failed (the attempt may be retried)."""
 
 
-class PublishFenceError(RuntimeError):
+class PublishFenceError(PeragoError, RuntimeError):
     """The target branch moved in a way that makes publishing this attempt unsafe."""
 
 
-class StaleAttemptError(RuntimeError):
+class StaleAttemptError(PeragoError, RuntimeError):
     """Conductor no longer considers this worker's attempt the current one."""
+
+
+class WorkspaceSafetyError(PeragoError, RuntimeError):
+    """The attempt directory is no longer the real directory perago created (the body replaced
+    it by a symlink, a file, or removed it); nothing is read through it or published."""
+
+
+class LakeFSError(PeragoError, RuntimeError):
+    """A lakeFS API call failed. ``operation`` names the call, ``status`` is the HTTP status when
+    the server answered (``None`` when it could not be reached) and ``server_message`` the
+    server's own message; the text never contains a secret."""
+
+    def __init__(self, operation: str, status: int | None, message: str) -> None:
+        self.operation = operation
+        self.status = status
+        self.server_message = message
+        prefix = f"lakeFS {operation} failed"
+        super().__init__(
+            f"{prefix} (HTTP {status}): {message}" if status else f"{prefix}: {message}"
+        )
+
+
+class ConductorTaskError(PeragoError, ValueError):
+    """A polled or reloaded Conductor task lacks something perago needs."""
+
+
+class CrashLoopError(PeragoError, RuntimeError):
+    """A worker slot keeps dying; the message names the slot and the last cause seen."""

@@ -126,7 +126,7 @@ def in_process(
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     RecordingApiClient.instances = []
-    monkeypatch.setattr("perago.conductor_adapter.ApiClient", RecordingApiClient)
+    monkeypatch.setattr("perago.conductor.adapter.ApiClient", RecordingApiClient)
     return module
 
 
@@ -137,7 +137,7 @@ def _sdk_configuration() -> Any:
 
 @pytest.mark.parametrize("command", ["register", "start"])
 def test_register_and_start_use_the_dotenv_key_pair(in_process: str, command: str) -> None:
-    from perago.cli import app
+    from perago.cli.app import app
 
     result = CliRunner().invoke(app, [command, in_process])
     configuration = _sdk_configuration()

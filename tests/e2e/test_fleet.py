@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from perago.config import host_token
+from perago.runtime.config import host_token
 from tests.e2e.harness import (
     PERAGO,
     TERMINAL,
@@ -143,7 +143,8 @@ def deploy_task(
 
 
 def worker_processes(module: str) -> list[int]:
-    """Every running ``python -m perago.worker MODULE`` of this machine (any pid namespace)."""
+    """Every running ``python -m perago.runtime.worker MODULE`` of this machine (any pid
+    namespace)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -153,7 +154,7 @@ def worker_processes(module: str) -> list[int]:
         except OSError:
             continue
         if (
-            b"perago.worker" in argv
+            b"perago.runtime.worker" in argv
             and module.encode() in argv
             and process_running(int(entry.name))
         ):

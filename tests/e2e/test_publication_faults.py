@@ -1,7 +1,7 @@
 """Deterministic fault tests of fenced publication (protocol v2) against real lakeFS and Conductor.
 
 Every test drives real ``perago start`` workers. A worker is held at a named fault point
-(``perago.publication.faults``: ``PERAGO_FAULT_GATE_DIR``), and while it waits there the test
+(``perago.attempt.faults``: ``PERAGO_FAULT_GATE_DIR``), and while it waits there the test
 does the fault: SIGSTOP the worker so that Conductor times its task out (its lease heartbeats
 stop), SIGKILL it, commit a foreign change, freeze lakeFS or Conductor (SIGSTOP of the server
 process). Waits are on files and events, never on a guessed sleep; the only deliberate waits
@@ -41,9 +41,9 @@ import lakefs_sdk
 import pytest
 from pydantic import SecretStr
 
-from perago.config import LakeFSConfig
 from perago.devservers import process as dev_process
 from perago.devservers import supervisor as dev_supervisor
+from perago.runtime.config import LakeFSConfig
 from tests.e2e.harness import (
     ConductorRest,
     Deployment,
@@ -999,7 +999,7 @@ def test_merge_into_a_frozen_lakefs_fails_in_bounded_time_and_the_retry_converge
         event = finished(app.project, stuck.task_id)
         state = app.rest.wait(workflow_id, timeout=120)
     assert ended_after < MERGE_FREEZE_BOUND_SECONDS
-    assert (event["status"], event["exception_type"]) == ("FAILED", "LakeFSRequestError"), event
+    assert (event["status"], event["exception_type"]) == ("FAILED", "LakeFSError"), event
     assert "timed out" in event["exception_message"].lower(), event
     assert state["status"] == "COMPLETED", state
     assert [t["status"] for t in state["tasks"]] == ["FAILED", "COMPLETED"]

@@ -22,10 +22,10 @@ from typing import Any
 import lakefs_sdk
 import pytest
 
-from perago.attempt_workspace import ATTEMPT_RECORDS_DIRNAME
-from perago.conductor_adapter import ConductorClient
-from perago.lakefs_control import LakeFSRequestError
-from perago.lakefs_runtime import LakeFSWorkspaceRuntime, StaleStagingBranch
+from perago.attempt.directory import ATTEMPT_RECORDS_DIRNAME
+from perago.conductor.adapter import ConductorClient
+from perago.lakefs.client import LakeFSError
+from perago.lakefs.workspace import LakeFSWorkspaceRuntime, StaleStagingBranch
 from tests.e2e.harness import (
     ConductorRest,
     Deployment,
@@ -322,7 +322,7 @@ def test_a_live_staging_branch_survives_gc_looping_while_a_gib_streams_into_it(
             stale = runtime.list_stale_staging_branches(app.lake.repo, client, kept)
             runtime.delete_staging_branches(stale)
             for item in kept:
-                with contextlib.suppress(LakeFSRequestError):  # its attempt may just delete it
+                with contextlib.suppress(LakeFSError):  # its attempt may just delete it
                     dirty = runtime.control.has_uncommitted_changes(app.lake.repo, item.branch)
                     passes.append((time.monotonic(), dirty))
             time.sleep(0.05)

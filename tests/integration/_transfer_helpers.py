@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from perago import engine
-from perago.transfer import (
+from perago.engine import native as engine
+from perago.engine.transfer import (
     DownloadResult,
     LakeFSCredentials,
     UploadResult,

@@ -16,16 +16,16 @@ from typing import Any
 import lakefs_sdk
 from pydantic import BaseModel
 
-from perago.attempt import StagedWorkspace, TaskExecutionContext, run_workspace_task_attempt
-from perago.attempt_types import AttemptStats, TaskAttempt
-from perago.config import LakeFSConfig
-from perago.lakefs_control import api_base_url
-from perago.lakefs_runtime import LakeFSWorkspaceRuntime
-from perago.models import WorkspaceInput, WorkspaceSpec, workspace_task_input
-from perago.publication.decision import UNKNOWN, PredecessorState
-from perago.result import RuntimeTaskResult
-from perago.snapshot import ChangeSet
-from perago.task_definition import TaskDefinition
+from perago.attempt.core import StagedWorkspace, TaskExecutionContext, run_workspace_task_attempt
+from perago.attempt.decision import UNKNOWN, PredecessorState
+from perago.attempt.identity import AttemptStats, TaskAttempt
+from perago.attempt.result import RuntimeTaskResult
+from perago.definition.decorator import TaskDefinition
+from perago.definition.workspace import WorkspaceInput, WorkspaceSpec, workspace_task_input
+from perago.engine.snapshot import ChangeSet
+from perago.lakefs.client import api_base_url
+from perago.lakefs.workspace import LakeFSWorkspaceRuntime
+from perago.runtime.config import LakeFSConfig
 
 
 class EditParams(BaseModel):

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from perago.lakefs_runtime import LakeFSWorkspaceRuntime
+from perago.lakefs.workspace import LakeFSWorkspaceRuntime
 
 from .publication_support import (
     AttemptRun,

@@ -11,9 +11,9 @@ import lakefs_sdk
 import pytest
 from pydantic import SecretStr
 
-from perago.config import LakeFSConfig
 from perago.devservers import supervisor
-from perago.lakefs_runtime import LakeFSWorkspaceRuntime, StaleStagingBranch
+from perago.lakefs.workspace import LakeFSWorkspaceRuntime, StaleStagingBranch
+from perago.runtime.config import LakeFSConfig
 
 from .publication_support import AttemptRun, commit_files, edit_task, make_attempt, sdk_client
 
@@ -57,7 +57,7 @@ def test_restart_between_stage_and_publish(tmp_path: Path, unique_name: str) -> 
         )
         assert failed.status == "FAILED"
         reason = failed.reason_for_incompletion or ""
-        assert reason.startswith("LakeFSRequestError: lakeFS get branch failed"), reason
+        assert reason.startswith("LakeFSError: lakeFS get branch failed"), reason
         assert config.secret_access_key.get_secret_value() not in reason
         assert list((tmp_path / "attempts").iterdir()) == []
 

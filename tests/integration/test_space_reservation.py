@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from perago import transfer
-from perago.attempt_workspace import attempt_record_path
-from perago.config import LakeFSConfig
-from perago.lakefs_runtime import LakeFSWorkspaceRuntime
-from perago.models import WorkspaceInput, WorkspaceSpec
-from perago.process_liveness import ProcessIdentity
-from perago.space_ledger import LEDGER_FILENAME, free_bytes
+from perago.attempt.directory import attempt_record_path
+from perago.attempt.space_ledger import LEDGER_FILENAME, free_bytes
+from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
+from perago.engine import transfer
+from perago.lakefs.workspace import LakeFSWorkspaceRuntime
+from perago.runtime.config import LakeFSConfig
+from perago.runtime.processes import ProcessIdentity
 
 pytestmark = pytest.mark.integration
 

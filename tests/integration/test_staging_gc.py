@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import requests
 
-from perago.attempt import TaskExecutionContext, staging_branch_name
-from perago.conductor_adapter import ConductorClient, task_to_attempt
-from perago.config import LakeFSConfig
-from perago.lakefs_runtime import LakeFSWorkspaceRuntime, StaleStagingBranch
-from perago.models import WorkspaceInput, WorkspaceSpec
-from perago.snapshot import detect_changes
+from perago.attempt.core import TaskExecutionContext, staging_branch_name
+from perago.conductor.adapter import ConductorClient, task_to_attempt
+from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
+from perago.engine.snapshot import detect_changes
+from perago.lakefs.workspace import LakeFSWorkspaceRuntime, StaleStagingBranch
+from perago.runtime.config import LakeFSConfig
 from tests.e2e.harness import Project, make_project
 from tests.servers_fixture import ConductorServer
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from perago import engine
-from perago.transfer import (
+from perago.engine import native as engine
+from perago.engine.transfer import (
     LakeFSError,
     TransferProgress,
     list_objects,
@@ -146,7 +146,7 @@ def test_large_whole_objects_stream_from_their_own_connections(
 
 
 def seed_with_engine_single(repo: LakeFSRepo, path: Path, object_path: str) -> None:
-    from perago.transfer import upload_files
+    from perago.engine.transfer import upload_files
 
     upload_files(repo.endpoint, creds(repo), repo.name, "main", [(path, object_path)])
 
@@ -178,7 +178,7 @@ def test_missing_ref_and_wrong_secret_fail_clearly(
 
 
 def test_secret_never_in_reprs(transfer_repo: LakeFSRepo) -> None:
-    from perago.transfer import connect
+    from perago.engine.transfer import connect
 
     client = connect(transfer_repo.endpoint, creds(transfer_repo))
     assert transfer_repo.secret_access_key not in repr(client)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from perago.transfer import UnsafeObjectKeyError
+from perago.engine.transfer import UnsafeObjectKeyError
 
 from ._transfer_helpers import download_from, tree_listing
 from .conftest import LakeFSRepo

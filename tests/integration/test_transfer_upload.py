@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from perago.transfer import (
+from perago.engine.transfer import (
     LakeFSError,
     TransferProgress,
     delete_objects,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from perago.attempt_types import TaskAttempt
-from perago.guardrails import require_file
-from perago.models import WorkspaceSpec
-from perago.task_definition import TaskDefinition
+from perago.attempt.identity import TaskAttempt
+from perago.definition.decorator import TaskDefinition
+from perago.definition.guardrails import require_file
+from perago.definition.workspace import WorkspaceSpec
 
 
 class Inner(BaseModel):

@@ -9,6 +9,8 @@ import pytest
 import perago
 from perago.errors import (
     GuardrailViolation,
+    LakeFSError,
+    PeragoError,
     PostGuardrailViolation,
     PreGuardrailViolation,
     PublishFenceError,
@@ -78,19 +80,39 @@ def test_stale_attempt_message_is_the_bare_task_id() -> None:
     assert str(StaleAttemptError("task-123")) == "task-123"
 
 
-def test_every_error_is_exported_from_perago() -> None:
+def test_every_error_derives_from_perago_error_and_lives_in_perago_errors() -> None:
+    import perago.errors as errors_module
+
+    public_errors = [
+        value
+        for name, value in vars(errors_module).items()
+        if isinstance(value, type) and issubclass(value, BaseException) and not name.startswith("_")
+    ]
+    assert len(public_errors) >= 14
+    for error in public_errors:
+        assert issubclass(error, PeragoError), error
+        assert error.__module__ == "perago.errors"
+
+
+def test_the_errors_a_task_author_raises_or_catches_are_top_level() -> None:
     for error in (
+        PeragoError,
         TaskDefinitionError,
         RuntimeConfigError,
-        TaskInputError,
-        TaskExecutionError,
         TaskFailed,
         TaskTerminalError,
         GuardrailViolation,
-        PreGuardrailViolation,
-        PostGuardrailViolation,
-        PublishFenceError,
         StaleAttemptError,
+        LakeFSError,
     ):
         assert getattr(perago, error.__name__) is error
         assert error.__name__ in perago.__all__
+
+
+def test_lakefs_error_keeps_operation_status_and_the_server_message() -> None:
+    error = LakeFSError("merge", 409, "conflict found")
+    assert (error.operation, error.status, error.server_message) == ("merge", 409, "conflict found")
+    assert str(error) == "lakeFS merge failed (HTTP 409): conflict found"
+    assert str(LakeFSError("get commit", None, "connection refused")) == (
+        "lakeFS get commit failed: connection refused"
+    )

@@ -16,7 +16,7 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_task_is_the_decorator_even_after_its_module_is_imported() -> None:
-    import perago.task_definition as definition
+    import perago.definition.decorator as definition
 
     assert perago.task is definition.task
     assert callable(perago.task)
@@ -24,7 +24,7 @@ def test_task_is_the_decorator_even_after_its_module_is_imported() -> None:
 
 def test_import_perago_loads_no_heavy_dependency() -> None:
     probe = (
-        "import sys, perago, perago.transfer\n"
+        "import sys, perago, perago.engine.transfer\n"
         "heavy = [m for m in ('pydantic', 'loguru', 'conductor', 'typer', 'lakefs_sdk')"
         " if m in sys.modules]\n"
         "print(','.join(heavy))\n"

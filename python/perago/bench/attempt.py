@@ -18,14 +18,14 @@ from pathlib import Path
 import typer
 from pydantic import BaseModel
 
-from perago.attempt import run_workspace_task_attempt
-from perago.attempt_types import AttemptStats, TaskAttempt
+from perago.attempt.core import run_workspace_task_attempt
+from perago.attempt.identity import AttemptStats, TaskAttempt
 from perago.bench import lakefs_setup
 from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt
 from perago.bench.report import Row, print_table, rows_to_json
-from perago.lakefs_runtime import LakeFSWorkspaceRuntime
-from perago.models import WorkspaceSpec, workspace_task_input
-from perago.task_definition import TaskDefinition
+from perago.definition.decorator import TaskDefinition
+from perago.definition.workspace import WorkspaceSpec, workspace_task_input
+from perago.lakefs.workspace import LakeFSWorkspaceRuntime
 
 SCENARIO = "attempt-1-file"
 DEFAULT_FILES = 1

@@ -45,7 +45,7 @@ from perago.bench.conductor_rest import BenchConductor, register_task
 from perago.bench.report import Row, find_row, rows_to_json
 from perago.bench.repository import bench_repository
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET
-from perago.models import workspace_task_input
+from perago.definition.workspace import workspace_task_input
 
 DEFAULT_WORKFLOWS = 100
 DEFAULT_PROCESSES = 2
@@ -363,8 +363,8 @@ def fleet_command(
     namespace_root: str = NamespaceOpt,
 ) -> None:
     """One vs two supervisors on one queue: workspace tasks of one changed file, each verified."""
-    from perago.cli_support import CliError, cli_errors
-    from perago.config import load_runtime_config
+    from perago.cli.support import CliError, cli_errors
+    from perago.runtime.config import load_runtime_config
 
     with cli_errors():
         config = load_runtime_config("perago", probe_roots=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from perago.bench.trees import list_files
-from perago.snapshot import detect_changes, take_snapshot
+from perago.engine.snapshot import detect_changes, take_snapshot
 
 CHUNK = 1 << 20
 T = TypeVar("T")
@@ -62,7 +62,7 @@ def run(tool: str, root: Path, repeat: int, threads: int | None) -> dict[str, ob
             snap = timed(lambda: take_snapshot(root, threads=threads))
         notes["heap_bytes_per_entry"] = snap.memory_bytes / max(len(snap), 1)
     elif tool == "statwalk":
-        from perago import engine
+        from perago.engine import native as engine
 
         engine.stat_walk(root, threads)
         for _ in range(repeat):

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import typer
 
-from perago.attempt import TaskExecutionContext
-from perago.attempt_types import TaskAttempt
+from perago.attempt.core import TaskExecutionContext
+from perago.attempt.identity import TaskAttempt
 from perago.bench import lakefs_setup
 from perago.bench import transfer as bench_transfer
 from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt
 from perago.bench.report import Row, print_table, ratio, rows_to_json
-from perago.lakefs_runtime import LakeFSWorkspaceRuntime
-from perago.models import WorkspaceInput, WorkspaceSpec
-from perago.snapshot import detect_changes
+from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
+from perago.engine.snapshot import detect_changes
+from perago.lakefs.workspace import LakeFSWorkspaceRuntime
 
 DEFAULT_FILES = 10_000
 DEFAULT_SIZE = 100 * 1024

@@ -349,7 +349,7 @@ def _download_rows(
     ranged: RangedParts,
     log: Callable[[str], None],
 ) -> list[Row]:
-    from perago.transfer import LakeFSCredentials, upload_files
+    from perago.engine.transfer import LakeFSCredentials, upload_files
 
     creds = LakeFSCredentials(server.access_key_id, server.secret_access_key)
     rows: list[Row] = []

@@ -1,6 +1,6 @@
 """One perago transfer per process, as the transfer bench times it against one lakectl command.
 
-Kept to the standard library and ``perago.transfer``: inside a worker the transfer runs in an
+Kept to the standard library and ``perago.engine.transfer``: inside a worker the transfer runs in an
 already-started process, so the bench should not charge perago for importing the bench's own
 CLI scaffolding (typer, urllib, ...) on every run.
 
@@ -32,7 +32,7 @@ def upload_items(source: Path, prefix: str) -> list[tuple[str | os.PathLike[str]
 
 
 def main(argv: Sequence[str]) -> None:
-    from perago.transfer import LakeFSCredentials, download_prefix, upload_files
+    from perago.engine.transfer import LakeFSCredentials, download_prefix, upload_files
 
     endpoint = os.environ[ENV_ENDPOINT]
     creds = LakeFSCredentials(os.environ[ENV_KEY], os.environ[ENV_SECRET])

@@ -1,0 +1,1 @@
+"""The only place perago talks to the conductor-python SDK."""

@@ -1,0 +1,71 @@
+"""The transfer facade's argument handling and secret hygiene (no server needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perago.bench.sizes import parse_size
+from perago.bench.transfer import Row, format_table
+from perago.engine.transfer import (
+    LakeFSCredentials,
+    LakeFSError,
+    UnsafeObjectKeyError,
+    connect,
+    download_prefix,
+)
+
+SECRET = "top-secret-value-123"
+
+
+def test_credentials_and_client_reprs_hide_the_secret() -> None:
+    creds = LakeFSCredentials("AKIAKEY", SECRET)
+    client = connect("http://127.0.0.1:1", creds)
+    for text in (repr(creds), str(creds), repr(client)):
+        assert SECRET not in text
+    assert client.api_base == "http://127.0.0.1:1/api/v1"
+    assert client.access_key_id == "AKIAKEY"
+
+
+def test_endpoint_problems_are_value_errors_without_secrets() -> None:
+    with pytest.raises(ValueError, match="http:// or https://"):
+        connect("127.0.0.1:8000", LakeFSCredentials("k", SECRET))
+    with pytest.raises(ValueError, match="must not embed credentials") as embedded:
+        connect(f"http://k:{SECRET}@127.0.0.1", LakeFSCredentials("k", SECRET))
+    assert SECRET not in str(embedded.value)
+
+
+def test_exception_hierarchy() -> None:
+    assert issubclass(UnsafeObjectKeyError, ValueError)
+    assert issubclass(LakeFSError, Exception)
+    assert not issubclass(LakeFSError, OSError)
+
+
+def test_unreachable_server_is_a_lakefs_error_without_secret(tmp_path: Path) -> None:
+    client = connect("http://127.0.0.1:9", LakeFSCredentials("k", SECRET), max_attempts=2)
+    with pytest.raises(LakeFSError) as failure:
+        download_prefix(client, None, "repo", "main", "p", tmp_path / "ws")
+    assert failure.value.status_code is None
+    assert failure.value.operation == "list objects"
+    assert failure.value.target == "repo@main:p/"
+    assert "gave up after 2 attempts" in str(failure.value)
+    assert SECRET not in str(failure.value)
+    assert not (tmp_path / "ws").exists()
+
+
+def test_invalid_prefix_is_rejected_up_front(tmp_path: Path) -> None:
+    client = connect("http://127.0.0.1:9", LakeFSCredentials("k", SECRET), max_attempts=1)
+    with pytest.raises(ValueError, match="not a valid object prefix"):
+        download_prefix(client, None, "repo", "main", "a/../b", tmp_path)
+
+
+def test_bench_sizes_and_table() -> None:
+    assert parse_size("100KiB") == 100 * 1024
+    assert parse_size("1GiB") == 1 << 30
+    assert parse_size("4096") == 4096
+    with pytest.raises(ValueError, match="invalid size"):
+        parse_size("ten")
+    table = format_table([Row("download-small", "perago", 1.5, 100.0, 6666.7, 80.0)])
+    assert "download-small" in table
+    assert "perago" in table
