@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from perago.engine import native as engine
+from perago.engine import snapshot as engine
 from perago.engine.transfer import (
     DownloadResult,
     LakeFSCredentials,

@@ -62,7 +62,7 @@ def run(tool: str, root: Path, repeat: int, threads: int | None) -> dict[str, ob
             snap = timed(lambda: take_snapshot(root, threads=threads))
         notes["heap_bytes_per_entry"] = snap.memory_bytes / max(len(snap), 1)
     elif tool == "statwalk":
-        from perago.engine import native as engine
+        from perago.engine import snapshot as engine
 
         engine.stat_walk(root, threads)
         for _ in range(repeat):

@@ -12,7 +12,11 @@ from typing import Literal, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict
 
-from perago.engine import native as engine
+from perago import _native
+
+NativeSnapshot = _native.Snapshot
+NativeChangeSet = _native.ChangeSet
+EntryTuple = tuple[str, str, int, int, int, int, int, str, str | None]
 
 MARKER_FILE = ".perago-attempt.json"
 """The attempt marker; never part of a snapshot or change set (at the workspace root only)."""
@@ -45,7 +49,7 @@ class UnsupportedEntry(NamedTuple):
     kind: str
 
 
-def _entry(raw: engine.EntryTuple) -> SnapshotEntry:
+def _entry(raw: EntryTuple) -> SnapshotEntry:
     path, kind, size, mtime_ns, ctime_ns, inode, mode, digest, target = raw
     return SnapshotEntry(
         path, cast(EntryKind, kind), size, mtime_ns, ctime_ns, inode, mode, digest, target
@@ -57,11 +61,11 @@ class Snapshot:
 
     __slots__ = ("_native",)
 
-    def __init__(self, native: engine.NativeSnapshot) -> None:
+    def __init__(self, native: NativeSnapshot) -> None:
         self._native = native
 
     @property
-    def native(self) -> engine.NativeSnapshot:
+    def native(self) -> NativeSnapshot:
         return self._native
 
     @property
@@ -143,7 +147,7 @@ class ChangeSet(BaseModel):
         return bool(self.added or self.modified or self.removed or self.type_changed)
 
     @classmethod
-    def from_native(cls, native: engine.NativeChangeSet) -> ChangeSet:
+    def from_native(cls, native: NativeChangeSet) -> ChangeSet:
         return cls(
             added=tuple(native.added),
             modified=tuple(native.modified),
@@ -161,7 +165,7 @@ class ChangeSet(BaseModel):
 
 def take_snapshot(root: str | os.PathLike[str], *, threads: int | None = None) -> Snapshot:
     """Cold snapshot of ``root``: every regular file hashed with BLAKE3, symlinks recorded."""
-    return Snapshot(engine.take_snapshot(root, threads))
+    return Snapshot(_native.take_snapshot(root, threads))
 
 
 def snapshot_from_known_hashes(
@@ -171,7 +175,7 @@ def snapshot_from_known_hashes(
     threads: int | None = None,
 ) -> Snapshot:
     """Baseline from hashes computed while writing (digest: 32 bytes or 64 hex chars)."""
-    return Snapshot(engine.snapshot_from_known_hashes(root, known, threads))
+    return Snapshot(_native.snapshot_from_known_hashes(root, known, threads))
 
 
 def detect_changes(
@@ -183,4 +187,14 @@ def detect_changes(
 ) -> ChangeSet:
     """Compare ``root`` now with ``baseline``, re-hashing only candidate files."""
     window_ns = round(racy_window_s * 1_000_000_000)
-    return ChangeSet.from_native(engine.detect_changes(root, baseline.native, threads, window_ns))
+    return ChangeSet.from_native(_native.detect_changes(root, baseline.native, threads, window_ns))
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """BLAKE3 hex digest of one file, computed in Rust with the GIL released."""
+    return _native.hash_file(path)
+
+
+def stat_walk(root: str | os.PathLike[str], threads: int | None = None) -> tuple[int, int]:
+    """Bare parallel ``lstat`` walk: ``(entries, bytes)``. Benchmark baseline."""
+    return _native.stat_walk(root, threads)

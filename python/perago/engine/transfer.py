@@ -18,12 +18,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from perago.engine import native as engine
+from perago import _native
 
-LakeFSError = engine.LakeFSError
-UnsafeObjectKeyError = engine.UnsafeObjectKeyError
-DownloadResult = engine.DownloadResult
-LakeFSClient = engine.LakeFSClient
+LakeFSError = _native.LakeFSError
+UnsafeObjectKeyError = _native.UnsafeObjectKeyError
+DownloadResult = _native.DownloadResult
+LakeFSClient = _native.LakeFSClient
+
+# (bytes_done, bytes_total, files_done, files_total), called from the calling thread.
+RawProgress = Callable[[int, int, int, int], object]
 
 __all__ = [
     "DownloadResult",
@@ -108,7 +111,7 @@ def connect(
     exponential backoff and jitter on connection errors, 5xx and 429; 10 s connect timeout;
     120 s without progress on a connection.
     """
-    return engine.lakefs_client(
+    return _native.LakeFSClient(
         endpoint,
         credentials.access_key_id,
         _secret_text(credentials.secret_access_key),
@@ -128,7 +131,7 @@ def _client(endpoint: str | LakeFSClient, credentials: CredentialsLike | None) -
 
 def _raw_progress(
     progress: ProgressCallback | None,
-) -> Callable[[int, int, int, int], object] | None:
+) -> RawProgress | None:
     if progress is None:
         return None
 
@@ -147,7 +150,7 @@ def list_objects(
 ) -> list[ObjectEntry]:
     """Objects of ``repo@ref`` under ``prefix + "/"`` (never sibling prefixes); ``""`` = all."""
     client = _client(endpoint, credentials)
-    return [ObjectEntry(p, s, c) for p, s, c in engine.list_objects(client, repo, ref, prefix)]
+    return [ObjectEntry(p, s, c) for p, s, c in _native.list_objects(client, repo, ref, prefix)]
 
 
 def download_prefix(  # noqa: PLR0917 - positional order is the documented API
@@ -176,10 +179,9 @@ def download_prefix(  # noqa: PLR0917 - positional order is the documented API
 
     ``before_write(canonical dest, listed total bytes)`` is called once after the listing and
     before anything is written (see :mod:`perago.attempt.space_ledger`: the attempt reserves disk
-    space
-    there); an exception it raises ends the download unchanged.
+    space there); an exception it raises ends the download unchanged.
     """
-    return engine.download_prefix(
+    return _native.download_prefix(
         _client(endpoint, credentials),
         repo,
         ref,
@@ -204,7 +206,7 @@ def upload_files(
     progress: ProgressCallback | None = None,
 ) -> UploadResult:
     """Upload ``(local path, object path)`` pairs to ``branch`` (streamed; symlinks refused)."""
-    count, size = engine.upload_files(
+    count, size = _native.upload_files(
         _client(endpoint, credentials),
         repo,
         branch,
@@ -223,4 +225,4 @@ def delete_objects(
     paths: Iterable[str],
 ) -> int:
     """Delete object paths from ``branch`` in batches of at most 1000 per request."""
-    return engine.delete_objects(_client(endpoint, credentials), repo, branch, list(paths))
+    return _native.delete_objects(_client(endpoint, credentials), repo, branch, list(paths))

@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 
 import perago
-from perago.engine import native as engine
+from perago.engine import native_version
+from perago.engine import snapshot as engine
 
 # Official BLAKE3 test vector for the empty input.
 EMPTY_BLAKE3 = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 
 
 def test_native_version_matches_package() -> None:
-    assert engine.native_version() == perago.__version__
+    assert native_version() == perago.__version__
 
 
 def test_hash_file_empty_matches_test_vector(tmp_path: Path) -> None:

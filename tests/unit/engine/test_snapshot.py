@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from perago.engine import native as engine
+from perago.engine import snapshot as engine
 from perago.engine.snapshot import (
     MARKER_FILE,
     ChangeSet,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perago.engine import native as engine
+from perago.engine import snapshot as engine
 from perago.engine.snapshot import detect_changes, take_snapshot
 from tests.unit.engine.snapshot_reference import reference_diff, reference_snapshot
 
