@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the snapshot and change-detection benchmarks (SPEC §10) and keep their JSON results.
+# Run the snapshot and change-detection benchmarks and keep their JSON results.
 # Usage: benches/run.sh [extra perago bench options, e.g. --files 10000 --size 4K]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -1,11 +1,13 @@
 """Session fixtures for real servers; the implementation lives in tests/servers_fixture.py.
 
 Fixtures: ``lakefs_server`` and ``conductor_server`` (session, started once or reused from
-PERAGO_TEST_* variables), ``lakefs_repo`` (a fresh repository per test), ``unique_name``.
+PERAGO_TEST_* variables), ``lakefs_repo`` (a fresh repository per test), ``unique_name``;
+``ctrl_c_raises`` for tests that send themselves SIGINT.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,3 +40,20 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def lakefs_repo(lakefs_server: LakefsServer, unique_name: str) -> Iterator[LakefsRepo]:
     yield from servers_fixture.lakefs_repo_for(lakefs_server, unique_name)
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT raises ``KeyboardInterrupt`` during the test, however the runner was started.
+
+    A runner launched in the background (``cmd &``, CI agents) inherits SIGINT ignored, and
+    Python installs its ``KeyboardInterrupt`` handler only when SIGINT is not ignored at startup,
+    so a test that sends itself SIGINT would never be interrupted. While the handler is set,
+    subprocesses start with SIGINT at its default instead of ignored. The runner's disposition
+    is restored afterwards.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)

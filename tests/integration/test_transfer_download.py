@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -193,6 +194,7 @@ def _seed_many(repo: LakeFSRepo, tmp_path: Path, count: int, size: int) -> str:
     return repo.commit()
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_cancels_a_running_download(transfer_repo: LakeFSRepo, tmp_path: Path) -> None:
     commit = _seed_many(transfer_repo, tmp_path, 3000, 100 * 1024)
     dest = tmp_path / "ws"
@@ -201,7 +203,7 @@ def test_ctrl_c_cancels_a_running_download(transfer_repo: LakeFSRepo, tmp_path: 
     def interrupt_once(progress: TransferProgress) -> None:
         if progress.files_done > 50 and not fired.is_set():
             fired.set()
-            threading.Timer(0.01, lambda: os.kill(os.getpid(), 2)).start()
+            threading.Timer(0.01, os.kill, args=(os.getpid(), signal.SIGINT)).start()
 
     with pytest.raises(KeyboardInterrupt):
         download_from(

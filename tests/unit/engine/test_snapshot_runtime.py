@@ -15,6 +15,7 @@ from perago.engine.snapshot import detect_changes, take_snapshot
 SPARSE_SIZE = 8 << 30  # reads as zeros; only the part hashed before the interrupt is cached
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_interrupts_a_big_snapshot_promptly(tmp_path: Path) -> None:
     big = tmp_path / "sparse.bin"
     with open(big, "wb") as handle:

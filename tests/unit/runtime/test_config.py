@@ -447,6 +447,9 @@ def test_unreadable_dotenv_is_a_config_error(tmp_path: Path) -> None:
 def test_process_env_none_reads_the_real_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for key in list(os.environ):  # whatever the runner exported must not decide the outcome
+        if key.startswith("PERAGO_"):
+            monkeypatch.delenv(key)
     monkeypatch.setenv("PERAGO_EXECUTION_MODE", "thread")
     config = load_runtime_config(TARGET, cwd=tmp_path, probe_roots=False)
     assert config.execution_mode == "thread"
@@ -454,7 +457,10 @@ def test_process_env_none_reads_the_real_environment(
     assert ignored.execution_mode == "process"
 
 
-def test_merged_env_exposes_dotenv_values_without_touching_os_environ(tmp_path: Path) -> None:
+def test_merged_env_exposes_dotenv_values_without_touching_os_environ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CONDUCTOR_AUTH_KEY", raising=False)  # a runner may export its own
     (tmp_path / ".env").write_text(
         "CONDUCTOR_AUTH_KEY=key-from-dotenv\nCONDUCTOR_AUTH_SECRET=s\nOVERRIDDEN=dotenv\n"
     )
