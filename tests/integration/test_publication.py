@@ -1,4 +1,4 @@
-"""Publication and no-op tables (SPEC §5.4) against a REAL lakeFS server."""
+"""Publication and no-op tables against a REAL lakeFS server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §2.5: the exception hierarchy and TaskExecutionError's reason contract."""
+"""The exception hierarchy and TaskExecutionError's reason contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The attempt core: one task attempt from input validation to published output (SPEC §4).
+"""The attempt core: one task attempt from input validation to published output.
 
 The core never talks to lakeFS or Conductor itself; it takes its collaborators as small callables
 (download, reload-current-attempt, stage, publish, cleanup, no-op completion) so that a worker, the
@@ -104,7 +104,8 @@ class StagedWorkspace:
 class TaskExecutionContext:
     """An attempt plus its execution id; other attributes are read from the attempt.
 
-    ``fence`` re-reads the attempt fence (SPEC §6) and raises ``StaleAttemptError``; the publisher
+    ``fence`` re-reads the attempt fence (docs/adr/0005) and raises ``StaleAttemptError``; the
+    publisher
     calls it immediately before every branch move. ``guard`` refuses branch moves once the
     attempt's end is decided (the local deadline).
     """
@@ -334,7 +335,7 @@ def build_workspace_free_task_output(task: TaskDefinition, raw_result: object) -
 
 
 def assert_current_attempt_snapshot(original: object, fresh: object) -> None:
-    """The attempt fence (SPEC §6): raise StaleAttemptError unless ``fresh`` is still ours.
+    """The attempt fence (docs/adr/0005): raise StaleAttemptError unless ``fresh`` is still ours.
 
     ``fresh`` must be ``IN_PROGRESS`` with the same workflow id, task id and retry count, and —
     when both snapshots carry them — the same worker id and poll count.
@@ -361,7 +362,8 @@ def assert_current_attempt_snapshot(original: object, fresh: object) -> None:
 
 
 def staging_branch_name(attempt: object) -> str:
-    """Deterministic lakeFS staging branch id of an attempt (reference §9.2 format).
+    """Deterministic lakeFS staging branch id of an attempt (the format perago 0.6 used, kept so
+    leftovers are recognised).
 
     ``perago-staging-<wf>-<ref name>-seq-<seq>-iteration-<it>-task-id-<id>-retry-<n>-exec-<exec>``
     with every value reduced to ``[A-Za-z0-9_-]``; ids longer than lakeFS accepts keep their

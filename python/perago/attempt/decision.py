@@ -1,4 +1,4 @@
-"""The publication decision (SPEC §5.4, protocol v2): pure, no I/O.
+"""The publication decision (protocol v2, docs/adr/0007): pure, no I/O.
 
 Given the input ref A, the head H of the target branch (its first parent and the perago identity
 in its metadata), the Conductor state of the task that made H when H is another attempt's

@@ -1,6 +1,6 @@
 """The outcome of one attempt as Conductor sees it, and how exceptions are classified.
 
-Classification (SPEC §4):
+Classification:
 
 * a normal return → ``COMPLETED`` (business rejections are still completions);
 * ``TaskTerminalError``, ``PreGuardrailViolation`` and input that can never be valid (malformed
@@ -122,7 +122,7 @@ def terminal_failed_result(
 def result_for_exception(
     exc: Exception, *, max_length: int = DEFAULT_FAILURE_REASON_MAX_LENGTH
 ) -> RuntimeTaskResult:
-    """Classify ``exc`` (SPEC §4 table) into a failed result with a one-line typed reason."""
+    """Classify ``exc`` into a failed result with a one-line typed reason."""
     reason = describe_exception(exc)
     terminal = isinstance(exc, TaskTerminalError | PreGuardrailViolation | InvalidAttemptInput)
     builder = terminal_failed_result if terminal else failed_result

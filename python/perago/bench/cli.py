@@ -14,7 +14,7 @@ from perago.bench import sizes, trees
 from perago.bench.report import Row, print_table, ratio, rows_to_json
 from perago.bench.snapshot import Settings, diff_rows, snapshot_rows
 
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against baselines (SPEC §10).")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against baselines.")
 
 DEFAULT_FILES = 100_000
 DEFAULT_SIZE = 4096

@@ -76,7 +76,7 @@ def _collect_staging_branches(config: RuntimeConfig, repository: str) -> list[st
 
 
 def _reconcile_publications(config: RuntimeConfig, repository: str) -> None:
-    """Roll back head publications of tasks that ended without completing them (SPEC §5.4)."""
+    """Roll back head publications of tasks that ended without completing them (docs/adr/0007)."""
     from perago.conductor.adapter import ConductorClient
     from perago.lakefs.workspace import LakeFSWorkspaceRuntime
 

@@ -1,4 +1,4 @@
-"""``perago run``: one attempt of a task without Conductor (SPEC §8).
+"""``perago run``: one attempt of a task without Conductor.
 
 * workspace-free task: ``--params`` only;
 * ``--workspace DIR``: the directory is copied into an attempt directory (the original is never

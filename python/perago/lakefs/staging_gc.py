@@ -6,7 +6,8 @@ the attempt's staging step until its cleanup. For most of that life its head is 
 A — often older than any TTL — and until its first upload lands it has no uncommitted change
 either, so "old head, nothing uncommitted" describes a live branch as well as a dead one. The
 proof used instead: **a staging branch is abandoned when the attempt that made it can never pass
-its fence again** (SPEC §6: the task, reloaded by id, must be IN_PROGRESS with the same identity
+its fence again** (the attempt fence, docs/adr/0005: the task, reloaded by id, must be IN_PROGRESS
+with the same identity
 and poll count). Deleting the branch of such an attempt can change nothing that matters: it can
 no longer publish.
 

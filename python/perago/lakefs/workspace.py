@@ -1,5 +1,5 @@
 """lakeFS workspace runtime: the download / stage / publish / no-op / cleanup collaborators of the
-attempt core (SPEC §5), bulk bytes through :mod:`perago.engine.transfer`, control calls through
+attempt core, bulk bytes through :mod:`perago.engine.transfer`, control calls through
 :mod:`perago.lakefs.client`.
 
 Publication follows protocol v2 (:mod:`perago.attempt.decision`, :mod:`perago.lakefs.publisher`;
@@ -252,7 +252,7 @@ class LakeFSWorkspaceRuntime:
         spec: WorkspaceSpec,
         context: TaskExecutionContext,
     ) -> str:
-        """Publish C onto the branch through the v2 decision table (SPEC §5.4)."""
+        """Publish C onto the branch through the v2 decision table (docs/adr/0007)."""
         return self._publisher.publish(
             self._request(
                 workspace,

@@ -1,6 +1,7 @@
 """The pure publication decision (protocol v2): an exhaustive table and properties.
 
-The table's oracle below restates SPEC §5.4 independently of the implementation: every
+The table's oracle below restates the v2 rule of docs/adr/0007 independently of the implementation:
+every
 combination of head kind, parent, Conductor state of the head's task, relative retry count and
 mode (publish or no-op) is checked against it.
 """
@@ -66,7 +67,7 @@ def oracle(
     state: PredecessorState | None,
     publishing: bool,
 ) -> tuple[ActionKind, str | None]:
-    """SPEC §5.4 v2, written out case by case."""
+    """The v2 rule, written out case by case."""
     if head_is_input:
         return (ActionKind.MERGE, None) if publishing else (ActionKind.COMPLETE, A)
     same_task = publisher is not None and (publisher.workflow_instance_id, publisher.task_ref) == (

@@ -1,4 +1,4 @@
-"""Result model, reason formatting and the SPEC §4 classification table."""
+"""Result model, reason formatting and the classification table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §2.2: control models, their defaults, constraints and messages."""
+"""Control models, their defaults, constraints and messages."""
 
 from __future__ import annotations
 

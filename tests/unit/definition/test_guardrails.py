@@ -1,4 +1,4 @@
-"""SPEC §2.4 guardrails: factories, path rules, messages and version-independent globbing."""
+"""Guardrails: factories, path rules, messages and version-independent globbing."""
 
 from __future__ import annotations
 

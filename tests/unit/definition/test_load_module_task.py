@@ -1,4 +1,4 @@
-"""SPEC §2.1 load_module_task: target rules, one task per module, reload and re-export."""
+"""load_module_task: target rules, one task per module, reload and re-export."""
 
 from __future__ import annotations
 

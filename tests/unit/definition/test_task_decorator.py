@@ -1,4 +1,4 @@
-"""SPEC §2.1: the @task decorator — metadata rules, signature rules and TaskDefinition."""
+"""The @task decorator — metadata rules, signature rules and TaskDefinition."""
 
 from __future__ import annotations
 

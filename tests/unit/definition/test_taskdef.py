@@ -1,4 +1,4 @@
-"""SPEC §2.3 TaskDef JSON: key order, controls, wrappers, schema rewriting, recursion, files."""
+"""TaskDef JSON: key order, controls, wrappers, schema rewriting, recursion, files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §2.4: WorkspaceSpec prefix rules and the Conductor workspace reference objects."""
+"""WorkspaceSpec prefix rules and the Conductor workspace reference objects."""
 
 from __future__ import annotations
 
