@@ -1,12 +1,8 @@
-"""Projection between lakeFS object paths and workspace-relative local paths, and sync plans.
+"""Where a workspace file lives in lakeFS, and which workspace entries can be published.
 
-A workspace with prefix ``audio`` maps object ``audio/a/b.wav`` to local ``a/b.wav``; prefix ``/``
-maps the whole repository. Only the attempt marker at the workspace root
-(``.perago-attempt.json``) is reserved: a file of that name deeper in the tree is ordinary data.
-
-The sync plan here describes the full desired state (every local file is an upload); the lakeFS
-runtime stages only what changed, using the snapshot's change set instead. These helpers are the
-compatible public surface for callers that want the full projection.
+A workspace with prefix ``audio`` maps local ``a/b.wav`` to object ``audio/a/b.wav``; prefix ``/``
+maps the whole repository. Publication stages only what the snapshot's change set names; each
+entry is checked here first (regular files only, never reached through a symlink).
 """
 
 from __future__ import annotations
@@ -16,55 +12,19 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from perago.attempt.directory import ATTEMPT_WORKSPACE_MARKER
 from perago.definition.workspace import WorkspaceSpec
 from perago.errors import TaskDefinitionError, TaskInputError
 
 __all__ = [
-    "WorkspaceDownloadFile",
-    "WorkspaceSyncPlan",
-    "WorkspaceUploadFile",
-    "build_workspace_sync_plan",
     "canonical_object_path",
-    "workspace_delete_object_paths",
-    "workspace_download_files",
-    "workspace_local_path",
+    "check_publishable_entry",
     "workspace_object_path",
     "workspace_object_prefix",
-    "workspace_upload_files",
 ]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-@dataclass(frozen=True)
-class WorkspaceUploadFile:
-    local_path: Path
-    object_path: str
-
-
-@dataclass(frozen=True)
-class WorkspaceDownloadFile:
-    object_path: str
-    local_path: Path
-
-
-@dataclass(frozen=True)
-class WorkspaceSyncPlan:
-    upload_files: tuple[WorkspaceUploadFile, ...]
-    delete_object_paths: tuple[str, ...]
-
-    @property
-    def changed_object_count(self) -> int:
-        return len(self.upload_files) + len(self.delete_object_paths)
-
-    @property
-    def upload_bytes(self) -> int:
-        return sum(upload.local_path.stat().st_size for upload in self.upload_files)
 
 
 def workspace_object_prefix(spec: WorkspaceSpec) -> str:
@@ -86,69 +46,6 @@ def workspace_object_path(spec: WorkspaceSpec, local_relative_path: str | os.Pat
     relative = canonical_object_path(PurePosixPath(os.fspath(local_relative_path)).as_posix())
     prefix = workspace_object_prefix(spec)
     return f"{prefix}/{relative}" if prefix else relative
-
-
-def workspace_local_path(spec: WorkspaceSpec, object_path: str) -> Path | None:
-    """Workspace-relative path of ``object_path``; None when outside the prefix or reserved."""
-    canonical = canonical_object_path(object_path)
-    prefix = workspace_object_prefix(spec)
-    if prefix:
-        if not canonical.startswith(prefix + "/"):
-            return None
-        canonical = canonical_object_path(canonical[len(prefix) + 1 :])
-    if canonical == ATTEMPT_WORKSPACE_MARKER:
-        return None
-    return Path(canonical)
-
-
-def workspace_upload_files(
-    workspace_dir: Path, spec: WorkspaceSpec
-) -> tuple[WorkspaceUploadFile, ...]:
-    """Every regular file of the workspace as an upload (sorted); symlinks/special files fail."""
-    uploads: list[WorkspaceUploadFile] = []
-    for relative in sorted(_walk_files(workspace_dir)):
-        uploads.append(
-            WorkspaceUploadFile(
-                local_path=workspace_dir / relative,
-                object_path=workspace_object_path(spec, relative),
-            )
-        )
-    return tuple(uploads)
-
-
-def workspace_download_files(
-    workspace_dir: Path, spec: WorkspaceSpec, object_paths: Iterable[str]
-) -> tuple[WorkspaceDownloadFile, ...]:
-    downloads = []
-    for object_path in sorted(object_paths):
-        relative = workspace_local_path(spec, object_path)
-        if relative is not None:
-            downloads.append(WorkspaceDownloadFile(object_path, workspace_dir / relative))
-    return tuple(downloads)
-
-
-def workspace_delete_object_paths(
-    spec: WorkspaceSpec,
-    existing_object_paths: Iterable[str],
-    upload_files: Sequence[WorkspaceUploadFile],
-) -> tuple[str, ...]:
-    """Existing objects inside the workspace that the uploads no longer contain."""
-    kept = {upload.object_path for upload in upload_files}
-    return tuple(
-        sorted(
-            path
-            for path in existing_object_paths
-            if path not in kept and workspace_local_path(spec, path) is not None
-        )
-    )
-
-
-def build_workspace_sync_plan(
-    workspace_dir: Path, spec: WorkspaceSpec, existing_object_paths: Iterable[str]
-) -> WorkspaceSyncPlan:
-    uploads = workspace_upload_files(workspace_dir, spec)
-    deletes = workspace_delete_object_paths(spec, existing_object_paths, uploads)
-    return WorkspaceSyncPlan(upload_files=uploads, delete_object_paths=deletes)
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -195,18 +92,3 @@ def check_publishable_entry(workspace_dir: Path, relative: str) -> os.stat_resul
             f"workspace publication supports only regular files; {relative} is not one"
         )
     return info
-
-
-def _walk_files(workspace_dir: Path) -> Iterable[str]:
-    for current, dirnames, filenames in os.walk(workspace_dir):
-        base = Path(current)
-        for name in list(dirnames):
-            if (base / name).is_symlink():
-                relative = (base / name).relative_to(workspace_dir).as_posix()
-                raise TaskInputError(f"workspace publication does not support symlinks: {relative}")
-        for name in filenames:
-            relative = (base / name).relative_to(workspace_dir).as_posix()
-            if relative == ATTEMPT_WORKSPACE_MARKER:
-                continue
-            check_publishable_entry(workspace_dir, relative)
-            yield relative
