@@ -1,5 +1,7 @@
 # The public API of perago, each name once. ``__init__.py`` reads this file to load every name on
 # first use, so this stub is both what type checkers see and the runtime's table of exports.
+from perago.config import RuntimeConfig as RuntimeConfig
+from perago.config import load_runtime_config as load_runtime_config
 from perago.definition.controls import ExecutionLimits as ExecutionLimits
 from perago.definition.controls import PublishBudget as PublishBudget
 from perago.definition.controls import RetryPolicy as RetryPolicy
@@ -25,8 +27,6 @@ from perago.errors import StaleAttemptError as StaleAttemptError
 from perago.errors import TaskDefinitionError as TaskDefinitionError
 from perago.errors import TaskFailed as TaskFailed
 from perago.errors import TaskTerminalError as TaskTerminalError
-from perago.runtime.config import RuntimeConfig as RuntimeConfig
-from perago.runtime.config import load_runtime_config as load_runtime_config
 
 __version__: str
 __all__: list[str]

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from perago.runtime.config import parse_dotenv
+from perago.config import parse_dotenv
 
 MODULE = "examples.render_audio"
 WORKFLOW = "perago_demo_render_audio"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from perago.runtime.config import host_token
+from perago.config import host_token
 from tests.e2e.harness import (
     PERAGO,
     TERMINAL,

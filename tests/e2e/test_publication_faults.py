@@ -41,9 +41,9 @@ import lakefs_sdk
 import pytest
 from pydantic import SecretStr
 
+from perago.config import LakeFSConfig
 from perago.devservers import process as dev_process
 from perago.devservers import supervisor as dev_supervisor
-from perago.runtime.config import LakeFSConfig
 from tests.e2e.harness import (
     ConductorRest,
     Deployment,

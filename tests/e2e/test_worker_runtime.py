@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from perago.runtime.config import host_token
+from perago.config import host_token
 from tests.e2e.harness import (
     ConductorRest,
     Deployment,

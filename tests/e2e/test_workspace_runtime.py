@@ -15,7 +15,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from perago.runtime.config import LakeFSConfig
+from perago.config import LakeFSConfig
 from tests.e2e.harness import (
     ConductorRest,
     Deployment,

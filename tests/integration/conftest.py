@@ -22,10 +22,10 @@ import lakefs_sdk
 import pytest
 from pydantic import SecretStr
 
+from perago.config import LakeFSConfig
 from perago.devservers import lakefs, process, supervisor
 from perago.devservers.lakefs import LakefsCredentials
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
-from perago.runtime.config import LakeFSConfig
 from tests.servers_fixture import LakefsRepo, LakefsServer
 
 from .publication_support import (

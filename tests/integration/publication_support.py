@@ -20,12 +20,12 @@ from perago.attempt.core import StagedWorkspace, TaskExecutionContext, run_works
 from perago.attempt.decision import UNKNOWN, PredecessorState
 from perago.attempt.identity import AttemptStats, TaskAttempt
 from perago.attempt.result import RuntimeTaskResult
+from perago.config import LakeFSConfig
 from perago.definition.decorator import TaskDefinition
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec, workspace_task_input
 from perago.engine.snapshot import ChangeSet
 from perago.lakefs.client import api_base_url
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
-from perago.runtime.config import LakeFSConfig
 
 
 class EditParams(BaseModel):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from perago.config import LakeFSConfig
 from perago.lakefs.client import LakeFSControl
-from perago.runtime.config import LakeFSConfig
 
 from ..run_cli_support import make_project, run_perago
 from .publication_support import commit_files, read_object

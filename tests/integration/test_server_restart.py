@@ -11,9 +11,9 @@ import lakefs_sdk
 import pytest
 from pydantic import SecretStr
 
+from perago.config import LakeFSConfig
 from perago.devservers import supervisor
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime, StaleStagingBranch
-from perago.runtime.config import LakeFSConfig
 
 from .publication_support import AttemptRun, commit_files, edit_task, make_attempt, sdk_client
 

@@ -14,11 +14,11 @@ import pytest
 
 from perago.attempt.directory import attempt_record_path
 from perago.attempt.space_ledger import LEDGER_FILENAME, free_bytes
+from perago.config import LakeFSConfig
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
 from perago.engine import transfer
+from perago.host.processes import ProcessIdentity
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
-from perago.runtime.config import LakeFSConfig
-from perago.runtime.processes import ProcessIdentity
 
 pytestmark = pytest.mark.integration
 

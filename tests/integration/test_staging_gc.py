@@ -20,10 +20,10 @@ import requests
 
 from perago.attempt.core import TaskExecutionContext, staging_branch_name
 from perago.conductor.adapter import ConductorClient, task_to_attempt
+from perago.config import LakeFSConfig
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
 from perago.engine.snapshot import detect_changes
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime, StaleStagingBranch
-from perago.runtime.config import LakeFSConfig
 from tests.e2e.harness import Project, make_project
 from tests.servers_fixture import ConductorServer
 

@@ -35,7 +35,7 @@ also has an **owner record** outside the workspace, a sibling file
       "version": 1
     }
 
-``owner`` is the :class:`~perago.runtime.processes.ProcessIdentity` of the process running the
+``owner`` is the :class:`~perago.host.processes.ProcessIdentity` of the process running the
 attempt. The record's **mtime is the heartbeat**: a daemon thread of the owner touches it every
 :data:`HEARTBEAT_INTERVAL_SECONDS` while the attempt runs, so a GC on another host (which cannot
 judge the pid) sees whether the owner is still there. The record is created (``O_EXCL``) before
@@ -73,7 +73,7 @@ from loguru import logger
 
 from perago.attempt.identity import TaskAttempt
 from perago.errors import WorkspaceSafetyError
-from perago.runtime.processes import ProcessIdentity, current_process_identity
+from perago.host.processes import ProcessIdentity, current_process_identity
 
 __all__ = [
     "ATTEMPT_RECORDS_DIRNAME",

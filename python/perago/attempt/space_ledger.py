@@ -16,7 +16,7 @@ so an idle root holds no ledger::
 
 A reservation is released when its download ends (success or failure). One left behind by a
 process that died is dropped at the next reservation when its owner is judged dead
-(:func:`perago.runtime.processes.judge`), when its attempt's owner record is gone (the attempt
+(:func:`perago.host.processes.judge`), when its attempt's owner record is gone (the attempt
 ended or was garbage-collected), or — for this very process — when it is no longer held.
 
 A reservation counts in full until its download ends, although the bytes it has written so far
@@ -44,7 +44,7 @@ from loguru import logger
 
 from perago.attempt import faults
 from perago.attempt.directory import attempt_record_path
-from perago.runtime.processes import ProcessIdentity, current_process_identity, judge
+from perago.host.processes import ProcessIdentity, current_process_identity, judge
 
 __all__ = [
     "LEDGER_FILENAME",

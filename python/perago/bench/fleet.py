@@ -364,7 +364,7 @@ def fleet_command(
 ) -> None:
     """One vs two supervisors on one queue: workspace tasks of one changed file, each verified."""
     from perago.cli.support import CliError, cli_errors
-    from perago.runtime.config import load_runtime_config
+    from perago.config import load_runtime_config
 
     with cli_errors():
         config = load_runtime_config("perago", probe_roots=False)

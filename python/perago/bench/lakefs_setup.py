@@ -22,8 +22,8 @@ from perago.bench import transfer as bench_transfer
 from perago.bench.repository import bench_repository
 from perago.bench.sizes import parse_size
 from perago.bench.transfer_child import upload_items
+from perago.config import LakeFSConfig
 from perago.engine import transfer
-from perago.runtime.config import LakeFSConfig
 
 PREFIX = "data"
 LAKECTL_CACHE_GLOB = ".cache/perago/servers/lakefs/*/bin/lakectl"

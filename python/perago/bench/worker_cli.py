@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from perago.cli.support import CliError, cli_errors
-from perago.runtime.config import load_runtime_config
+from perago.config import load_runtime_config
 
 TASKS_OPTION = typer.Option(300, "--tasks", min=1, help="No-op workflows per round.")
 CONCURRENCY_OPTION = typer.Option(2, "-j", "--concurrency", min=1, help="Worker processes.")

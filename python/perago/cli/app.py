@@ -13,7 +13,7 @@ import typer
 
 from perago import __version__
 from perago.cli.support import WarningPrinter, cli_errors, prepare_task
-from perago.runtime.config import conductor_auth
+from perago.config import conductor_auth
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from perago.cli.support import CliError, cli_errors
-from perago.runtime.config import RuntimeConfig, load_runtime_config
+from perago.config import RuntimeConfig, load_runtime_config
 
 LAKEFS_OPTION = typer.Option(
     None,
@@ -46,7 +46,7 @@ def gc_command(lakefs_repository: str | None = LAKEFS_OPTION) -> None:
 
 
 def _collect_staging_branches(config: RuntimeConfig, repository: str) -> list[str]:
-    """Delete the staging branches proven abandoned (perago.lakefs.staging_gc); without Conductor
+    """Delete the staging branches proven abandoned (perago.attempt.staging); without Conductor
     none
     can be proven, so none is deleted."""
     from perago.conductor.adapter import ConductorClient

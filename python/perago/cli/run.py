@@ -41,13 +41,13 @@ from perago.attempt.core import (
 )
 from perago.attempt.identity import AttemptStats, TaskAttempt
 from perago.attempt.result import RuntimeTaskResult
+from perago.config import RuntimeConfig, load_runtime_config
 from perago.definition.decorator import TaskDefinition, load_module_task
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec, workspace_task_input
 from perago.engine.snapshot import ChangeSet, Snapshot, take_snapshot
 from perago.engine.transfer import TransferProgress
 from perago.lakefs.client import LakeFSError
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
-from perago.runtime.config import RuntimeConfig, load_runtime_config
 
 __all__ = ["parse_lakefs_target", "run_command"]
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 import typer
 
 from perago.cli.support import CliError, WarningPrinter, cli_errors, prepare_task
-from perago.runtime.config import host_token, load_runtime_config
+from perago.config import host_token, load_runtime_config
 
 
 class ExecutionModeOption(StrEnum):

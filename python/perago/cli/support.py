@@ -19,10 +19,10 @@ import typer
 from pydantic import ValidationError
 from pydantic.errors import PydanticUserError
 
+from perago.config import RuntimeConfig, load_runtime_config
 from perago.definition.decorator import TaskDefinition, load_module_task
 from perago.definition.taskdef import build_taskdef, task_contract_warnings
 from perago.errors import TaskDefinitionError
-from perago.runtime.config import RuntimeConfig, load_runtime_config
 
 __all__ = [
     "CliError",

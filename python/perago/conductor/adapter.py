@@ -30,9 +30,9 @@ from conductor.client.worker.worker_interface import WorkerInterface
 
 from perago.attempt.decision import GONE, UNKNOWN, PredecessorState, ReferenceAttempt
 from perago.attempt.identity import TaskAttempt
+from perago.attempt.staging import StagingTaskState
+from perago.config import DEFAULT_CONTROL_TIMEOUT_SECONDS, conductor_auth
 from perago.errors import ConductorTaskError
-from perago.lakefs.staging_gc import StagingTaskState
-from perago.runtime.config import DEFAULT_CONTROL_TIMEOUT_SECONDS, conductor_auth
 
 _REQUIRED_STR_FIELDS = (
     "workflow_instance_id",
@@ -491,7 +491,7 @@ class ConductorClient:
         self, task_id: str, workflow_instance_id: str | None = None
     ) -> StagingTaskState:
         """Conductor's view of the task a staging branch belongs to (``perago gc --lakefs``,
-        :mod:`perago.lakefs.staging_gc`): its status and naming fields; GONE when it is no longer
+        :mod:`perago.attempt.staging`): its status and naming fields; GONE when it is no longer
         part
         of its workflow, or not found while ``workflow_instance_id`` is readable and does not
         list it; UNKNOWN whenever nothing is proven (unreadable, or neither is known)."""

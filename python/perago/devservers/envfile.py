@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from perago.runtime.secure_files import write_private_file
+from perago.host.secure_files import write_private_file
 
 _KEY = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
@@ -15,7 +15,7 @@ def update_env_file(path: Path, values: Mapping[str, str]) -> None:
     """Replace the value of each key where it already appears; append the missing keys.
 
     The file is written atomically and readable only by its owner (it holds a secret): see
-    ``perago.runtime.secure_files.write_private_file``.
+    ``perago.host.secure_files.write_private_file``.
     """
     lines = path.read_text().splitlines() if path.exists() else []
     pending = dict(values)

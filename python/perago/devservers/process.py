@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from perago.devservers.errors import DevServerError
-from perago.runtime.processes import group_exists, pid_exists
+from perago.host.processes import group_exists, pid_exists
 
 LOOPBACK = "127.0.0.1"
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from perago.runtime.secure_files import ensure_private_directory, write_private_file
+from perago.host.secure_files import ensure_private_directory, write_private_file
 
 STATE_FILE = "servers.json"
 

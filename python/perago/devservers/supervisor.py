@@ -16,8 +16,8 @@ from perago.devservers.errors import DevServerError
 from perago.devservers.lakefs import LakefsCredentials
 from perago.devservers.provision import Progress, print_progress
 from perago.devservers.state import DevState, ServerRecord
-from perago.runtime.processes import group_exists
-from perago.runtime.secure_files import ensure_private_directory, write_private_file
+from perago.host.processes import group_exists
+from perago.host.secure_files import ensure_private_directory, write_private_file
 
 LAKEFS_START_TIMEOUT = 120.0
 # Spring Boot with ~450 MB of jars takes 1-3 minutes on 2 cores busy with other builds.

@@ -27,8 +27,8 @@ from lakefs_sdk.models.merge import Merge
 from pydantic import SecretStr
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from perago.config import DEFAULT_CONTROL_TIMEOUT_SECONDS
 from perago.errors import LakeFSError
-from perago.runtime.config import DEFAULT_CONTROL_TIMEOUT_SECONDS
 
 __all__ = [
     "DEFAULT_CONTROL_TIMEOUT_SECONDS",

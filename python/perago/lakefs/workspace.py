@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from perago.attempt import faults
+from perago.attempt import staging as staging_gc
 from perago.attempt.core import StagedWorkspace, TaskExecutionContext, staging_branch_name
 from perago.attempt.decision import AttemptIdentity
 from perago.attempt.guard import OwnPublication
 from perago.attempt.space_ledger import reserve_for_download
+from perago.config import LakeFSConfig
 from perago.definition.controls import PublishBudget
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
 from perago.engine import snapshot, transfer
 from perago.errors import PublishFenceError, TaskInputError
-from perago.lakefs import staging_gc
 from perago.lakefs.client import DEFAULT_CONTROL_TIMEOUT_SECONDS, LakeFSControl, LakeFSError
 from perago.lakefs.paths import check_publishable_entry, workspace_object_path
 from perago.lakefs.publisher import (
@@ -35,7 +36,6 @@ from perago.lakefs.publisher import (
     ReferenceAttemptsReader,
     TaskStateReader,
 )
-from perago.runtime.config import LakeFSConfig
 
 __all__ = [
     "STAGING_BRANCH_PREFIX",
@@ -214,7 +214,7 @@ class LakeFSWorkspaceRuntime:
         self._control.create_branch(workspace.repository, branch, workspace.ref)
         try:
             # The branch's head is A and nothing is uncommitted yet: staging GC must prove its
-            # task ended (perago.lakefs.staging_gc) — tests hold attempts here and run gc.
+            # task ended (perago.attempt.staging) — tests hold attempts here and run gc.
             faults.reach("stage.after_branch", task_id=context.attempt.task_id)
             if deletes:
                 transfer.delete_objects(
@@ -298,7 +298,7 @@ class LakeFSWorkspaceRuntime:
         owners: StagingOwnerReader | None,
         kept: list[StaleStagingBranch] | None = None,
     ) -> list[StaleStagingBranch]:
-        """Staging branches proven abandoned (:mod:`perago.lakefs.staging_gc`: the attempt that made
+        """Staging branches proven abandoned (:mod:`perago.attempt.staging`: the attempt that made
         it can never pass its fence again), never by age. ``owners`` is Conductor; without it
         nothing is proven and nothing is listed. Branches kept are appended to ``kept`` with
         the reason; one branch that cannot be read never stops the pass (kept, reason given)."""

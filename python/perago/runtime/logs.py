@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from loguru import logger
 
-from perago.runtime.secure_files import ensure_private_directory, open_private_append
+from perago.host.secure_files import ensure_private_directory, open_private_append
 
 _UNSAFE_SEGMENT = re.compile(r"[^A-Za-z0-9_.=-]+")
 LOG_SUFFIX = ".jsonl"

@@ -30,15 +30,15 @@ from typing import Any, Literal
 
 from loguru import logger
 
-from perago.errors import CrashLoopError, RuntimeConfigError
-from perago.runtime.config import (
+from perago.config import (
     INSTANCE_ID,
     RuntimeConfig,
     derive_worker_id_prefix,
     host_token,
     slot_worker_id,
 )
-from perago.runtime.processes import (
+from perago.errors import CrashLoopError, RuntimeConfigError
+from perago.host.processes import (
     Liveness,
     ProcessIdentity,
     current_process_identity,

@@ -53,14 +53,14 @@ from perago.conductor.adapter import (
     sdk_worker_settings,
     task_to_attempt,
 )
-from perago.definition.decorator import TaskDefinition, load_module_task
-from perago.errors import ConductorTaskError
-from perago.runtime.config import (
+from perago.config import (
     RuntimeConfig,
     body_environment_removals,
     current_worker_id,
     load_runtime_config,
 )
+from perago.definition.decorator import TaskDefinition, load_module_task
+from perago.errors import ConductorTaskError
 from perago.runtime.logs import install_jsonl_sink
 from perago.runtime.worker_protocol import (
     EXIT_DEADLINE,

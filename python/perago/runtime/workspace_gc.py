@@ -5,7 +5,7 @@ Candidates are the attempts named by owner records (``<root>/.perago-attempts/*.
 root's direct children carrying the marker. Nothing inside a workspace is ever walked, and the
 marker is not needed: a body that emptied its workspace leaves the record outside it.
 
-Liveness is judged only where it can be (:func:`perago.runtime.processes.judge`):
+Liveness is judged only where it can be (:func:`perago.host.processes.judge`):
 
 * owner **alive** (same host, boot and pid namespace; pid running with the same start time), or
   the attempt is one of this process's running attempts → kept, whatever its age;
@@ -49,7 +49,7 @@ from perago.attempt.directory import (
     record_heartbeat,
     remove_attempt_entry,
 )
-from perago.runtime.processes import Liveness, ProcessIdentity, current_process_identity, judge
+from perago.host.processes import Liveness, ProcessIdentity, current_process_identity, judge
 
 UNKNOWN_OWNER_MIN_SILENCE = timedelta(seconds=3 * HEARTBEAT_INTERVAL_SECONDS)
 

@@ -24,7 +24,7 @@ from perago.attempt.directory import (
     read_attempt_record,
     record_heartbeat,
 )
-from perago.runtime.processes import current_process_identity
+from perago.host.processes import current_process_identity
 from tests.unit.conftest import make_attempt
 
 

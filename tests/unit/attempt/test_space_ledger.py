@@ -19,7 +19,7 @@ from perago.attempt.space_ledger import (
     SpaceReservation,
     reserve_for_download,
 )
-from perago.runtime.processes import ProcessIdentity, boot_id, host_id, pid_namespace
+from perago.host.processes import ProcessIdentity, boot_id, host_id, pid_namespace
 
 MIB = 1 << 20
 

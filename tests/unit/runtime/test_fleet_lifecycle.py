@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conductor.client.http.models.task import Task
 
-from perago.runtime.config import RuntimeConfig, host_token, slot_worker_id
+from perago.config import RuntimeConfig, host_token, slot_worker_id
 from perago.runtime.supervisor import (
     CRASH_LOOP_STARTUP_FAILURES,
     CrashLoopError,

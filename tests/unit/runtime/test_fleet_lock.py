@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from perago.errors import RuntimeConfigError
-from perago.runtime.processes import ProcessIdentity, current_process_identity, identity_of
+from perago.host.processes import ProcessIdentity, current_process_identity, identity_of
 from perago.runtime.supervisor import (
     LOCK_FILENAME,
     LockHolder,

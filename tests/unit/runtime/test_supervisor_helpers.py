@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from perago.config import host_token
 from perago.errors import RuntimeConfigError
-from perago.runtime.config import host_token
 from perago.runtime.supervisor import (
     LOCK_FILENAME,
     SupervisorLock,

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from perago.attempt.guard import BranchMoveGuard, OwnPublication
 from perago.attempt.identity import TaskAttempt
+from perago.config import load_runtime_config
 from perago.definition.decorator import TaskDefinition
-from perago.runtime.config import load_runtime_config
 from perago.runtime.worker import AttemptExecutor, _ActiveAttempt
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from perago.attempt.directory import attempt_record_path
-from perago.runtime.processes import (
+from perago.host.processes import (
     ProcessIdentity,
     boot_id,
     current_process_identity,

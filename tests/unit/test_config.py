@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from perago.errors import RuntimeConfigError
-from perago.runtime.config import (
+from perago.config import (
     RuntimeConfig,
     current_worker_id,
     derive_worker_id_prefix,
@@ -21,6 +20,7 @@ from perago.runtime.config import (
     parse_dotenv,
     slot_worker_id,
 )
+from perago.errors import RuntimeConfigError
 
 TARGET = "app.workers.features_build"
 SECRET = "s3cr3t-value-that-must-never-leak"

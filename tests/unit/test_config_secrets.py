@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from perago.conductor.adapter import ConductorClient, sdk_configuration
-from perago.errors import RuntimeConfigError
-from perago.runtime.config import (
+from perago.config import (
     RuntimeConfig,
     body_environment_removals,
     conductor_auth,
     load_runtime_config,
 )
+from perago.errors import RuntimeConfigError
 from perago.runtime.worker import _withhold_credentials_from_bodies
 
 TARGET = "app.jobs"

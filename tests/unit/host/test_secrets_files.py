@@ -1,6 +1,6 @@
 """Credential files and logs: atomic 0600 writes, 0700 directories, planted temp files and links.
 
-Covers ``perago.runtime.secure_files`` and every writer of a secret that uses it: ``.env``
+Covers ``perago.host.secure_files`` and every writer of a secret that uses it: ``.env``
 (``perago dev
 up``), the dev servers' ``servers.json`` and lakeFS ``credentials.json``, and the JSONL logs.
 """
@@ -20,13 +20,13 @@ from perago.devservers import state
 from perago.devservers.envfile import update_env_file
 from perago.devservers.state import DevState, ServerRecord
 from perago.devservers.supervisor import _lakefs_secrets
-from perago.runtime import secure_files
-from perago.runtime.logs import JsonlFileSink
-from perago.runtime.secure_files import (
+from perago.host import secure_files
+from perago.host.secure_files import (
     ensure_private_directory,
     open_private_append,
     write_private_file,
 )
+from perago.runtime.logs import JsonlFileSink
 
 SECRET = "s3cr3t-never-world-readable"
 

@@ -1,4 +1,4 @@
-"""The staging-branch GC rule (perago.lakefs.staging_gc): a branch is abandoned only when its
+"""The staging-branch GC rule (perago.attempt.staging): a branch is abandoned only when its
 attempt
 can never pass its fence again — never because its head is old or nothing is uncommitted."""
 
@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 from perago.attempt.core import staging_branch_name
-from perago.lakefs.staging_gc import (
+from perago.attempt.staging import (
     GONE,
     UNKNOWN,
     StagingOwner,

@@ -27,7 +27,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr
 
 from perago.errors import RuntimeConfigError
-from perago.runtime.secure_files import ensure_private_directory, unsafe_directory_reason
+from perago.host.secure_files import ensure_private_directory, unsafe_directory_reason
 
 __all__ = [
     "BODY_ENV_PASSTHROUGH",

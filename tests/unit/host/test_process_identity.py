@@ -6,7 +6,7 @@ import dataclasses
 import subprocess
 import sys
 
-from perago.runtime.processes import ProcessIdentity, current_process_identity, host_id, judge
+from perago.host.processes import ProcessIdentity, current_process_identity, host_id, judge
 
 
 def test_this_process_is_alive_and_round_trips() -> None:
