@@ -126,7 +126,7 @@ def in_process(
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     RecordingApiClient.instances = []
-    monkeypatch.setattr("perago.conductor.adapter.ApiClient", RecordingApiClient)
+    monkeypatch.setattr("perago.conductor.client.ApiClient", RecordingApiClient)
     return module
 
 

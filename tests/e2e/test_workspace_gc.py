@@ -23,7 +23,7 @@ import lakefs_sdk
 import pytest
 
 from perago.attempt.directory import ATTEMPT_RECORDS_DIRNAME
-from perago.conductor.adapter import ConductorClient
+from perago.conductor.client import ConductorClient
 from perago.lakefs.client import LakeFSError
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime, StaleStagingBranch
 from tests.e2e.harness import (

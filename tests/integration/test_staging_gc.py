@@ -19,7 +19,8 @@ import pytest
 import requests
 
 from perago.attempt.core import TaskExecutionContext, staging_branch_name
-from perago.conductor.adapter import ConductorClient, task_to_attempt
+from perago.conductor.client import ConductorClient
+from perago.conductor.mapping import task_to_attempt
 from perago.config import LakeFSConfig
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
 from perago.engine.snapshot import detect_changes

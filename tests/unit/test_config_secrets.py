@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from perago.conductor.adapter import ConductorClient, sdk_configuration
+from perago.conductor.client import ConductorClient
+from perago.conductor.sdk_config import sdk_configuration
 from perago.config import (
     RuntimeConfig,
     body_environment_removals,
@@ -223,7 +224,7 @@ def test_conductor_client_passes_the_pair_to_the_sdk(monkeypatch: pytest.MonkeyP
         def __init__(self, configuration: object) -> None:
             seen.append(configuration)
 
-    monkeypatch.setattr("perago.conductor.adapter.ApiClient", FakeApiClient)
+    monkeypatch.setattr("perago.conductor.client.ApiClient", FakeApiClient)
     monkeypatch.delenv("CONDUCTOR_AUTH_KEY", raising=False)
     env = {"CONDUCTOR_AUTH_KEY": "k", "CONDUCTOR_AUTH_SECRET": AUTH_SECRET}
     client = ConductorClient("http://c/api", env=env)

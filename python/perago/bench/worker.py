@@ -41,6 +41,9 @@ def noop(params: Params) -> Result:
     return Result(n=params.n)
 """
 
+# The baseline: a bare conductor-python worker, the program a user would write without perago. It
+# runs in its own interpreter from this text (``python -c``), so perago itself never imports the
+# SDK here; routing it through perago.conductor would measure perago twice.
 BARE_WORKER = """
 import sys
 from conductor.client.automator.task_runner import TaskRunner

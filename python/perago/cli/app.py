@@ -53,7 +53,7 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of lines."),
 ) -> None:
     """Validate the runtime config and the task module without touching the network."""
-    from perago.conductor.adapter import sdk_worker_settings
+    from perago.conductor.sdk_config import sdk_worker_settings
 
     printer = WarningPrinter()
     with cli_errors():

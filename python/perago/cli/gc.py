@@ -49,7 +49,7 @@ def _collect_staging_branches(config: RuntimeConfig, repository: str) -> list[st
     """Delete the staging branches proven abandoned (perago.attempt.staging); without Conductor
     none
     can be proven, so none is deleted."""
-    from perago.conductor.adapter import ConductorClient
+    from perago.conductor.client import ConductorClient
     from perago.lakefs.workspace import LakeFSWorkspaceRuntime, StaleStagingBranch
 
     assert config.lakefs is not None
@@ -77,7 +77,7 @@ def _collect_staging_branches(config: RuntimeConfig, repository: str) -> list[st
 
 def _reconcile_publications(config: RuntimeConfig, repository: str) -> None:
     """Roll back head publications of tasks that ended without completing them (docs/adr/0007)."""
-    from perago.conductor.adapter import ConductorClient
+    from perago.conductor.client import ConductorClient
     from perago.lakefs.workspace import LakeFSWorkspaceRuntime
 
     assert config.lakefs is not None

@@ -11,7 +11,7 @@ MODULE_ARGUMENT = typer.Argument(..., help="Dotted import path of the task modul
 
 def register_command(module_target: str = MODULE_ARGUMENT) -> None:
     """Create or update the TaskDef generated from MODULE in Conductor."""
-    from perago.conductor.adapter import ConductorClient, describe_conductor_error
+    from perago.conductor.client import ConductorClient, describe_conductor_error
 
     printer = WarningPrinter()
     with cli_errors():

@@ -34,13 +34,9 @@ def start_command(
     strict_taskdef: bool = STRICT_OPTION,
 ) -> None:
     """Run N workers polling MODULE's task queue until SIGINT/SIGTERM."""
-    from perago.conductor.adapter import (
-        ConductorClient,
-        describe_conductor_error,
-        sdk_worker_settings,
-        short_lease_warning,
-        taskdef_drift,
-    )
+    from perago.conductor.client import ConductorClient, describe_conductor_error
+    from perago.conductor.sdk_config import sdk_worker_settings
+    from perago.conductor.taskdefs import short_lease_warning, taskdef_drift
     from perago.errors import CrashLoopError
     from perago.runtime.logs import install_jsonl_sink
     from perago.runtime.supervisor import run_supervisor

@@ -42,17 +42,10 @@ from perago.attempt.result import (
     result_for_exception,
     terminal_failed_result,
 )
-from perago.conductor.adapter import (
-    SDK_WORKER_PREFIXES,
-    ConductorClient,
-    PeragoSdkWorker,
-    SdkWorkerSettings,
-    describe_conductor_error,
-    requeue_task_result,
-    result_to_task_result,
-    sdk_worker_settings,
-    task_to_attempt,
-)
+from perago.conductor.client import ConductorClient, describe_conductor_error
+from perago.conductor.mapping import requeue_task_result, result_to_task_result, task_to_attempt
+from perago.conductor.runner import TaskRunnerHandle
+from perago.conductor.sdk_config import pin_sdk_worker_environment
 from perago.config import (
     RuntimeConfig,
     body_environment_removals,
@@ -408,22 +401,6 @@ class AttemptExecutor:
             os._exit(EXIT_DEADLINE)
 
 
-def _pin_sdk_worker_settings(task_name: str, env: Mapping[str, str]) -> SdkWorkerSettings:
-    """Let conductor-python see only the worker settings perago passes through.
-
-    The settings are resolved from ``env`` (the merged ``.env`` + environment) like the SDK
-    would; then every ``CONDUCTOR_WORKER_*``/``conductor_worker_*``/``conductor.worker.*``
-    variable leaves ``os.environ`` and only the pass-through values (domain, poll interval,
-    poll timeout) come back, under the name the SDK's ``TaskRunner`` reads first. What perago
-    controls (threads, lease extension, paused, registration, worker id) cannot be overridden.
-    """
-    settings = sdk_worker_settings(task_name, env)
-    for key in [key for key in os.environ if key.startswith(SDK_WORKER_PREFIXES)]:
-        os.environ.pop(key, None)
-    os.environ.update(settings.sdk_environment())
-    return settings
-
-
 def _withhold_credentials_from_bodies(config: RuntimeConfig) -> list[str]:
     """Remove perago's own credentials from ``os.environ``; returns the names removed.
 
@@ -620,7 +597,7 @@ def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: b
         task = load_module_task(module_target)
         if config.conductor is None:
             raise RuntimeError("CONDUCTOR_SERVER_URL is required for perago start")
-        sdk_settings = _pin_sdk_worker_settings(task.name, config.merged_env)
+        sdk_settings = pin_sdk_worker_environment(task.name, config.merged_env)
         if sdk_settings.ignored:
             logger.bind(variables=list(sdk_settings.ignored)).warning(
                 "ignoring conductor-python worker settings; perago manages these settings"
@@ -663,27 +640,21 @@ def _poll_until_stopped(  # noqa: PLR0917 - one private call site
     *,
     parent: ParentGuard | None = None,
 ) -> int:
-    from conductor.client.automator.task_runner import TaskRunner
-    from conductor.client.event.task_runner_events import TaskUpdateFailure
-
     lifecycle = _AttemptLifecycle(executor, status, os.environ)
-    sdk_worker = PeragoSdkWorker(task.name, runtime.worker_id, lifecycle.execute)
-    sdk_worker.thread_count = thread_count
-    runner = TaskRunner(sdk_worker, configuration=client.configuration)
-    runner.event_dispatcher.register(
-        TaskUpdateFailure, lambda event: executor.completion_lost(str(event.task_id))
+    runner = TaskRunnerHandle(
+        task.name,
+        runtime.worker_id,
+        lifecycle.execute,
+        configuration=client.configuration,
+        thread_count=thread_count,
+        on_update_lost=executor.completion_lost,
     )
-    # TaskRunner resolves env overrides in its constructor; re-pin what perago relies on.
-    sdk_worker.lease_extend_enabled = True
-    sdk_worker.paused = False
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
         # Only flags here: logging from a signal handler could deadlock on the sink's lock.
         executor.draining.set()
-        sdk_worker.paused = True
-        # update-v2 answers a result with the next task of the queue; while draining that task
-        # could be neither run nor returned, so report through v1 (no next task) from now on.
-        runner._use_update_v2 = False
+        # No new polls, and no next task handed back with a result (see stop_polling).
+        runner.stop_polling()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -696,13 +667,10 @@ def _poll_until_stopped(  # noqa: PLR0917 - one private call site
     logger.bind(task_def_name=task.name, thread_count=thread_count).info("worker polling")
     status.send(STATUS_READY)
     while not executor.draining.is_set():
-        runner.run_once()
+        runner.poll_once()
     logger.info("worker draining")
     # Drain: the SDK's pool finishes the running attempt and its update; nothing new starts.
-    for future in list(runner._running_tasks):
-        future.result()
-    runner.stop()
-    runner._cleanup()
+    runner.drain()
     executor.watchdog.stop()
     logger.info("worker stopped")
     logger.complete()

@@ -14,8 +14,8 @@ from conductor.client.automator.task_runner import TaskRunner
 from conductor.client.configuration.configuration import Configuration
 from conductor.client.worker.worker_config import resolve_worker_config
 
-from perago.conductor.adapter import PeragoSdkWorker, sdk_worker_settings
-from perago.runtime.worker import _pin_sdk_worker_settings
+from perago.conductor.runner import PeragoSdkWorker
+from perago.conductor.sdk_config import pin_sdk_worker_environment, sdk_worker_settings
 
 TASK = "t-build.features_v2"
 
@@ -106,7 +106,7 @@ def test_task_runner_sees_only_what_perago_lets_through(monkeypatch: pytest.Monk
         "conductor.worker.all.poll_interval": "250",
         "CONDUCTOR_WORKER_ALL_LEASE_EXTEND_ENABLED": "false",
     }
-    settings = _pin_sdk_worker_settings(TASK, merged)
+    settings = pin_sdk_worker_environment(TASK, merged)
     assert settings.ignored == (
         "CONDUCTOR_WORKER_THREAD_COUNT",
         "CONDUCTOR_WORKER_ALL_LEASE_EXTEND_ENABLED",
@@ -117,17 +117,16 @@ def test_task_runner_sees_only_what_perago_lets_through(monkeypatch: pytest.Monk
     try:
         worker = PeragoSdkWorker(TASK, "w0001", lambda task: task)
         worker.thread_count = 2
-        runner = TaskRunner(
+        with TaskRunner(
             worker, configuration=Configuration(server_api_url="http://127.0.0.1:9/api")
-        )
-        assert worker.get_domain() == "blue"
-        assert worker.poll_interval == 250.0
-        assert worker.thread_count == 2
-        assert worker.lease_extend_enabled is True
-        assert worker.paused is False
-        assert worker.register_task_def is False
-        assert worker.get_identity() == "w0001"
-        runner._executor.shutdown(wait=False)
+        ):
+            assert worker.get_domain() == "blue"
+            assert worker.poll_interval == 250.0
+            assert worker.thread_count == 2
+            assert worker.lease_extend_enabled is True
+            assert worker.paused is False
+            assert worker.register_task_def is False
+            assert worker.get_identity() == "w0001"
     finally:
         for key in sdk_keys:
             os.environ.pop(key, None)

@@ -7,12 +7,8 @@ from conductor.client.http.models.task import Task
 from conductor.client.http.models.task_def import TaskDef
 
 from perago.attempt.result import completed_result, failed_result
-from perago.conductor.adapter import (
-    ConductorTaskError,
-    result_to_task_result,
-    task_to_attempt,
-    taskdef_drift,
-)
+from perago.conductor.mapping import result_to_task_result, task_to_attempt
+from perago.errors import ConductorTaskError
 
 
 def _task(**overrides: object) -> Task:
@@ -65,31 +61,3 @@ def test_results_carry_this_workers_id() -> None:
     failed = result_to_task_result(attempt, failed_result("ValueError: boom"), worker_id="w9")
     assert failed.status.name == "FAILED"
     assert failed.reason_for_incompletion == "ValueError: boom"
-
-
-def test_drift_compares_only_generated_keys() -> None:
-    generated = {
-        "name": "demo",
-        "retryCount": 3,
-        "inputSchema": {"name": "demo.input", "version": 1},
-    }
-    registered = {
-        "name": "demo",
-        "retryCount": 1,
-        "createTime": 5,
-        "inputSchema": {"name": "demo.input", "version": 1, "extra": True},
-    }
-    assert taskdef_drift(generated, registered).keys == ("retryCount",)
-
-
-def test_short_response_timeouts_warn_that_the_lease_may_lapse() -> None:
-    from perago.conductor.adapter import short_lease_warning
-
-    warning = short_lease_warning("render", {"responseTimeoutSeconds": 5})
-    assert warning is not None
-    assert "responseTimeoutSeconds=5" in warning
-    assert "every 4.0s" in warning
-    assert "response_seconds=15" in warning
-    assert short_lease_warning("render", {"responseTimeoutSeconds": 15}) is None
-    assert short_lease_warning("render", {"responseTimeoutSeconds": 600}) is None
-    assert short_lease_warning("render", {}) is None
