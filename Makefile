@@ -1,53 +1,90 @@
-# The one command surface for humans and CI.
+# The one command surface for humans and CI. `make help` lists every target.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PY_DIRS := python tests examples $(wildcard benches)
+DIST ?= dist
 export PERAGO_CACHE_DIR ?= $(HOME)/.cache/perago
 
-.PHONY: install venv build test test-unit lint fmt demo bench clean servers servers-up servers-down model
+.PHONY: help install venv tools build test test-model test-rust test-unit test-cli \
+	test-integration test-e2e lint fmt demo bench wheel wheel-check clean servers servers-up \
+	servers-down model
 
+## help: list every target with a one-line description
+help:
+	@awk '/^## / { line = substr($$0, 4); i = index(line, ": "); \
+		printf "  %-17s %s\n", substr(line, 1, i - 1), substr(line, i + 2) }' $(MAKEFILE_LIST)
+
+## venv: create the virtualenv .venv (with pip and uv)
 venv: $(PY)
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip uv
 
-# Build the Rust extension (release) and install perago editable with its dev tools.
+## tools: install the packaging tools (maturin, auditwheel, twine) into .venv
+tools: $(PY)
+	$(BIN)/uv pip install -q --python $(PY) "maturin>=1.9,<2" "auditwheel>=6" "twine>=5"
+
+## install: build the Rust extension (release) and install perago editable with its dev tools
 install: $(PY)
 	$(BIN)/uv pip install -q --python $(PY) "maturin>=1.9,<2"
 	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release --uv -E dev -q
 
+## build: same as install
 build: install
 
-# Provision (only) the real servers into $(PERAGO_CACHE_DIR): lakeFS + lakectl built from the Go
-# module proxy, the Conductor boot jar from Maven Central. Seconds when cached.
+## servers: provision lakeFS + lakectl (Go module proxy) and Conductor (Maven Central) into the cache
 servers: install
 	$(BIN)/perago dev provision
 
-# Start/stop local servers for development; `up` writes their endpoints to ./.env.
+## servers-up: start local lakeFS and Conductor and write their endpoints to ./.env
 servers-up: servers
 	$(BIN)/perago dev up
 
+## servers-down: stop the servers started by servers-up
 servers-down: install
 	$(BIN)/perago dev down
 
-# Everything: the protocol model, Rust unit tests, then pytest (unit + integration against real
-# servers, which the session fixtures start and stop themselves).
+## test: everything: the protocol model, Rust unit tests, then pytest over all of tests/
+# (unit + cli + integration + e2e against real servers, which the session fixtures start and stop).
 test: install servers model
 	cargo test -q --workspace
 	$(BIN)/pytest
 
-# Model-check the publication protocol (docs/adr/0007) with spin; installs Debian's spin if absent.
+## model: model-check the publication protocol (docs/adr/0007) with spin
+# Installs Debian's spin if absent.
 model:
 	@command -v spin >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spin >/dev/null; } || \
 		{ echo "error: the model needs spin (Debian package spin) and a C compiler"; exit 1; }
 	bash model/check.sh
 
-test-unit: install
+## test-model: same as model
+test-model: model
+
+## test-rust: the Rust unit tests (cargo test over the workspace)
+test-rust:
+	cargo test -q --workspace
+
+# pytest exits 5 when it collects no test: make fails on it like on any other non-zero status.
+## test-unit: pytest tests/unit
+test-unit: install servers
 	$(BIN)/pytest tests/unit
 
+## test-cli: pytest tests/cli (the perago command line)
+test-cli: install servers
+	$(BIN)/pytest tests/cli
+
+## test-integration: pytest tests/integration (real lakeFS and Conductor, started by the fixtures)
+test-integration: install servers
+	$(BIN)/pytest tests/integration
+
+## test-e2e: pytest tests/e2e (workers, supervisors and faults on the real servers)
+test-e2e: install servers
+	$(BIN)/pytest tests/e2e
+
+## lint: cargo fmt/clippy, ruff, mypy and stubtest of the native module
 lint: install
 	cargo fmt --all -- --check
 	cargo clippy -q --workspace --all-targets -- -D warnings
@@ -56,17 +93,31 @@ lint: install
 	$(BIN)/mypy
 	$(PY) -m mypy.stubtest perago._native --ignore-missing-stub
 
+## fmt: format Rust and Python and apply ruff's fixes
 fmt:
 	cargo fmt --all
 	$(BIN)/ruff format $(PY_DIRS)
 	$(BIN)/ruff check --fix $(PY_DIRS)
 
-# One command: start local servers, register, run perago start, run a workflow, print the result.
+## demo: start local servers, register, run perago start, run a workflow, print the result
 demo: install
 	$(PY) -m perago.demo $(CURDIR)
 
+## bench: the snapshot benchmark (perago bench snapshot)
 bench: install
 	$(BIN)/perago bench snapshot
 
+## wheel: build the abi3 manylinux wheel and the sdist into dist/
+wheel: tools
+	rm -f $(DIST)/perago-*.whl $(DIST)/perago-*.tar.gz
+	$(BIN)/maturin build --release --out $(DIST)
+	$(BIN)/maturin sdist --out $(DIST)
+
+## wheel-check: check the wheel (auditwheel, twine) and run check, extract and the demo from it
+# in a clean virtualenv outside the source tree, with servers on free ports in a state dir of its own.
+wheel-check: wheel
+	bash .ci/wheel-check.sh $(DIST)
+
+## clean: remove the virtualenv and build outputs
 clean:
-	rm -rf $(VENV) target generated
+	rm -rf $(VENV) target generated $(DIST)

@@ -8,6 +8,7 @@ and the files it changed, then stops everything it started.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import signal
 import subprocess
@@ -85,13 +86,14 @@ def _wait_for_workflow(api: str, workflow_id: str, timeout: float = 300.0) -> di
     raise SystemExit(f"error: workflow {workflow_id} did not finish within {timeout:.0f}s")
 
 
-def run(repo_root: Path) -> int:
+def run(repo_root: Path, state_dir: Path | None = None) -> int:
     demo_dir = repo_root / ".perago" / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(repo_root / "examples", demo_dir / "examples", dirs_exist_ok=True)
-    already_up = _perago("dev", "status", cwd=demo_dir, check=False).returncode == 0
+    state_args = ["--state-dir", str(state_dir)] if state_dir is not None else []
+    already_up = _perago("dev", "status", *state_args, cwd=demo_dir, check=False).returncode == 0
     print("== starting local lakeFS and Conductor (perago dev up)", flush=True)
-    print(_perago("dev", "up", "--env-file", ".env", cwd=demo_dir).stdout.strip())
+    print(_perago("dev", "up", *state_args, "--env-file", ".env", cwd=demo_dir).stdout.strip())
     env = parse_dotenv((demo_dir / ".env").read_text(encoding="utf-8"))
     env.setdefault("PERAGO_WORKSPACE_ROOT", str(demo_dir / "workspaces"))
     env.setdefault("PERAGO_LOG_ROOT", str(demo_dir / "logs"))
@@ -164,12 +166,20 @@ def run(repo_root: Path) -> int:
             worker.wait(timeout=120)
         if not already_up:
             print("== stopping the servers this demo started (perago dev down)")
-            _perago("dev", "down", cwd=demo_dir, check=False)
+            _perago("dev", "down", *state_args, cwd=demo_dir, check=False)
 
 
 def main() -> None:
-    repo_root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()
-    raise SystemExit(run(repo_root.resolve()))
+    parser = argparse.ArgumentParser(prog="python -m perago.demo", description=__doc__)
+    parser.add_argument(
+        "repo_root", nargs="?", type=Path, default=Path.cwd(), help="directory holding examples/"
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, help="servers' state directory (default: perago dev's default)"
+    )
+    args = parser.parse_args()
+    state_dir = args.state_dir.resolve() if args.state_dir is not None else None
+    raise SystemExit(run(args.repo_root.resolve(), state_dir))
 
 
 if __name__ == "__main__":
