@@ -61,7 +61,6 @@ def stat_walk(root: StrPath, threads: int | None = None) -> tuple[int, int]:
 
 LakeFSClient = _native.LakeFSClient
 DownloadResult = _native.DownloadResult
-LakeFSError = _native.LakeFSError
 UnsafeObjectKeyError = _native.UnsafeObjectKeyError
 
 # (bytes_done, bytes_total, files_done, files_total), called from the calling thread.
