@@ -75,10 +75,7 @@ def detect_changes(
 ) -> ChangeSet: ...
 def stat_walk(root: str | os.PathLike[str], threads: int | None = None) -> tuple[int, int]: ...
 
-class LakeFSError(Exception):
-    status_code: int | None
-    operation: str
-    target: str
+# lakeFS failures raise perago.errors.LakeFSError (built by the native code from Python's class).
 
 class UnsafeObjectKeyError(ValueError):
     key: str

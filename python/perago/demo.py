@@ -19,8 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from pydantic import SecretStr
 
-from perago.config import parse_dotenv
+from perago.config import (
+    LAKEFS_ACCESS_KEY_ID,
+    LAKEFS_ENDPOINT_URL,
+    LAKEFS_SECRET_ACCESS_KEY,
+    LakeFSConfig,
+    parse_dotenv,
+)
+from perago.lakefs.client import LakeFSControl
 
 MODULE = "examples.render_audio"
 WORKFLOW = "perago_demo_render_audio"
@@ -35,45 +43,25 @@ def _perago(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return result
 
 
-class LakeFS:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.base = env["LAKECTL_SERVER_ENDPOINT_URL"].rstrip("/") + "/api/v1"
-        self.auth = (
-            env["LAKECTL_CREDENTIALS_ACCESS_KEY_ID"],
-            env["LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY"],
+def _lakefs(env: dict[str, str]) -> LakeFSControl:
+    return LakeFSControl.from_config(
+        LakeFSConfig(
+            endpoint_url=env[LAKEFS_ENDPOINT_URL],
+            access_key_id=env[LAKEFS_ACCESS_KEY_ID],
+            secret_access_key=SecretStr(env[LAKEFS_SECRET_ACCESS_KEY]),
         )
+    )
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = requests.request(method, self.base + path, auth=self.auth, timeout=60, **kwargs)
-        response.raise_for_status()
-        return response.json() if response.content else None
 
-    def seed(self, repository: str) -> str:
-        self._call(
-            "POST",
-            "/repositories",
-            json={
-                "name": repository,
-                "storage_namespace": f"local://{repository}",
-                "default_branch": "main",
-            },
-        )
-        for path, content in TRACKS.items():
-            self._call(
-                "POST",
-                f"/repositories/{repository}/branches/main/objects",
-                params={"path": path},
-                data=content,
-                headers={"Content-Type": "application/octet-stream"},
-            )
-        commit = self._call(
-            "POST", f"/repositories/{repository}/branches/main/commits", json={"message": "seed"}
-        )
-        return str(commit["id"])
+def _seed(lakefs: LakeFSControl, repository: str) -> str:
+    lakefs.create_repository(repository, f"local://{repository}")
+    for path, content in TRACKS.items():
+        lakefs.upload_object(repository, "main", path, content)
+    return lakefs.commit(repository, "main", "seed", {})
 
-    def changed(self, repository: str, left: str, right: str) -> list[str]:
-        diff = self._call("GET", f"/repositories/{repository}/refs/{left}/diff/{right}")
-        return sorted(f"{item['type']:<8} {item['path']}" for item in diff["results"])
+
+def _changed(lakefs: LakeFSControl, repository: str, left: str, right: str) -> list[str]:
+    return sorted(f"{d.type:<8} {d.path}" for d in lakefs.iter_diff(repository, left, right))
 
 
 def _wait_for_workflow(api: str, workflow_id: str, timeout: float = 300.0) -> dict[str, Any]:
@@ -101,11 +89,11 @@ def run(repo_root: Path, state_dir: Path | None = None) -> int:
         for key in ("PERAGO_WORKSPACE_ROOT", "PERAGO_LOG_ROOT"):
             handle.write(f"{key}={env[key]}\n")
     api = env["CONDUCTOR_SERVER_URL"].rstrip("/")
-    lakefs = LakeFS(env)
+    lakefs = _lakefs(env)
     worker: subprocess.Popen[str] | None = None
     try:
         repository = f"perago-demo-{uuid.uuid4().hex[:8]}"
-        input_ref = lakefs.seed(repository)
+        input_ref = _seed(lakefs, repository)
         print(f"== seeded lakeFS repository {repository} at commit {input_ref}")
         print(_perago("register", MODULE, cwd=demo_dir).stdout.strip())
         workflow_def: dict[str, Any] = {
@@ -157,10 +145,11 @@ def run(repo_root: Path, state_dir: Path | None = None) -> int:
         print(f"published commit: {published} on {repository}/main")
         print(f"result: {output['result']}")
         print("changed files:")
-        for line in lakefs.changed(repository, input_ref, published):
+        for line in _changed(lakefs, repository, input_ref, published):
             print(f"  {line}")
         return 0
     finally:
+        lakefs.close()
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=120)

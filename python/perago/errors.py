@@ -72,18 +72,32 @@ class WorkspaceSafetyError(PeragoError, RuntimeError):
 
 
 class LakeFSError(PeragoError, RuntimeError):
-    """A lakeFS API call failed. ``operation`` names the call, ``status`` is the HTTP status when
-    the server answered (``None`` when it could not be reached) and ``server_message`` the
-    server's own message; the text never contains a secret."""
+    """A lakeFS API call failed — in the control plane (lakefs-sdk) or the Rust data path alike.
 
-    def __init__(self, operation: str, status: int | None, message: str) -> None:
+    ``operation`` names the call, ``status`` is the HTTP status when the server answered
+    (``None`` when it could not be reached), ``server_message`` the server's own message and
+    ``target`` (data path) the repository/ref/object; the text never contains a secret."""
+
+    def __init__(
+        self, operation: str, status: int | None, message: str, *, target: str | None = None
+    ) -> None:
         self.operation = operation
         self.status = status
         self.server_message = message
-        prefix = f"lakeFS {operation} failed"
+        self.target = target
+        prefix = f"lakeFS {operation} {target} failed" if target else f"lakeFS {operation} failed"
         super().__init__(
             f"{prefix} (HTTP {status}): {message}" if status else f"{prefix}: {message}"
         )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_lakefs_error, (self.operation, self.status, self.server_message, self.target))
+
+
+def _lakefs_error(
+    operation: str, status: int | None, message: str, target: str | None
+) -> LakeFSError:
+    return LakeFSError(operation, status, message, target=target)
 
 
 class ConductorTaskError(PeragoError, ValueError):

@@ -169,7 +169,7 @@ def _bench_that_ends_with(
     dev: DevLakefs, server: bench_transfer.Server, namespace_root: str, error: BaseException
 ) -> None:
     with bench_repository(server, namespace_root, log=_quiet) as repository:
-        bench_transfer.create_branch(server, repository, "work", "main")
+        server.control.create_branch(repository, "work", "main")
         assert repository in dev.repositories()
         assert _entries(_ns_dir(dev, namespace_root)) == [repository]
         raise error

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from perago import errors
 from perago.engine import snapshot as engine
 from perago.engine.transfer import (
     LakeFSError,
@@ -162,18 +163,24 @@ def test_missing_ref_and_wrong_secret_fail_clearly(
             "x",
             tmp_path / "a",
         )
-    assert missing.value.status_code == 404
+    assert missing.value.status == 404
+    # The data path raises the control plane's own error type, with the server's message.
+    assert type(missing.value) is errors.LakeFSError
+    assert missing.value.operation == "list objects"
+    assert missing.value.target == f"{transfer_repo.name}@no-such-branch:x/"
+    assert "not found" in missing.value.server_message
+    assert not missing.value.server_message.startswith("HTTP")
 
     wrong = creds(transfer_repo).__class__(transfer_repo.access_key_id, "definitely-wrong-secret")
     with pytest.raises(LakeFSError) as denied:
         list_objects(transfer_repo.endpoint, wrong, transfer_repo.name, "main", "")
-    assert denied.value.status_code == 401
+    assert denied.value.status == 401
     assert "definitely-wrong-secret" not in str(denied.value)
     assert "definitely-wrong-secret" not in repr(denied.value)
 
     with pytest.raises(LakeFSError) as unreachable:
         list_objects("http://127.0.0.1:9", creds(transfer_repo), transfer_repo.name, "main", "")
-    assert unreachable.value.status_code is None
+    assert unreachable.value.status is None
     assert transfer_repo.secret_access_key not in str(unreachable.value)
     assert not (tmp_path / "a").exists()
 

@@ -86,5 +86,5 @@ def test_upload_refuses_symlinks_and_names_missing_branch(
             "no-such-branch",
             [(real, "obj/real.txt")],
         )
-    assert missing.value.status_code == 404
+    assert missing.value.status == 404
     assert transfer_repo.secret_access_key not in str(missing.value)

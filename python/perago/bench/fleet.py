@@ -24,9 +24,6 @@ import sys
 import tempfile
 import textwrap
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -155,21 +152,6 @@ def _wait_for_pollers(
         time.sleep(0.2)
 
 
-def _lakefs_get(server: bench_transfer.Server, path: str, query: dict[str, str]) -> Any:
-    url = server.api_url(path) + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    request = urllib.request.Request(url, headers=server.basic_auth())
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        raise RuntimeError(f"lakeFS GET {path}: HTTP {exc.code}") from None
-
-
-def _changed_paths(server: bench_transfer.Server, repo: str, left: str, right: str) -> list[str]:
-    page = _lakefs_get(server, f"/repositories/{repo}/refs/{left}/diff/{right}", {"amount": "1000"})
-    return sorted(str(item["path"]) for item in page.get("results", []))
-
-
 def _verify(
     server: bench_transfer.Server,
     repo: str,
@@ -185,13 +167,13 @@ def _verify(
     if [t.get("status") for t in tasks] != ["COMPLETED"]:
         return f"{branch}: task attempts {[t.get('status') for t in tasks]}"
     ref = str(state["output"]["workspace"]["ref"])
-    head = lakefs_setup.branch_head(server, repo, branch)
+    head = server.control.branch_head(repo, branch)
     if head != ref:
         return f"{branch}: head {head} is not the output {ref}"
-    parents = _lakefs_get(server, f"/repositories/{repo}/commits/{ref}", {}).get("parents")
+    parents = list(server.control.get_commit(repo, ref).parents)
     if parents != [seed]:
         return f"{branch}: {ref} has parents {parents}, not the seed"
-    changed = _changed_paths(server, repo, seed, ref)
+    changed = sorted(entry.path for entry in server.control.iter_diff(repo, seed, ref))
     if changed != [f"{lakefs_setup.PREFIX}/out/{branch}.txt"]:
         return f"{branch}: changed {changed}"
     return None
@@ -240,7 +222,7 @@ def _run_round(  # noqa: PLR0917 - one private call site
         )
         branches = [f"r{round_number}-w{i:04d}" for i in range(workflows)]
         for branch in branches:
-            bench_transfer.create_branch(server, repo, branch, seed)
+            server.control.create_branch(repo, branch, seed)
         supervisors: list[subprocess.Popen[bytes]] = []
         ids: dict[str, str] = {}
         try:

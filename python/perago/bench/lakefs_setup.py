@@ -1,22 +1,18 @@
 """lakeFS set-up shared by the stage and attempt benches: the server from the environment, a
-seeded repository, and the diff API used to verify how many objects a commit changed."""
+seeded repository, and the diff used to verify how many objects a commit changed (all through
+perago's one lakeFS client, ``Server.control``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import typer
-from pydantic import SecretStr
 
 from perago.bench import transfer as bench_transfer
 from perago.bench.repository import bench_repository
@@ -45,15 +41,7 @@ class SeededRepo:
 
     @property
     def config(self) -> LakeFSConfig:
-        return lakefs_config(self.server)
-
-
-def lakefs_config(server: bench_transfer.Server) -> LakeFSConfig:
-    return LakeFSConfig(
-        endpoint_url=server.endpoint,
-        access_key_id=server.access_key_id,
-        secret_access_key=SecretStr(server.secret_access_key),
-    )
+        return self.server.config
 
 
 def seed_repository(
@@ -68,7 +56,7 @@ def seed_repository(
         transfer.upload_files(server.endpoint, creds, repository, "main", items)
     finally:
         shutil.rmtree(source, ignore_errors=True)
-    commit = bench_transfer.commit(server, repository, "main", "seed")
+    commit = server.control.commit(repository, "main", "seed", {})
     return SeededRepo(server, repository, commit, files, size)
 
 
@@ -110,37 +98,9 @@ def _log(line: str) -> None:
     typer.echo(line, err=True)
 
 
-def _get(server: bench_transfer.Server, path: str, query: dict[str, str]) -> dict[str, object]:
-    request = urllib.request.Request(
-        server.api_url(f"{path}?{urllib.parse.urlencode(query)}"), headers=server.basic_auth()
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            decoded = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:300]
-        raise RuntimeError(f"lakeFS GET {path}: HTTP {exc.code}: {detail}") from None
-    return decoded if isinstance(decoded, dict) else {}
-
-
 def changed_objects(server: bench_transfer.Server, repository: str, left: str, right: str) -> int:
     """Objects that differ between two refs, counted through lakeFS's own diff API."""
-    quoted = f"/repositories/{repository}/refs/{urllib.parse.quote(left, safe='')}/diff/"
-    path = quoted + urllib.parse.quote(right, safe="")
-    count, after = 0, ""
-    while True:
-        page = _get(server, path, {"amount": "1000", "after": after})
-        results = page.get("results")
-        count += len(results) if isinstance(results, list) else 0
-        pagination = page.get("pagination")
-        if not isinstance(pagination, dict) or not pagination.get("has_more"):
-            return count
-        after = str(pagination.get("next_offset", ""))
-
-
-def branch_head(server: bench_transfer.Server, repository: str, branch: str) -> str:
-    found = _get(server, f"/repositories/{repository}/branches/{branch}", {})
-    return str(found["commit_id"])
+    return sum(1 for _ in server.control.iter_diff(repository, left, right))
 
 
 def find_lakectl() -> str | None:

@@ -9,6 +9,7 @@ objects until its garbage collection runs, and the bench says so.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable, Iterator
 
 import typer
@@ -28,8 +29,11 @@ def bench_repository(
     *,
     log: Callable[[str], None] = _stderr,
 ) -> Iterator[str]:
-    """A fresh repository (its name is yielded), removed on exit, also on error or Ctrl-C."""
-    repository = bench_transfer.create_repository(server, namespace_root)
+    """A fresh ``bench-<random>`` repository (its name is yielded), removed on exit, also on
+    error or Ctrl-C."""
+    repository = "bench-" + uuid.uuid4().hex[:12]
+    namespace = bench_transfer.storage_namespace(namespace_root, repository)
+    server.control.create_repository(repository, namespace)
     try:
         yield repository
     finally:
@@ -49,7 +53,7 @@ def remove_bench_repository(
     """
     namespace = bench_transfer.storage_namespace(namespace_root, repository)
     try:
-        bench_transfer.delete_repository(server, repository)
+        server.control.delete_repository(repository)
     except (RuntimeError, OSError) as exc:
         log(f"warning: could not delete bench repository {repository}: {exc}")
         return

@@ -102,7 +102,7 @@ def lakectl_row(seeded: lakefs_setup.SeededRepo, work: Path, repeat: int, lakect
     scenario = scenario_name(seeded.files)
     server = seeded.server
     branch = f"lakectl-{uuid.uuid4().hex[:8]}"
-    bench_transfer.create_branch(server, seeded.repository, branch, seeded.commit)
+    server.control.create_branch(seeded.repository, branch, seeded.commit)
     directory = work / "lakectl-clone"
     uri = f"lakefs://{seeded.repository}/{branch}/{lakefs_setup.PREFIX}/"
     bench_transfer.measure([lakectl, "local", "clone", uri, str(directory)], server.child_env())
@@ -110,10 +110,10 @@ def lakectl_row(seeded: lakefs_setup.SeededRepo, work: Path, repeat: int, lakect
     try:
         for run in range(repeat):
             edit_one_file(directory, run, seeded.size)
-            before = lakefs_setup.branch_head(server, seeded.repository, branch)
+            before = server.control.branch_head(seeded.repository, branch)
             command = [lakectl, "local", "commit", str(directory), "-m", f"bench {run}"]
             times.append(bench_transfer.measure(command, server.child_env()).seconds)
-            after = lakefs_setup.branch_head(server, seeded.repository, branch)
+            after = server.control.branch_head(seeded.repository, branch)
             counts.append(lakefs_setup.changed_objects(server, seeded.repository, before, after))
     finally:
         shutil.rmtree(directory, ignore_errors=True)

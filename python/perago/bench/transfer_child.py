@@ -7,7 +7,8 @@ CLI scaffolding (typer, urllib, ...) on every run.
     python -m perago.bench.transfer_child _download REPO REF PREFIX DEST CONCURRENCY PART THRESHOLD
     python -m perago.bench.transfer_child _upload REPO BRANCH PREFIX SOURCE CONCURRENCY
 
-The lakeFS endpoint and keys come from the ``LAKECTL_*`` variables that lakectl reads too.
+The lakeFS endpoint and keys come from the ``LAKECTL_*`` variables that lakectl reads too. The
+commit after an upload is the bench driver's (:class:`perago.bench.transfer._UploadTarget`).
 """
 
 from __future__ import annotations
@@ -60,10 +61,6 @@ def main(argv: Sequence[str]) -> None:
             upload_items(Path(source), prefix),
             concurrency=int(concurrency) or None,
         )
-        # lakectl local commit ends with a commit too.
-        from perago.bench.transfer import commit, server_from_env
-
-        commit(server_from_env(), repo, branch, "bench")
     else:
         raise SystemExit(f"unknown action {action}")
 

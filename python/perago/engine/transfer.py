@@ -3,8 +3,9 @@
 Every function releases the GIL while it works and stops at the next chunk when Ctrl-C is
 pressed (``KeyboardInterrupt``). Failures raise:
 
-* :class:`LakeFSError` — a lakeFS request failed (``status_code`` is ``None`` when the server
-  could not be reached); the message names the repository, ref and object, never a secret;
+* :class:`perago.errors.LakeFSError` — a lakeFS request failed (``status`` is ``None`` when the
+  server could not be reached, ``target`` names the repository, ref and object; never a secret);
+  the same type the control plane (:mod:`perago.lakefs.client`) raises;
 * :class:`UnsafeObjectKeyError` (a ``ValueError``) — an object key cannot be a safe relative path;
   raised before anything is written;
 * ``OSError`` subclasses for local problems (``FileExistsError`` for an existing destination
@@ -19,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from perago import _native
+from perago.errors import LakeFSError
 
-LakeFSError = _native.LakeFSError
 UnsafeObjectKeyError = _native.UnsafeObjectKeyError
 DownloadResult = _native.DownloadResult
 LakeFSClient = _native.LakeFSClient

@@ -28,7 +28,12 @@ from perago.definition.controls import PublishBudget
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
 from perago.engine import snapshot, transfer
 from perago.errors import PublishFenceError, TaskInputError
-from perago.lakefs.client import DEFAULT_CONTROL_TIMEOUT_SECONDS, LakeFSControl, LakeFSError
+from perago.lakefs.client import (
+    DEFAULT_CONTROL_TIMEOUT_SECONDS,
+    NO_RETRIES,
+    LakeFSControl,
+    LakeFSError,
+)
 from perago.lakefs.paths import check_publishable_entry, workspace_object_path
 from perago.lakefs.publisher import (
     Publisher,
@@ -106,23 +111,20 @@ class LakeFSWorkspaceRuntime:
         control_timeout_seconds: float = DEFAULT_CONTROL_TIMEOUT_SECONDS,
     ) -> None:
         self._config = config
-        self._control = LakeFSControl(
-            config.endpoint_url,
-            config.access_key_id,
-            config.secret_access_key,
-            timeout_seconds=control_timeout_seconds,
-        )
+        # Runtime calls (staging branch, commit, gc reads) retry transient failures within
+        # their timeout (perago.lakefs.client); the publisher retries on its own schedule and
+        # must never have a branch move re-sent under it, so it gets a client without retries.
+        self._control = LakeFSControl.from_config(config, timeout_seconds=control_timeout_seconds)
         self._budget = publish_budget
         # The publish phase (its reads, moves and the staging cleanup after it) runs under the
         # PublishBudget's timeout when one is declared, so a frozen lakeFS ends the attempt
         # within a few budgets instead of a few default timeouts.
-        self._publish_control = self._control
+        self._publish_control = self._control.without_retries()
         if publish_budget is not None:
-            self._publish_control = LakeFSControl(
-                config.endpoint_url,
-                config.access_key_id,
-                config.secret_access_key,
+            self._publish_control = LakeFSControl.from_config(
+                config,
                 timeout_seconds=float(publish_budget.lakefs_merge_timeout_seconds),
+                retries=NO_RETRIES,
             )
         self._publisher = Publisher(
             self._publish_control,

@@ -1,21 +1,14 @@
 //! The one place where perago-core errors become Python exceptions.
 
 use pyo3::exceptions::{
-    PyException, PyFileExistsError, PyFileNotFoundError, PyKeyboardInterrupt, PyNotADirectoryError,
-    PyOSError, PyPermissionError, PyValueError,
+    PyFileExistsError, PyFileNotFoundError, PyKeyboardInterrupt, PyNotADirectoryError, PyOSError,
+    PyPermissionError, PyRuntimeError, PyValueError,
 };
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use pyo3::PyErr;
 
 use perago_core::Error;
-
-pyo3::create_exception!(
-    perago._native,
-    LakeFSError,
-    PyException,
-    "A lakeFS request failed (after retries when the failure looked transient). Attributes: \
-     status_code (int | None: None when the server could not be reached), operation, target."
-);
 
 pyo3::create_exception!(
     perago._native,
@@ -26,7 +19,6 @@ pyo3::create_exception!(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add("LakeFSError", py.get_type::<LakeFSError>())?;
     m.add(
         "UnsafeObjectKeyError",
         py.get_type::<UnsafeObjectKeyError>(),
@@ -59,13 +51,39 @@ pub fn into_pyerr(err: Error) -> PyErr {
             operation,
             target,
             status,
-            ..
-        } => with_attributes(LakeFSError::new_err(message), |value| {
-            value.setattr("status_code", status)?;
-            value.setattr("operation", operation)?;
-            value.setattr("target", target)
+            detail,
+        } => lakefs_error(operation, &target, status, &detail).unwrap_or_else(|failure| {
+            PyRuntimeError::new_err(format!("{message} (perago.errors.LakeFSError: {failure})"))
         }),
     }
+}
+
+/// perago's one lakeFS error type, `perago.errors.LakeFSError(operation, status, message,
+/// target=...)`: the same class the lakefs-sdk control plane raises, so callers catch one type.
+fn lakefs_error(
+    operation: &str,
+    target: &str,
+    status: Option<u16>,
+    detail: &str,
+) -> PyResult<PyErr> {
+    Python::attach(|py| {
+        let class = py.import("perago.errors")?.getattr("LakeFSError")?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("target", target)?;
+        let value = class.call(
+            (operation, status, server_message(status, detail)),
+            Some(&kwargs),
+        )?;
+        Ok(PyErr::from_value(value))
+    })
+}
+
+/// The server's message: `detail` without the `HTTP <status>: ` the core puts in front of it
+/// (the Python error shows the status itself).
+fn server_message(status: Option<u16>, detail: &str) -> &str {
+    status
+        .and_then(|code| detail.strip_prefix(&format!("HTTP {code}: ")))
+        .unwrap_or(detail)
 }
 
 fn with_attributes(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from perago import _native, errors
 from perago.bench.sizes import parse_size
 from perago.bench.transfer import Row, format_table
 from perago.engine.transfer import (
@@ -38,15 +39,17 @@ def test_endpoint_problems_are_value_errors_without_secrets() -> None:
 
 def test_exception_hierarchy() -> None:
     assert issubclass(UnsafeObjectKeyError, ValueError)
-    assert issubclass(LakeFSError, Exception)
+    assert LakeFSError is errors.LakeFSError  # one lakeFS error type, data and control plane
+    assert issubclass(LakeFSError, errors.PeragoError)
     assert not issubclass(LakeFSError, OSError)
+    assert not hasattr(_native, "LakeFSError")
 
 
 def test_unreachable_server_is_a_lakefs_error_without_secret(tmp_path: Path) -> None:
     client = connect("http://127.0.0.1:9", LakeFSCredentials("k", SECRET), max_attempts=2)
     with pytest.raises(LakeFSError) as failure:
         download_prefix(client, None, "repo", "main", "p", tmp_path / "ws")
-    assert failure.value.status_code is None
+    assert failure.value.status is None
     assert failure.value.operation == "list objects"
     assert failure.value.target == "repo@main:p/"
     assert "gave up after 2 attempts" in str(failure.value)
