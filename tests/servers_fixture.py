@@ -176,7 +176,7 @@ def lakefs_repo_for(server: LakefsServer, name: str) -> Iterator[LakefsRepo]:
         namespace = f"local://{name}"
         repos.create_repository(
             lakefs_sdk.RepositoryCreation(
-                name=name, storage_namespace=namespace, default_branch="main"
+                name=name, storage_namespace=namespace, default_branch="main", storage_id=None
             )
         )
         try:

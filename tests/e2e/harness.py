@@ -32,7 +32,7 @@ class ConductorRest:
         self.http = requests.Session()
 
     def register_workflow(self, name: str, task_name: str, inputs: Mapping[str, str]) -> None:
-        definition = {
+        definition: dict[str, Any] = {
             "name": name,
             "version": 1,
             "schemaVersion": 2,

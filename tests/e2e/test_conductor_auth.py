@@ -77,6 +77,7 @@ def _handler(proxy: RecordingProxy) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
             headers["Host"] = target.netloc
+            assert target.hostname is not None, proxy.upstream
             connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
             try:
                 connection.request(self.command, self.path, body=body or None, headers=headers)
@@ -231,7 +232,7 @@ def test_start_uses_the_dotenv_pair_and_bodies_do_not_inherit_credentials(
 
 
 def _start_in_domain(rest: ConductorRest, workflow: str, task: str, domain: str) -> str:
-    request = {
+    request: dict[str, Any] = {
         "name": workflow,
         "version": 1,
         "input": {"params": {"text": ""}},

@@ -375,7 +375,10 @@ def freezable_lake(private_lakefs: PrivateLakeFS, unique_name: str) -> Iterator[
     repos = lakefs_sdk.RepositoriesApi(sdk_client(config))
     repos.create_repository(
         lakefs_sdk.RepositoryCreation(
-            name=unique_name, storage_namespace=f"local://{unique_name}", default_branch="main"
+            name=unique_name,
+            storage_namespace=f"local://{unique_name}",
+            default_branch="main",
+            storage_id=None,
         )
     )
     try:
@@ -613,7 +616,9 @@ def wait_timed_out(
     deadline = time.monotonic() + timeout
     decide = f"{app.rest.api_url}/workflow/decide/{workflow_id}"
     while time.monotonic() < deadline:
-        tasks = {t["taskId"]: t for t in app.rest.workflow(workflow_id)["tasks"]}
+        tasks: dict[str, dict[str, Any]] = {
+            t["taskId"]: t for t in app.rest.workflow(workflow_id)["tasks"]
+        }
         task = tasks.get(task_id)
         if task is not None:
             if task["status"] == "TIMED_OUT":

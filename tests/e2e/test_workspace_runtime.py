@@ -124,7 +124,7 @@ class Workspace:
 
     def branch(self, name: str) -> None:
         self.branches.create_branch(
-            self.repo, lakefs_sdk.BranchCreation(name=name, source=self.seed)
+            self.repo, lakefs_sdk.BranchCreation(name=name, source=self.seed, hidden=False)
         )
 
     def input(self, branch: str = "main") -> dict[str, str]:

@@ -111,14 +111,16 @@ class LakeFSRepo:
     def commit(self, branch: str = "main", message: str = "seed") -> str:
         with self.server.sdk() as api:
             commit = lakefs_sdk.CommitsApi(api).commit(
-                self.name, branch, lakefs_sdk.CommitCreation(message=message)
+                self.name,
+                branch,
+                lakefs_sdk.CommitCreation(message=message, date=None, allow_empty=False),
             )
         return str(commit.id)
 
     def create_branch(self, name: str, source: str = "main") -> None:
         with self.server.sdk() as api:
             lakefs_sdk.BranchesApi(api).create_branch(
-                self.name, lakefs_sdk.BranchCreation(name=name, source=source)
+                self.name, lakefs_sdk.BranchCreation(name=name, source=source, hidden=False)
             )
 
     def object_paths(self, ref: str = "main", prefix: str = "") -> list[str]:
@@ -156,6 +158,7 @@ def transfer_repo(restartable_lakefs: LakeFSServer) -> LakeFSRepo:
                 name=name,
                 storage_namespace=f"local://{uuid.uuid4().hex}",
                 default_branch="main",
+                storage_id=None,
             )
         )
     return LakeFSRepo(server=lakefs_server, name=name)

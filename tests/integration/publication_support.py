@@ -98,7 +98,9 @@ def commit_files(
     commit = lakefs_sdk.CommitsApi(client).commit(
         repository,
         branch,
-        lakefs_sdk.CommitCreation(message=message, metadata=dict(metadata or {})),
+        lakefs_sdk.CommitCreation(
+            message=message, metadata=dict(metadata or {}), date=None, allow_empty=False
+        ),
     )
     return str(commit.id)
 
@@ -131,7 +133,8 @@ def read_object(config: LakeFSConfig, repository: str, ref: str, path: str) -> b
 
 def diff_paths(config: LakeFSConfig, repository: str, left: str, right: str) -> list[str]:
     refs = lakefs_sdk.RefsApi(sdk_client(config))
-    paths, after = [], ""
+    paths: list[str] = []
+    after = ""
     while True:
         page = refs.diff_refs(repository, left, right, after=after, amount=1000)
         paths.extend(str(item.path) for item in page.results)
@@ -166,7 +169,7 @@ class AttemptRun:
     states: RecordedTaskStates = field(default_factory=RecordedTaskStates)
     staged: list[StagedWorkspace] = field(default_factory=list)
     changes: list[ChangeSet] = field(default_factory=list)
-    before_publish: Callable[[], None] | None = None
+    before_publish: Callable[[], object] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from perago.config import LakeFSConfig
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
 
 from .publication_support import (
@@ -23,7 +24,7 @@ SEED = {"data/a.txt": b"a", "data/sub/b.txt": b"b", "data2/sibling.txt": b"s"}
 
 
 @pytest.fixture
-def seeded(lakefs_config, repo):  # type: ignore[no-untyped-def]
+def seeded(lakefs_config: LakeFSConfig, repo: str) -> tuple[str, str]:
     repository = repo
     commit = commit_files(lakefs_config, repository, "main", SEED)
     return repository, commit
@@ -34,8 +35,8 @@ def head(runtime: LakeFSWorkspaceRuntime, repository: str) -> str:
 
 
 def test_head_equals_input_merges_with_metadata(
-    attempts: AttemptRun, seeded, lakefs_config
-) -> None:  # type: ignore[no-untyped-def]
+    attempts: AttemptRun, seeded: tuple[str, str], lakefs_config: LakeFSConfig
+) -> None:
     repository, a = seeded
     result = attempts.run(
         edit_task(), repository, "main", a, {"write": {"new.txt": "n"}, "delete": ["sub/b.txt"]}
@@ -58,7 +59,9 @@ def test_head_equals_input_merges_with_metadata(
     assert not list(control.iter_branches(repository, "perago-staging-"))
 
 
-def test_abandoned_publication_of_same_task_is_replaced(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_abandoned_publication_of_same_task_is_replaced(
+    attempts: AttemptRun, seeded: tuple[str, str]
+) -> None:
     repository, a = seeded
     earlier = make_attempt(retry=0)
     first = attempts.run(
@@ -82,8 +85,8 @@ def test_abandoned_publication_of_same_task_is_replaced(attempts: AttemptRun, se
 @pytest.mark.parametrize("status", ["COMPLETED", "IN_PROGRESS"])
 @pytest.mark.parametrize("noop", [False, True])
 def test_publication_of_a_task_that_may_complete_is_never_replaced(
-    attempts: AttemptRun, seeded, status: str, noop: bool
-) -> None:  # type: ignore[no-untyped-def]
+    attempts: AttemptRun, seeded: tuple[str, str], status: str, noop: bool
+) -> None:
     """Issue 11 items 1-2: a stale attempt (publishing or no-op) finds a live/COMPLETED one."""
     repository, a = seeded
     earlier = make_attempt(retry=0)
@@ -101,8 +104,8 @@ def test_publication_of_a_task_that_may_complete_is_never_replaced(
 
 
 def test_later_attempts_publication_is_never_replaced_by_an_earlier_one(
-    attempts: AttemptRun, seeded
-) -> None:  # type: ignore[no-untyped-def]
+    attempts: AttemptRun, seeded: tuple[str, str]
+) -> None:
     repository, a = seeded
     later = make_attempt(retry=2)
     assert (
@@ -121,7 +124,9 @@ def test_later_attempts_publication_is_never_replaced_by_an_earlier_one(
     assert head(attempts.runtime, repository) == published
 
 
-def test_unknown_conductor_state_fails_closed(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_conductor_state_fails_closed(
+    attempts: AttemptRun, seeded: tuple[str, str]
+) -> None:
     repository, a = seeded
     assert (
         attempts.run(
@@ -144,8 +149,8 @@ def test_unknown_conductor_state_fails_closed(attempts: AttemptRun, seeded) -> N
 
 
 def test_someone_elses_child_of_input_fails_closed(
-    attempts: AttemptRun, seeded, lakefs_config
-) -> None:  # type: ignore[no-untyped-def]
+    attempts: AttemptRun, seeded: tuple[str, str], lakefs_config: LakeFSConfig
+) -> None:
     repository, a = seeded
     theirs = commit_files(lakefs_config, repository, "main", {"data/theirs.txt": b"t"})
     result = attempts.run(edit_task(), repository, "main", a, {"write": {"x.txt": "1"}})
@@ -158,7 +163,9 @@ def test_someone_elses_child_of_input_fails_closed(
     assert head(attempts.runtime, repository) == theirs
 
 
-def test_same_workflow_other_task_reference_fails_closed(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_same_workflow_other_task_reference_fails_closed(
+    attempts: AttemptRun, seeded: tuple[str, str]
+) -> None:
     repository, a = seeded
     other = attempts.run(
         edit_task(),
@@ -176,8 +183,8 @@ def test_same_workflow_other_task_reference_fails_closed(attempts: AttemptRun, s
 
 
 def test_grandchild_fails_closed_with_exact_text(
-    attempts: AttemptRun, seeded, lakefs_config
-) -> None:  # type: ignore[no-untyped-def]
+    attempts: AttemptRun, seeded: tuple[str, str], lakefs_config: LakeFSConfig
+) -> None:
     repository, a = seeded
     commit_files(lakefs_config, repository, "main", {"data/one.txt": b"1"})
     grandchild = commit_files(lakefs_config, repository, "main", {"data/two.txt": b"2"})
@@ -188,7 +195,7 @@ def test_grandchild_fails_closed_with_exact_text(
     )
 
 
-def test_noop_at_input_writes_nothing(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_noop_at_input_writes_nothing(attempts: AttemptRun, seeded: tuple[str, str]) -> None:
     repository, a = seeded
     result = attempts.run(edit_task(), repository, "main", a, {"write": {"a.txt": "a"}})
     assert result.status == "COMPLETED"
@@ -197,7 +204,9 @@ def test_noop_at_input_writes_nothing(attempts: AttemptRun, seeded) -> None:  # 
     assert attempts.staged == []
 
 
-def test_noop_after_abandoned_publication_resets_to_input(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_noop_after_abandoned_publication_resets_to_input(
+    attempts: AttemptRun, seeded: tuple[str, str]
+) -> None:
     repository, a = seeded
     earlier = make_attempt(retry=0)
     first = attempts.run(
@@ -211,7 +220,9 @@ def test_noop_after_abandoned_publication_resets_to_input(attempts: AttemptRun, 
     assert head(attempts.runtime, repository) == a
 
 
-def test_noop_with_foreign_head_fails_closed(attempts: AttemptRun, seeded, lakefs_config) -> None:  # type: ignore[no-untyped-def]
+def test_noop_with_foreign_head_fails_closed(
+    attempts: AttemptRun, seeded: tuple[str, str], lakefs_config: LakeFSConfig
+) -> None:
     repository, a = seeded
     theirs = commit_files(lakefs_config, repository, "main", {"data/theirs.txt": b"t"})
     result = attempts.run(edit_task(), repository, "main", a, {})
@@ -225,8 +236,8 @@ def test_noop_with_foreign_head_fails_closed(attempts: AttemptRun, seeded, lakef
 
 
 def test_concurrent_publications_exactly_one_wins(
-    attempts: AttemptRun, seeded, lakefs_config
-) -> None:  # type: ignore[no-untyped-def]
+    attempts: AttemptRun, seeded: tuple[str, str], lakefs_config: LakeFSConfig
+) -> None:
     repository, a = seeded
     barrier = threading.Barrier(2, timeout=60)
     attempts.before_publish = barrier.wait  # both read H == A before either merges
@@ -260,7 +271,9 @@ def test_concurrent_publications_exactly_one_wins(
     assert diff_paths(lakefs_config, repository, a, final) == [f"data/{winner}.txt"]
 
 
-def test_longest_staging_branch_name_is_accepted(attempts: AttemptRun, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_longest_staging_branch_name_is_accepted(
+    attempts: AttemptRun, seeded: tuple[str, str]
+) -> None:
     repository, a = seeded
     result = attempts.run(
         edit_task(),

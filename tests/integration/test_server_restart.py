@@ -37,7 +37,10 @@ def test_restart_between_stage_and_publish(tmp_path: Path, unique_name: str) -> 
     try:
         lakefs_sdk.RepositoriesApi(sdk_client(config)).create_repository(
             lakefs_sdk.RepositoryCreation(
-                name=unique_name, storage_namespace=f"local://{unique_name}", default_branch="main"
+                name=unique_name,
+                storage_namespace=f"local://{unique_name}",
+                default_branch="main",
+                storage_id=None,
             )
         )
         a = commit_files(config, unique_name, "main", {"data/a.txt": b"a"})

@@ -37,17 +37,36 @@ def test_upload_commit_merge_hard_reset(lakefs_repo: LakefsRepo, tmp_path: Path)
         objects.upload_object(
             repo, "main", "data/a.txt", content=_file(tmp_path, "a1", b"alpha v1")
         )
-        first = commits.commit(repo, "main", lakefs_sdk.CommitCreation(message="first"))
+        first = commits.commit(
+            repo, "main", lakefs_sdk.CommitCreation(message="first", date=None, allow_empty=False)
+        )
         assert _read(objects, repo, first.id, "data/a.txt") == b"alpha v1"
 
-        branches.create_branch(repo, lakefs_sdk.BranchCreation(name="work", source="main"))
+        branches.create_branch(
+            repo, lakefs_sdk.BranchCreation(name="work", source="main", hidden=False)
+        )
         objects.upload_object(
             repo, "work", "data/a.txt", content=_file(tmp_path, "a2", b"alpha v2")
         )
         objects.upload_object(repo, "work", "data/b.bin", content=_file(tmp_path, "b", blob))
-        commits.commit(repo, "work", lakefs_sdk.CommitCreation(message="work", metadata={"k": "v"}))
+        commits.commit(
+            repo,
+            "work",
+            lakefs_sdk.CommitCreation(
+                message="work", metadata={"k": "v"}, date=None, allow_empty=False
+            ),
+        )
         merged = refs.merge_into_branch(
-            repo, "work", "main", lakefs_sdk.Merge(message="merge work", squash_merge=True)
+            repo,
+            "work",
+            "main",
+            lakefs_sdk.Merge(
+                message="merge work",
+                squash_merge=True,
+                strategy=None,
+                force=False,
+                allow_empty=False,
+            ),
         )
         head = branches.get_branch(repo, "main").commit_id
         assert head == merged.reference

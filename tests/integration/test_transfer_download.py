@@ -252,7 +252,12 @@ def test_download_survives_a_server_restart(transfer_repo: LakeFSRepo, tmp_path:
         if progress.files_done > 200 and not restarted.is_set():
             restarted.set()
             server = transfer_repo.server
-            threading.Thread(target=lambda: (server.stop(), server.start())).start()
+
+            def restart() -> None:
+                server.stop()
+                server.start()
+
+            threading.Thread(target=restart).start()
 
     result = download_from(
         transfer_repo,

@@ -41,6 +41,17 @@ class Collaborators:
         self.changes = changes
         return StagedWorkspace("repo", "staging", "C")
 
+    def publish(self, *args: Any) -> str:
+        self.calls.append("publish")
+        return "M"
+
+    def cleanup_staging(self, staged: StagedWorkspace) -> None:
+        self.calls.append("cleanup_staging")
+
+    def noop(self, *args: Any) -> str:
+        self.calls.append("noop")
+        return "c0ffee"
+
     def run(self, body: Callable[[Path, Params], Output], root: Path) -> Any:
         return run_workspace_task_attempt(
             make_task(body),
@@ -50,9 +61,9 @@ class Collaborators:
             download_workspace=self.download,
             load_current_attempt=lambda attempt: attempt,
             stage_workspace=self.stage,
-            publish_workspace=lambda *args: self.calls.append("publish") or "M",
-            cleanup_staging=lambda staged: self.calls.append("cleanup_staging"),
-            complete_noop_workspace=lambda *args: self.calls.append("noop") or "c0ffee",
+            publish_workspace=self.publish,
+            cleanup_staging=self.cleanup_staging,
+            complete_noop_workspace=self.noop,
         )
 
 

@@ -110,7 +110,7 @@ def oracle(
 
 
 def _cases() -> list[tuple[bool, str, str, str | None, str, bool]]:
-    cases = []
+    cases: list[tuple[bool, str, str, str | None, str, bool]] = []
     for head_is_input, publishing in itertools.product([True, False], [True, False]):
         if head_is_input:
             cases.append((True, "none", "root", None, "as_recorded", publishing))

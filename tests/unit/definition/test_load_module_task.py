@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from perago import TaskDefinitionError, load_module_task
+from perago.definition.decorator import TASK_ATTRIBUTE
 
 _counter = itertools.count()
 
@@ -68,7 +69,7 @@ def test_loads_the_single_task(make_package: Callable[[dict[str, str]], str]) ->
     assert definition.name == "demo"
     module = sys.modules[f"{package}.mod"]
     assert definition.fn is module.run
-    assert module.run.__perago_task__ is definition
+    assert getattr(module.run, TASK_ATTRIBUTE) is definition
 
 
 def test_loading_twice_returns_the_same_definition(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import types
 from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
@@ -54,7 +55,10 @@ def workspace_body(workspace: Path, params: Params) -> Output:
 
 def _copy(fn: Callable[..., Any]) -> Callable[..., Any]:
     """A fresh function object with the same code, so each test decorates a new function."""
-    clone = type(fn)(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    assert isinstance(fn, types.FunctionType)
+    clone = types.FunctionType(
+        fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+    )
     clone.__annotations__ = dict(fn.__annotations__)
     clone.__kwdefaults__ = fn.__kwdefaults__
     return clone
@@ -165,7 +169,7 @@ def test_unsupported_fields_are_rejected(fields: dict[str, Any]) -> None:
 
 def test_decorator_arguments_are_keyword_only() -> None:
     with pytest.raises(TypeError):
-        task("t", "a@b.c")  # type: ignore[misc]
+        task("t", "a@b.c")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("name", ["", "   ", None, 3])

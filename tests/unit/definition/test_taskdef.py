@@ -27,6 +27,7 @@ from perago import (
     task,
     write_taskdef,
 )
+from perago.definition.decorator import TASK_ATTRIBUTE
 from perago.definition.taskdef import (
     TASKDEF_SCHEMA_TYPE,
     TASKDEF_SCHEMA_VERSION,
@@ -127,22 +128,26 @@ def make_task(
     workspace: WorkspaceSpec | None = None,
     **kwargs: Any,
 ) -> TaskDefinition:
+    # The real annotations are the models given here, set on __annotations__ below.
+    body: Callable[..., Any]
     if workspace is None:
 
-        def body(params):  # type: ignore[no-untyped-def]
+        def free_body(params: Any) -> Any:
             raise NotImplementedError
 
-        body.__annotations__ = {"params": params, "return": output}
+        free_body.__annotations__ = {"params": params, "return": output}
+        body = free_body
     else:
 
-        def body(workspace, params):  # type: ignore[no-untyped-def]
+        def workspace_body(workspace: Any, params: Any) -> Any:
             raise NotImplementedError
 
-        body.__annotations__ = {"workspace": Path, "params": params, "return": output}
+        workspace_body.__annotations__ = {"workspace": Path, "params": params, "return": output}
+        body = workspace_body
     decorated = task(
         name=kwargs.pop("name", "demo.task"), owner_email="o@e.x", workspace=workspace, **kwargs
     )(body)
-    definition = decorated.__perago_task__
+    definition = getattr(decorated, TASK_ATTRIBUTE)
     assert isinstance(definition, TaskDefinition)
     return definition
 
@@ -150,7 +155,7 @@ def make_task(
 def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     cls.check_schema(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    return cls(schema)
 
 
 def _objects_with_properties(node: Any) -> list[dict[str, Any]]:
@@ -350,7 +355,7 @@ def test_lenient_params_allow_extra_in_params_and_wrapper_only() -> None:
 
 def test_lenient_schema_accepts_unknown_keys_at_every_level() -> None:
     data = build_taskdef(make_task(strict_params=False))["inputSchema"]["data"]
-    params = {"name": "n", "inner": {"x": 1, "unknown": 2}, "unknown": 3}
+    params: dict[str, Any] = {"name": "n", "inner": {"x": 1, "unknown": 2}, "unknown": 3}
     assert not list(_validator(data).iter_errors({"params": params, "other": 1}))
 
 
@@ -450,9 +455,9 @@ def test_self_recursive_model_schema() -> None:
     validator = _validator(schema)
     good = Node(name="a", children=[Node(name="b", children=[Node(name="c")])])
     assert not list(validator.iter_errors(good.model_dump(mode="json")))
-    bad = {"name": "a", "children": [{"name": "b", "children": [{"name": 3}]}]}
+    bad: dict[str, Any] = {"name": "a", "children": [{"name": "b", "children": [{"name": 3}]}]}
     assert list(validator.iter_errors(bad))
-    extra = {"name": "a", "children": [{"name": "b", "oops": 1}]}
+    extra: dict[str, Any] = {"name": "a", "children": [{"name": "b", "oops": 1}]}
     assert list(validator.iter_errors(extra))
 
 
@@ -490,7 +495,7 @@ def test_recursive_params_in_a_taskdef_validate_as_a_whole_document(strict: bool
     assert not list(_validator(inputs).iter_errors({"params": forest.model_dump(mode="json")}))
     tree = Node(name="r", children=[Node(name="s")]).model_dump(mode="json")
     assert not list(_validator(outputs).iter_errors({"result": tree}))
-    deep_extra = {"name": "r", "children": [{"name": "s", "extra": 1}]}
+    deep_extra: dict[str, Any] = {"name": "r", "children": [{"name": "s", "extra": 1}]}
     assert list(_validator(outputs).iter_errors({"result": deep_extra}))
     json.dumps(taskdef)
 

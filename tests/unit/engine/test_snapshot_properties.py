@@ -24,7 +24,7 @@ OLD_NS = 1_600_000_000_123_456_789
 TICK_S = 0.03
 
 names = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_characters="/\x00", exclude_categories=("Cs",)),
+    alphabet=st.characters(codec="utf-8", exclude_characters="/\x00", exclude_categories=["Cs"]),
     min_size=1,
     max_size=6,
 ).filter(lambda s: s not in {".", ".."})

@@ -145,7 +145,8 @@ def test_failed_replace_leaves_the_old_file_and_no_temp(
     def broken(_src: object, _dst: object) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(secure_files.os, "replace", broken)
+    # secure_files calls os.replace through the one shared ``os`` module.
+    monkeypatch.setattr(os, "replace", broken)
     with pytest.raises(OSError, match="disk on fire"):
         write_private_file(target, "NEW=2\n")
     assert target.read_text() == "OLD=1\n"

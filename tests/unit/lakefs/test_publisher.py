@@ -45,7 +45,7 @@ class BranchModel:
     calls: list[str] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=itertools.count)
     # Runs inside the merge call, after the merge landed (e.g. another writer builds on it).
-    after_merge: Callable[[], None] | None = None
+    after_merge: Callable[[], object] | None = None
 
     def __post_init__(self) -> None:
         self.add(A, None, {})

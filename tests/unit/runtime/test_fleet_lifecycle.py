@@ -16,9 +16,9 @@ import pytest
 from conductor.client.http.models.task import Task
 
 from perago.config import RuntimeConfig, host_token, slot_worker_id
+from perago.errors import CrashLoopError
 from perago.runtime.supervisor import (
     CRASH_LOOP_STARTUP_FAILURES,
-    CrashLoopError,
     ProcessSupervisor,
     WorkerChildSpec,
     _Slot,
