@@ -6,8 +6,8 @@ server comes from ``LAKECTL_SERVER_ENDPOINT_URL`` / ``LAKECTL_CREDENTIALS_ACCESS
 ``LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY`` (process environment, else ``./.env``). Secrets are
 passed to children through the environment, never on a command line.
 
-Wiring into ``perago bench``: ``bench_app.command("download")(download_command)`` and
-``bench_app.command("upload")(upload_command)``.
+``perago bench download`` and ``perago bench upload`` are ``download_command`` and
+``upload_command`` (listed in ``perago.bench.cli``).
 """
 
 from __future__ import annotations

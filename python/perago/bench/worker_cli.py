@@ -47,7 +47,3 @@ def bench_worker_command(
     ratio = throughput_ratio(rows)
     if ratio is not None:
         typer.echo(f"perago / conductor-python throughput: {ratio:.2f} (target >= 0.90)")
-
-
-def register(bench_app: typer.Typer) -> None:
-    bench_app.command("worker")(bench_worker_command)

@@ -94,7 +94,3 @@ def _reconcile_publications(config: RuntimeConfig, repository: str) -> None:
         typer.echo(f"rolled back abandoned publication: {repository}/{branch} {commit}")
     for branch, reason in failures:
         typer.echo(f"warning: could not reconcile {repository}/{branch}: {reason}", err=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("gc")(gc_command)

@@ -32,7 +32,3 @@ def register_command(module_target: str = MODULE_ARGUMENT) -> None:
                 f"{prepared.config.conductor.server_url}: {describe_conductor_error(exc)}"
             ) from exc
     typer.echo(f"{action}: {prepared.task.name}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("register")(register_command)

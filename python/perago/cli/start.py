@@ -97,7 +97,3 @@ def start_command(
         except CrashLoopError as exc:
             raise CliError(str(exc)) from exc
     raise typer.Exit(code)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("start")(start_command)

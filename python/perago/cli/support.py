@@ -25,6 +25,7 @@ from perago.definition.taskdef import build_taskdef, task_contract_warnings
 from perago.errors import TaskDefinitionError
 
 __all__ = [
+    "MODULE_ARGUMENT",
     "CliError",
     "PreparedTask",
     "WarningPrinter",
@@ -35,6 +36,11 @@ __all__ = [
     "load_task",
     "prepare_task",
 ]
+
+MODULE_ARGUMENT = typer.Argument(
+    ..., metavar="MODULE", help="Dotted import path of the task module, e.g. examples.word_count."
+)
+"""The task-module argument of ``perago check`` and ``perago extract``."""
 
 _PYDANTIC_VALUE_ERROR_PREFIX = "Value error, "
 _PYDANTIC_DOCS_LINE = "For further information visit"
