@@ -9,6 +9,7 @@ pub mod error;
 pub mod hash;
 pub mod lakefs;
 pub mod pool;
+pub mod retry;
 pub mod snapshot;
 pub mod transfer;
 pub mod walk;
