@@ -103,7 +103,9 @@ impl Stat {
             mtime_ns: raw.st_mtime * 1_000_000_000 + raw.st_mtime_nsec,
             ctime_ns: raw.st_ctime * 1_000_000_000 + raw.st_ctime_nsec,
             ino: raw.st_ino,
-            mode: raw.st_mode,
+            // `mode_t` is u16 on FreeBSD and macOS; the conversion is a no-op on Linux only.
+            #[allow(clippy::useless_conversion)]
+            mode: u32::from(raw.st_mode),
         }))
     }
 
