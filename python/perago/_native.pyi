@@ -3,9 +3,16 @@
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import final
+from typing import Final, final
 
 __version__: str
+
+# Defined once in perago-core (Rust); Python reads them from here.
+ATTEMPT_MARKER: Final[str]  # ".perago-attempt.json": reserved at the workspace root
+DEFAULT_CONCURRENCY: Final[int]  # parallel requests of a transfer when none is given
+DEFAULT_PART_SIZE: Final[int]  # bytes per ranged download part when none is given
+REMOTE_RANGED_THRESHOLD: Final[int]  # objects this large are fetched as ranges from a remote server
+LAKEFS_PAGE_SIZE: Final[int]  # entries per lakeFS listing page, paths per bulk delete
 
 # (path, kind, size, mtime_ns, ctime_ns, inode, mode, digest_hex, symlink_target)
 _EntryTuple = tuple[str, str, int, int, int, int, int, str, str | None]

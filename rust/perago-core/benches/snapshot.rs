@@ -28,7 +28,7 @@ fn benches(c: &mut Criterion) {
     let options = SnapshotOptions::default();
     let cancel = CancelToken::new();
     c.bench_function("snapshot 2000x4KiB", |b| {
-        b.iter(|| Snapshot::take(&root, &options, &cancel).unwrap())
+        b.iter(|| Snapshot::take(&root, &options, &cancel).unwrap());
     });
     let base = Snapshot::take(&root, &options, &cancel).unwrap();
     let diff = DiffOptions {
@@ -36,10 +36,10 @@ fn benches(c: &mut Criterion) {
         ..DiffOptions::default()
     };
     c.bench_function("detect_changes unchanged 2000", |b| {
-        b.iter(|| detect_changes(&root, &base, &diff, &cancel).unwrap())
+        b.iter(|| detect_changes(&root, &base, &diff, &cancel).unwrap());
     });
     c.bench_function("stat_walk 2000", |b| {
-        b.iter(|| perago_core::stat_walk(&root, None, &cancel).unwrap())
+        b.iter(|| perago_core::stat_walk(&root, None, &cancel).unwrap());
     });
     std::fs::remove_dir_all(&root).unwrap();
 }

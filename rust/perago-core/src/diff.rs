@@ -86,6 +86,8 @@ fn kind_of(node: NodeKind) -> Option<EntryKind> {
 }
 
 /// Compare `root` now with `baseline`.
+// A two-way merge reads best with its two cursors (i, j) and their entries (n, b).
+#[allow(clippy::many_single_char_names)]
 pub fn detect_changes(
     root: &Path,
     baseline: &Snapshot,

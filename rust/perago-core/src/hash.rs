@@ -42,8 +42,8 @@ fn open_without_atime(
     base: libc::c_int,
     open: impl Fn(libc::c_int) -> std::io::Result<File>,
 ) -> std::io::Result<File> {
-    if !NOATIME_REFUSED.load(Ordering::Relaxed) {
-        match open(base | libc::O_NOATIME) {
+    if O_NOATIME != 0 && !NOATIME_REFUSED.load(Ordering::Relaxed) {
+        match open(base | O_NOATIME) {
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
                 NOATIME_REFUSED.store(true, Ordering::Relaxed);
             }
@@ -58,6 +58,12 @@ pub fn hash_path(path: &Path, size_hint: u64, cancel: &CancelToken) -> Result<bl
     let file = open_for_hash(path)?;
     hash_open_file(&file, size_hint, cancel, &|| path.to_path_buf())
 }
+
+/// `O_NOATIME` is Linux's; elsewhere reads update atime as the mount options say.
+#[cfg(target_os = "linux")]
+const O_NOATIME: libc::c_int = libc::O_NOATIME;
+#[cfg(not(target_os = "linux"))]
+const O_NOATIME: libc::c_int = 0;
 
 /// Set once `O_NOATIME` was refused (files owned by another user): later opens skip the
 /// doomed first attempt instead of paying two `openat`s per file.

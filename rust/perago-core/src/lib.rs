@@ -8,7 +8,9 @@ pub mod diff;
 pub mod error;
 pub mod hash;
 pub mod lakefs;
+pub mod names;
 pub mod pool;
+pub mod retry;
 pub mod snapshot;
 pub mod transfer;
 pub mod walk;
@@ -16,8 +18,9 @@ pub mod walk;
 pub use cancel::CancelToken;
 pub use diff::{detect_changes, ChangeSet, DiffOptions};
 pub use error::{Error, Result};
+pub use names::ATTEMPT_MARKER;
 pub use snapshot::{Entry, EntryKind, EntryRef, Snapshot, SnapshotOptions};
-pub use walk::{NodeKind, MARKER_FILE};
+pub use walk::NodeKind;
 
 /// Totals of a bare parallel stat walk (no content reads): the lower bound change detection is
 /// measured against.

@@ -10,9 +10,7 @@ use crate::error::{Error, Result};
 
 /// Number of worker threads used when the caller does not choose: the available cores.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 struct CachedPool {
@@ -32,7 +30,7 @@ pub fn pool(threads: Option<usize>) -> Result<Arc<rayon::ThreadPool>> {
     let pid = std::process::id();
     let mut pools = POOLS
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Pools inherited from a parent process have no live threads here: drop them (leak-free,
     // since their threads do not exist in this process).
     pools.retain(|cached| cached.pid == pid);

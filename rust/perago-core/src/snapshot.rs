@@ -13,8 +13,9 @@ use rayon::prelude::*;
 use crate::arena::{PathArena, Span};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
+use crate::names::ATTEMPT_MARKER;
 use crate::pool::pool;
-use crate::walk::{self, NodeKind, Stat, MARKER_FILE};
+use crate::walk::{self, NodeKind, Stat};
 
 /// What a snapshot entry is; other node kinds are listed as unsupported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -193,7 +194,7 @@ impl Snapshot {
         for (path, hash) in known {
             let path = path.as_ref();
             validate_relative(path)?;
-            if path == MARKER_FILE {
+            if path == ATTEMPT_MARKER {
                 continue;
             }
             pending.push((arena.push(&[path.as_bytes()])?, hash.into()));

@@ -20,9 +20,7 @@ use crate::arena::{PathArena, Span};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::hash::{hash_open_file, open_in_dir};
-
-/// The attempt marker; ignored at the workspace root (and only there).
-pub const MARKER_FILE: &str = ".perago-attempt.json";
+use crate::names::ATTEMPT_MARKER;
 
 /// Entries per parallel stat task inside one large directory.
 const STAT_CHUNK: usize = 256;
@@ -101,11 +99,13 @@ impl Stat {
         };
         Ok(Some(Stat {
             kind,
-            size: raw.st_size as u64,
+            size: u64::try_from(raw.st_size).unwrap_or_default(),
             mtime_ns: raw.st_mtime * 1_000_000_000 + raw.st_mtime_nsec,
             ctime_ns: raw.st_ctime * 1_000_000_000 + raw.st_ctime_nsec,
             ino: raw.st_ino,
-            mode: raw.st_mode,
+            // `mode_t` is u16 on FreeBSD and macOS; the conversion is a no-op on Linux only.
+            #[allow(clippy::useless_conversion)]
+            mode: u32::from(raw.st_mode),
         }))
     }
 
@@ -183,7 +183,10 @@ impl Walker<'_> {
     }
 
     fn fail(&self, err: Error) {
-        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self
+            .error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if slot.is_none() {
             *slot = Some(err);
         }
@@ -226,7 +229,7 @@ impl Walker<'_> {
                 child_rel.push(b'/');
                 let child_abs = abs.join(&name);
                 scope.spawn(move |scope| self.walk_dir(scope, child_abs, child_rel));
-            } else if !(at_root && entry.file_name() == OsStr::new(MARKER_FILE)) {
+            } else if !(at_root && entry.file_name() == OsStr::new(ATTEMPT_MARKER)) {
                 leaves.push(entry);
             }
         }
@@ -275,13 +278,15 @@ impl Walker<'_> {
                     Err(err) => return self.fail(err),
                 },
             };
-            let start = batch.names.len() as u32;
+            let name_start = batch.names.len() as u32;
             batch.names.extend_from_slice(name.as_bytes());
-            batch.items.push((start, name.len() as u32, stat, hash));
+            batch
+                .items
+                .push((name_start, name.len() as u32, stat, hash));
         }
         self.batches
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(batch);
     }
 
@@ -360,13 +365,17 @@ fn walk(
     };
     pool.scope(|scope| walker.walk_dir(scope, root.to_path_buf(), Vec::new()));
     cancel.check()?;
-    if let Some(err) = walker.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    if let Some(err) = walker
+        .error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
         return Err(err);
     }
     let batches = walker
         .batches
         .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let count: usize = batches.iter().map(|b| b.items.len()).sum();
     let bytes: usize = batches
         .iter()

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use perago_core::{
     detect_changes, CancelToken, DiffOptions, EntryKind, Error, NodeKind, Snapshot,
-    SnapshotOptions, MARKER_FILE,
+    SnapshotOptions, ATTEMPT_MARKER,
 };
 
 struct TempTree(PathBuf);
@@ -65,7 +65,7 @@ fn snapshot_records_files_symlinks_and_skips_root_marker() {
     tree.write("b.txt", b"bee");
     tree.write("a/deep/x.bin", b"");
     tree.write("a.b", b"dot");
-    tree.write(MARKER_FILE, b"{}");
+    tree.write(ATTEMPT_MARKER, b"{}");
     tree.write("sub/.perago-attempt.json", b"nested markers are data");
     symlink("b.txt", tree.0.join("link")).unwrap();
     let snap = take(&tree.0);
@@ -93,7 +93,7 @@ fn snapshot_records_files_symlinks_and_skips_root_marker() {
     assert_eq!(snap.file_count(), 4);
     assert_eq!(snap.symlink_count(), 1);
     assert_eq!(snap.total_bytes(), 3 + 3 + 23);
-    assert!(snap.get(MARKER_FILE.as_bytes()).is_none());
+    assert!(snap.get(ATTEMPT_MARKER.as_bytes()).is_none());
     assert!(snap.heap_bytes() > 0);
 }
 
@@ -153,7 +153,7 @@ fn diff_classifies_changes() {
     symlink("same", tree.0.join("flip")).unwrap();
     tree.write("rewrite", b"identical");
     fs::set_permissions(tree.0.join("chmod"), fs::Permissions::from_mode(0o600)).unwrap();
-    tree.write(MARKER_FILE, b"{\"attempt\": 1}");
+    tree.write(ATTEMPT_MARKER, b"{\"attempt\": 1}");
 
     let changes = diff_strict(&tree.0, &base);
     assert_eq!(names(&changes.added), ["new/file"]);

@@ -37,11 +37,10 @@ pub fn into_pyerr(err: Error) -> PyErr {
         },
         Error::Vanished { .. } => PyFileNotFoundError::new_err(message),
         Error::NotADirectory { .. } => PyNotADirectoryError::new_err(message),
-        Error::InvalidPath { .. } => PyValueError::new_err(message),
         Error::NotAFile { .. } | Error::Limit(_) | Error::Pool(_) => PyOSError::new_err(message),
         Error::Cancelled => PyKeyboardInterrupt::new_err(message),
         Error::InsufficientSpace { .. } => PyOSError::new_err((libc_enospc(), message)),
-        Error::InvalidArgument(_) => PyValueError::new_err(message),
+        Error::InvalidPath { .. } | Error::InvalidArgument(_) => PyValueError::new_err(message),
         Error::UnsafeObjectKey { key, .. } => {
             with_attributes(UnsafeObjectKeyError::new_err(message), |value| {
                 value.setattr("key", key)

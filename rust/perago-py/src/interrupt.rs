@@ -1,7 +1,7 @@
 //! Run engine work with the GIL released while honouring Ctrl-C.
 //!
 //! The work runs on a helper thread; this thread (with the GIL detached) waits for it in short
-//! slices and re-attaches briefly to let Python deliver signals. A pending KeyboardInterrupt
+//! slices and re-attaches briefly to let Python deliver signals. A pending `KeyboardInterrupt`
 //! cancels the token, the work stops at its next safe point, and the Python error is raised.
 
 use std::sync::{mpsc, Mutex};
@@ -52,7 +52,7 @@ where
         let next = py.detach(|| {
             receiver
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .recv_timeout(SIGNAL_POLL)
         });
         match next {

@@ -1,4 +1,4 @@
-//! perago._native: thin PyO3 wrappers over perago-core. No engine logic lives here.
+//! perago._native: thin `PyO3` wrappers over perago-core. No engine logic lives here.
 
 mod errors;
 mod interrupt;
@@ -20,6 +20,21 @@ fn hash_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Constants defined once in perago-core; Python reads them from here.
+    m.add("ATTEMPT_MARKER", perago_core::ATTEMPT_MARKER)?;
+    m.add(
+        "DEFAULT_CONCURRENCY",
+        perago_core::transfer::DEFAULT_CONCURRENCY,
+    )?;
+    m.add(
+        "DEFAULT_PART_SIZE",
+        perago_core::transfer::DEFAULT_PART_SIZE,
+    )?;
+    m.add(
+        "REMOTE_RANGED_THRESHOLD",
+        perago_core::transfer::REMOTE_RANGED_THRESHOLD,
+    )?;
+    m.add("LAKEFS_PAGE_SIZE", perago_core::lakefs::PAGE_SIZE)?;
     m.add_function(wrap_pyfunction!(hash_file, m)?)?;
     m.add_class::<snapshot::PySnapshot>()?;
     m.add_class::<snapshot::SnapshotIter>()?;

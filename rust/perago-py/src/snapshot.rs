@@ -28,7 +28,7 @@ fn entry_tuple<'py>(py: Python<'py>, entry: EntryRef<'_>) -> PyResult<Bound<'py,
         entry.ino,
         entry.mode,
         digest.as_str(),
-        entry.target().map(|t| t.as_os_str()),
+        entry.target().map(std::path::Path::as_os_str),
     )
         .into_pyobject(py)
 }

@@ -1,10 +1,11 @@
-//! Thin wrappers over perago_core::transfer: argument conversion and progress reporting only.
+//! Thin wrappers over `perago_core::transfer`: argument conversion and progress reporting only.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use perago_core::lakefs::{self, ClientOptions, Credentials, LakeFsClient, RetryPolicy};
+use perago_core::lakefs::{self, ClientOptions, Credentials, LakeFsClient};
+use perago_core::retry::RetryPolicy;
 use perago_core::transfer::{
     self, BeforeWrite, DownloadOptions, DownloadedFile, TransferProgress, UploadItem, UploadOptions,
 };
@@ -130,6 +131,8 @@ impl DownloadResult {
             .collect()
     }
 
+    // `{:?}` on purpose: the path is shown quoted and escaped, as a repr should.
+    #[allow(clippy::unnecessary_debug_formatting)]
     fn __repr__(&self) -> String {
         format!(
             "DownloadResult(root={:?}, file_count={}, bytes={})",
@@ -157,7 +160,7 @@ fn report_progress(
 fn run_with_progress<T, F>(
     py: Python<'_>,
     callback: Option<Py<PyAny>>,
-    progress: Arc<TransferProgress>,
+    progress: &TransferProgress,
     work: F,
 ) -> PyResult<T>
 where
@@ -175,11 +178,11 @@ where
                 return Ok(());
             }
             last = Instant::now();
-            report_progress(py, &callback, &progress)
+            report_progress(py, &callback, progress)
         },
         work,
     )?;
-    report_progress(py, &callback, &progress)?;
+    report_progress(py, &callback, progress)?;
     Ok(out)
 }
 
@@ -220,7 +223,9 @@ fn python_before_write(
         })
         .map_err(|err| {
             let message = err.to_string();
-            *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+            *raised
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(err);
             perago_core::Error::InvalidArgument(format!("before_write refused: {message}"))
         })
     }))
@@ -259,7 +264,7 @@ pub fn download_prefix(
     let client = Arc::clone(&client.inner);
     let counters = Arc::new(TransferProgress::new());
     let worker_counters = Arc::clone(&counters);
-    let outcome = run_with_progress(py, progress, counters, move |cancel| {
+    let outcome = run_with_progress(py, progress, &counters, move |cancel| {
         transfer::download_prefix(
             &client,
             &repo,
@@ -274,7 +279,10 @@ pub fn download_prefix(
     let report = match outcome {
         Ok(report) => report,
         Err(err) => {
-            let hook_error = raised.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let hook_error = raised
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
             return Err(hook_error.unwrap_or(err));
         }
     };
@@ -311,7 +319,7 @@ pub fn upload_files(
     let client = Arc::clone(&client.inner);
     let counters = Arc::new(TransferProgress::new());
     let worker_counters = Arc::clone(&counters);
-    let report = run_with_progress(py, progress, counters, move |cancel| {
+    let report = run_with_progress(py, progress, &counters, move |cancel| {
         transfer::upload_files(
             &client,
             &repo,

@@ -3,12 +3,14 @@
 use std::fmt;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, PercentEncode, NON_ALPHANUMERIC};
 use ureq::http::Response;
 use ureq::Body;
 
-use super::retry::{is_transient_status, Failure, RetryPolicy};
-use super::socket_get::PlainHttpTarget;
 use crate::error::{Error, Result};
+use crate::retry::{Failure, RetryPolicy};
 
 /// An access key pair. The secret is write-only: it never appears in `Debug` output.
 #[derive(Clone)]
@@ -74,18 +76,9 @@ pub struct LakeFsClient {
     authorization: String,
     agent: ureq::Agent,
     retry: RetryPolicy,
-    timeouts: Timeouts,
-    /// Set when whole-object reads may bypass ureq (plain HTTP, no proxy): see `socket_get`.
-    plain_http: Option<PlainHttpTarget>,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timeouts {
-    pub connect: Duration,
-    pub io: Duration,
-}
-
-pub(crate) const USER_AGENT: &str = concat!("perago/", env!("CARGO_PKG_VERSION"));
+const USER_AGENT: &str = concat!("perago/", env!("CARGO_PKG_VERSION"));
 
 impl fmt::Debug for LakeFsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -110,21 +103,10 @@ impl LakeFsClient {
             .max_idle_connections_per_host(options.max_idle_connections)
             .user_agent(USER_AGENT)
             .build();
-        // A proxy from the environment must see every request, so no socket of our own then.
-        let plain_http = if config.proxy().is_none() {
-            PlainHttpTarget::parse(&api_base)
-        } else {
-            None
-        };
         Ok(Self {
             authorization: credentials.basic_authorization(),
             agent: ureq::Agent::new_with_config(config),
             retry: options.retry,
-            timeouts: Timeouts {
-                connect: options.connect_timeout,
-                io: options.io_timeout,
-            },
-            plain_http,
             api_base,
         })
     }
@@ -143,41 +125,29 @@ impl LakeFsClient {
         endpoint_is_loopback(&self.api_base)
     }
 
-    pub(crate) fn plain_http_target(&self) -> Option<&PlainHttpTarget> {
-        self.plain_http.as_ref()
-    }
-
-    pub(crate) fn timeouts(&self) -> Timeouts {
-        self.timeouts
-    }
-
-    pub(crate) fn authorization(&self) -> &str {
-        &self.authorization
-    }
-
     /// `<api_base>/<seg>/<seg>...?k=v&...`, every segment and value percent-encoded.
-    pub(crate) fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> String {
+    pub(super) fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> String {
         let mut url = self.api_base.clone();
         for segment in segments {
             url.push('/');
-            url.push_str(&percent_encode(segment));
+            url.extend(percent_encode(segment));
         }
         for (i, (key, value)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(key);
             url.push('=');
-            url.push_str(&percent_encode(value));
+            url.extend(percent_encode(value));
         }
         url
     }
 
-    pub(crate) fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+    pub(super) fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
         self.agent
             .get(url)
             .header("Authorization", &self.authorization)
     }
 
-    pub(crate) fn post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+    pub(super) fn post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
         self.agent
             .post(url)
             .header("Authorization", &self.authorization)
@@ -234,7 +204,8 @@ fn normalize_endpoint(endpoint: &str) -> Result<String> {
 }
 
 /// Classify a failure to get a response at all (or to finish reading one).
-pub(crate) fn transport_failure(err: ureq::Error) -> Failure {
+#[allow(clippy::needless_pass_by_value)] // a `map_err` adapter: it receives the error by value
+pub(super) fn transport_failure(err: ureq::Error) -> Failure {
     let transient = matches!(
         err,
         ureq::Error::Io(_)
@@ -251,7 +222,7 @@ pub(crate) fn transport_failure(err: ureq::Error) -> Failure {
 }
 
 /// Turn a non-success response into a classified failure carrying lakeFS's own message.
-pub(crate) fn status_failure(response: &mut Response<Body>) -> Failure {
+pub(super) fn status_failure(response: &mut Response<Body>) -> Failure {
     let status = response.status().as_u16();
     let body = response
         .body_mut()
@@ -263,7 +234,7 @@ pub(crate) fn status_failure(response: &mut Response<Body>) -> Failure {
 }
 
 /// Classify a non-success `status` whose body is `body` (lakeFS's JSON error or plain text).
-pub(crate) fn failure_from_status(status: u16, body: &str) -> Failure {
+fn failure_from_status(status: u16, body: &str) -> Failure {
     let message = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
@@ -281,37 +252,25 @@ pub(crate) fn failure_from_status(status: u16, body: &str) -> Failure {
     }
 }
 
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+/// HTTP statuses worth retrying: server-side trouble, throttling, request timeout.
+fn is_transient_status(status: u16) -> bool {
+    status >= 500 || status == 429 || status == 408
+}
+
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`) is encoded, so a
+/// value can be neither a path separator nor a query delimiter.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn percent_encode(value: &str) -> PercentEncode<'_> {
+    utf8_percent_encode(value, COMPONENT)
 }
 
 fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    BASE64.encode(input)
 }
 
 #[cfg(test)]
@@ -332,6 +291,30 @@ mod tests {
         for (plain, encoded) in cases {
             assert_eq!(base64(plain.as_bytes()), encoded);
         }
+    }
+
+    #[test]
+    fn status_classification() {
+        for s in [500, 502, 503, 504, 429, 408] {
+            assert!(is_transient_status(s), "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 412] {
+            assert!(!is_transient_status(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn error_statuses_carry_the_servers_message_and_retry_class() {
+        let failure = failure_from_status(404, r#"{"message":"object absent"}"#);
+        assert_eq!(failure.status, Some(404));
+        assert!(!failure.transient);
+        assert_eq!(failure.detail, "HTTP 404: object absent");
+        let failure = failure_from_status(503, "busy\n");
+        assert!(
+            failure.transient && failure.detail == "HTTP 503: busy",
+            "{failure:?}"
+        );
+        assert_eq!(failure_from_status(502, "").detail, "HTTP 502");
     }
 
     #[test]

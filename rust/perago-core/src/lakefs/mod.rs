@@ -1,10 +1,14 @@
-//! A small blocking client for the lakeFS REST API (the subset perago's transfers need).
+//! The lakeFS REST API: the only module that speaks HTTP (one `ureq` agent per client).
+//!
+//! Its public surface is what `transfer` and the binding use: a configured [`LakeFsClient`],
+//! listing, whole or ranged object reads, streaming uploads and bulk deletes. Each call is one
+//! try classified into a [`crate::retry::Failure`] (transient or not, with lakeFS's message),
+//! or runs its own retries when it owns the whole operation (listing, deletes).
 
-pub mod client;
-pub mod objects;
-pub mod retry;
-pub(crate) mod socket_get;
+mod client;
+mod objects;
 
 pub use client::{ClientOptions, Credentials, LakeFsClient};
-pub use objects::{delete_objects, list_objects, ObjectInfo};
-pub use retry::RetryPolicy;
+pub use objects::{
+    delete_objects, list_objects, open_object, upload_object, ObjectBody, ObjectInfo, PAGE_SIZE,
+};

@@ -5,9 +5,9 @@ use std::io::Read;
 use serde::Deserialize;
 
 use super::client::{status_failure, transport_failure, LakeFsClient};
-use super::retry::{with_retries, AttemptError, Failure};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
+use crate::retry::{with_retries, AttemptError, Failure};
 
 /// lakeFS returns at most this many entries per listing page and accepts at most this many paths
 /// per bulk delete.
@@ -120,15 +120,25 @@ pub fn list_objects(
     }
 }
 
+/// The body of an object being received. A read error is the connection failing midway: the
+/// caller retries the whole read (or range).
+pub struct ObjectBody(ureq::BodyReader<'static>);
+
+impl Read for ObjectBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
 /// Start reading an object, optionally a byte range `[start, end)`. One try, no retry: the
 /// caller retries the whole read because a body can fail midway.
-pub(crate) fn open_object(
+pub fn open_object(
     client: &LakeFsClient,
     repo: &str,
     reference: &str,
     path: &str,
     range: Option<(u64, u64)>,
-) -> std::result::Result<ureq::BodyReader<'static>, Failure> {
+) -> std::result::Result<ObjectBody, Failure> {
     let url = client.url(
         &["repositories", repo, "refs", reference, "objects"],
         &[("path", path), ("presign", "false")],
@@ -149,12 +159,12 @@ pub(crate) fn open_object(
         }
         return Err(status_failure(&mut response));
     }
-    Ok(response.into_body().into_reader())
+    Ok(ObjectBody(response.into_body().into_reader()))
 }
 
 /// Upload `len` bytes read from `body` as the object `path` on `branch` (raw octet-stream body,
 /// streamed; never buffered whole). One try: the caller reopens the source for a retry.
-pub(crate) fn upload_object(
+pub fn upload_object(
     client: &LakeFsClient,
     repo: &str,
     branch: &str,

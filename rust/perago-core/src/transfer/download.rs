@@ -17,15 +17,12 @@ use super::paths::{
     listing_prefix, normalize_prefix, parent_directories, plan_local_paths, PlannedFile,
 };
 use super::progress::TransferProgress;
-use super::socket_receive;
 use super::tree_hash;
-use super::workers::run_jobs;
+use super::workers::{run_jobs, DEFAULT_CONCURRENCY};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::lakefs::objects::open_object;
-use crate::lakefs::retry::{with_retries, AttemptError, Failure};
-use crate::lakefs::socket_get::{open_object_socket, SocketGet};
-use crate::lakefs::{list_objects, LakeFsClient};
+use crate::lakefs::{list_objects, open_object, LakeFsClient};
+use crate::retry::{with_retries, AttemptError, Failure};
 
 /// Called once per download with the canonical destination and the listed total, after the
 /// listing and before anything is written (the caller reserves disk space there); an error
@@ -52,10 +49,6 @@ pub struct DownloadOptions {
     pub part_size: u64,
     /// Per-thread copy buffer.
     pub buffer_size: usize,
-    /// Whole objects at least this large are read from a connection of their own, straight
-    /// into the copy buffer, where the endpoint allows it (plain HTTP, no proxy); `u64::MAX`
-    /// never.
-    pub own_socket_threshold: u64,
     /// See [`BeforeWrite`]; `None` checks free space only.
     pub before_write: Option<BeforeWrite>,
 }
@@ -63,11 +56,10 @@ pub struct DownloadOptions {
 impl Default for DownloadOptions {
     fn default() -> Self {
         Self {
-            concurrency: super::DEFAULT_CONCURRENCY,
+            concurrency: DEFAULT_CONCURRENCY,
             ranged_threshold: REMOTE_RANGED_THRESHOLD,
-            part_size: 32 << 20,
+            part_size: DEFAULT_PART_SIZE,
             buffer_size: 256 << 10,
-            own_socket_threshold: OWN_SOCKET_THRESHOLD,
             before_write: None,
         }
     }
@@ -79,9 +71,8 @@ impl Default for DownloadOptions {
 /// of `lakectl local clone` on 2 x 1 GiB, ADR 0004), so ranges are used for remote servers only.
 pub const REMOTE_RANGED_THRESHOLD: u64 = 64 << 20;
 
-/// Below this a fresh connection per object (own sockets are not kept alive) costs more than
-/// the copy it saves.
-pub const OWN_SOCKET_THRESHOLD: u64 = 8 << 20;
+/// Size of one ranged part when the caller does not choose.
+pub const DEFAULT_PART_SIZE: u64 = 32 << 20;
 
 impl DownloadOptions {
     /// The defaults for `client`: ranged parts for large objects unless the server is local.
@@ -260,11 +251,8 @@ impl Plan<'_> {
                 if !std::mem::take(&mut first_try) {
                     handle
                         .set_len(0)
-                        .and_then(|_| handle.seek(SeekFrom::Start(0)))
+                        .and_then(|()| handle.seek(SeekFrom::Start(0)))
                         .map_err(|e| Error::io(&path, e))?;
-                }
-                if let Some(hash) = self.fetch_from_socket(index, &handle, &path, buffer, stop)? {
-                    return Ok(hash);
                 }
                 let mut body =
                     open_object(self.client, self.repo, self.reference, &planned.key, None)?;
@@ -286,41 +274,6 @@ impl Plan<'_> {
         )?;
         self.finish(index, hash);
         Ok(())
-    }
-
-    /// One try over a socket of our own (see `socket_get`); `None` when that does not apply to
-    /// this object or endpoint, and the caller streams the object through ureq.
-    fn fetch_from_socket(
-        &self,
-        index: usize,
-        handle: &File,
-        path: &Path,
-        buffer: &mut [u8],
-        stop: &CancelToken,
-    ) -> std::result::Result<Option<blake3::Hash>, AttemptError> {
-        let planned = &self.files[index];
-        if planned.size < self.options.own_socket_threshold {
-            return Ok(None);
-        }
-        let Some(opened) = open_object_socket(self.client, self.repo, self.reference, &planned.key)
-        else {
-            return Ok(None);
-        };
-        let body = match opened? {
-            SocketGet::Body(body) => body,
-            SocketGet::Unsuitable => return Ok(None),
-        };
-        if body.content_length != planned.size {
-            return Err(Failure::transient(
-                None,
-                format!(
-                    "server announced {} bytes, the listing {}",
-                    body.content_length, planned.size
-                ),
-            )
-            .into());
-        }
-        socket_receive::receive(body, handle, path, buffer, self.progress, stop).map(Some)
     }
 
     fn fetch_part(
@@ -367,7 +320,10 @@ impl Plan<'_> {
             },
         )?;
         let _ = ranged.parts[part].set(cv);
-        let mut remaining = ranged.remaining.lock().unwrap_or_else(|p| p.into_inner());
+        let mut remaining = ranged
+            .remaining
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *remaining -= 1;
         if *remaining == 0 {
             let cvs: Vec<ChainingValue> = ranged

@@ -3,7 +3,6 @@
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -83,7 +82,7 @@ pub fn create_directories(root: &Path, dirs: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Create a new file; never follows or replaces an existing entry (O_CREAT|O_EXCL|O_NOFOLLOW).
+/// Create a new file; never follows or replaces an existing entry (`O_CREAT|O_EXCL|O_NOFOLLOW`).
 pub fn create_new_file(path: &Path) -> Result<File> {
     OpenOptions::new()
         .write(true)
@@ -96,7 +95,9 @@ pub fn create_new_file(path: &Path) -> Result<File> {
 /// Allocate `len` bytes of blocks for a file about to be written sequentially, without changing
 /// its size: one extent allocation up front instead of per-page delayed allocation while the
 /// data streams in. Best effort: file systems without `fallocate` just allocate as they write.
+#[cfg(target_os = "linux")]
 pub fn reserve_blocks(file: &File, len: u64) {
+    use std::os::fd::AsRawFd;
     if len >= RESERVE_MIN_BYTES {
         if let Ok(len) = libc::off_t::try_from(len) {
             // SAFETY: a valid open descriptor; the call only touches that file's allocation.
@@ -104,6 +105,11 @@ pub fn reserve_blocks(file: &File, len: u64) {
         }
     }
 }
+
+/// Elsewhere there is no size-preserving preallocation (`posix_fallocate` would set the size
+/// early), so blocks are allocated as the data is written.
+#[cfg(not(target_os = "linux"))]
+pub fn reserve_blocks(_file: &File, _len: u64) {}
 
 /// Where in `buffer` to receive bytes destined for file offset `offset`: at the offset's
 /// position within a page, so the write's source and destination share their alignment. The
@@ -119,6 +125,7 @@ pub fn page_aligned_start(buffer_len: usize, offset: u64) -> usize {
 }
 
 /// Below this size delayed allocation is already cheap and a syscall per file would not be.
+#[cfg(target_os = "linux")]
 const RESERVE_MIN_BYTES: u64 = 8 << 20;
 
 /// Open an existing regular file for reading without following a final symlink.

@@ -7,11 +7,9 @@ use std::collections::HashSet;
 
 use crate::error::{Error, Result};
 use crate::lakefs::ObjectInfo;
+use crate::names::ATTEMPT_MARKER;
 
-/// The attempt marker file kept at the workspace root by the orchestration.
-pub const MARKER_NAME: &str = ".perago-attempt.json";
-
-/// Longest file name most Linux file systems accept (NAME_MAX).
+/// Longest file name most Linux file systems accept (`NAME_MAX`).
 const MAX_SEGMENT_BYTES: usize = 255;
 
 /// A listed object and the relative local path (`/`-separated) it will be written to.
@@ -63,11 +61,11 @@ pub fn plan_local_paths(raw_prefix: &str, objects: &[ObjectInfo]) -> Result<Vec<
             ));
         }
         check_relative(rel).map_err(|reason| Error::unsafe_key(&object.path, reason))?;
-        if rel == MARKER_NAME {
+        if rel == ATTEMPT_MARKER {
             return Err(Error::unsafe_key(
                 &object.path,
                 format!(
-                    "{MARKER_NAME} at the workspace root is reserved for perago's attempt marker"
+                    "{ATTEMPT_MARKER} at the workspace root is reserved for perago's attempt marker"
                 ),
             ));
         }

@@ -5,12 +5,11 @@ use std::path::PathBuf;
 
 use super::fsutil::open_for_upload;
 use super::progress::TransferProgress;
-use super::workers::run_jobs;
+use super::workers::{run_jobs, DEFAULT_CONCURRENCY};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::lakefs::objects::upload_object;
-use crate::lakefs::retry::with_retries;
-use crate::lakefs::LakeFsClient;
+use crate::lakefs::{upload_object, LakeFsClient};
+use crate::retry::with_retries;
 
 /// A local file and the object path it becomes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +26,7 @@ pub struct UploadOptions {
 impl Default for UploadOptions {
     fn default() -> Self {
         Self {
-            concurrency: super::DEFAULT_CONCURRENCY,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -71,7 +70,7 @@ pub fn upload_files(
         items.len(),
         cancel,
         || (),
-        |i, _, stop| {
+        |i, (), stop| {
             let item = &items[i];
             let target = || format!("{repo}@{branch}:{}", item.object_path);
             let bytes = with_retries(client.retry_policy(), stop, "upload", &target, || {

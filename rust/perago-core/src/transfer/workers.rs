@@ -10,6 +10,9 @@ use std::time::Duration;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 
+/// Concurrent requests when the caller does not choose (measured: see ADR 0004).
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
 /// Run `work(job_index, state, stop)` for every job on `threads` threads. `stop` is cancelled
 /// when the caller's token is, or when any job fails; the first failure is returned.
 pub(crate) fn run_jobs<S>(
@@ -35,7 +38,9 @@ pub(crate) fn run_jobs<S>(
                         break;
                     }
                     if let Err(err) = work(job, &mut state, &stop) {
-                        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut slot = first_error
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                         if slot.is_none() {
                             *slot = Some(err);
                         }
@@ -53,7 +58,10 @@ pub(crate) fn run_jobs<S>(
             std::thread::sleep(Duration::from_millis(10));
         }
     });
-    if let Some(err) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    if let Some(err) = first_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
         return Err(err);
     }
     cancel.check()
@@ -72,7 +80,7 @@ mod tests {
             100,
             &CancelToken::new(),
             || (),
-            |i, _, _| {
+            |i, (), _| {
                 sum.fetch_add(i as u64, Ordering::Relaxed);
                 Ok(())
             },
@@ -89,7 +97,7 @@ mod tests {
             10_000,
             &CancelToken::new(),
             || (),
-            |i, _, _| {
+            |i, (), _| {
                 if i == 5 {
                     return Err(Error::InvalidArgument("job 5 failed".into()));
                 }
@@ -105,7 +113,7 @@ mod tests {
     fn cancellation_is_reported() {
         let token = CancelToken::new();
         token.cancel();
-        let out = run_jobs(2, 10, &token, || (), |_, _, stop| stop.check());
+        let out = run_jobs(2, 10, &token, || (), |_, (), stop| stop.check());
         assert!(matches!(out, Err(Error::Cancelled)));
     }
 }
