@@ -72,6 +72,7 @@ from typing import Any
 from loguru import logger
 
 from perago.attempt.identity import TaskAttempt
+from perago.engine import ATTEMPT_MARKER as ATTEMPT_WORKSPACE_MARKER
 from perago.errors import WorkspaceSafetyError
 from perago.host.processes import ProcessIdentity, current_process_identity
 
@@ -102,7 +103,6 @@ __all__ = [
     "unregister_active_workspace_owner",
 ]
 
-ATTEMPT_WORKSPACE_MARKER = ".perago-attempt.json"
 ATTEMPT_RECORDS_DIRNAME = ".perago-attempts"
 HEARTBEAT_INTERVAL_SECONDS = 30.0
 """How often a running attempt touches its owner record. A GC on another host removes an

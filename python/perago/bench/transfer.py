@@ -32,6 +32,7 @@ import typer
 from perago.bench.sizes import MIB, parse_size
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET, upload_items
 from perago.devservers import blockstore
+from perago.engine import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, REMOTE_RANGED_THRESHOLD
 
 if TYPE_CHECKING:
     from perago.config import LakeFSConfig
@@ -429,15 +430,26 @@ _SIZE = typer.Option("100KiB", "--size", help="Size of each small file.")
 _LARGE_FILES = typer.Option(2, "--large-files", help="Number of large files (0 = skip).")
 _LARGE_SIZE = typer.Option("1GiB", "--large-size", help="Size of each large file.")
 _REPEAT = typer.Option(3, "--repeat", help="Runs per tool; the median is reported.")
-_CONCURRENCY = typer.Option(None, "--concurrency", help="perago parallel requests (default 16).")
+_CONCURRENCY = typer.Option(
+    None,
+    "--concurrency",
+    help=f"perago parallel requests (default {DEFAULT_CONCURRENCY}).",
+)
 _NAMESPACE = typer.Option("local://perago-bench", "--namespace", help="Storage namespace root.")
 _JSON = typer.Option(None, "--json", help="Write the rows as JSON to this file.")
 _WORKDIR = typer.Option(None, "--workdir", help="Scratch directory (default: a temp dir).")
 _PART_SIZE = typer.Option(
-    None, "--part-size", help="perago ranged part size, a power of two (default 32MiB)."
+    None,
+    "--part-size",
+    help=f"perago ranged part size, a power of two (default {DEFAULT_PART_SIZE // MIB}MiB).",
 )
 _RANGED_THRESHOLD = typer.Option(
-    None, "--ranged-threshold", help="perago fetches objects this large as ranges (default 64MiB)."
+    None,
+    "--ranged-threshold",
+    help=(
+        "perago fetches objects this large as ranges"
+        f" (default {REMOTE_RANGED_THRESHOLD // MIB}MiB)."
+    ),
 )
 
 

@@ -18,7 +18,7 @@ NativeSnapshot = _native.Snapshot
 NativeChangeSet = _native.ChangeSet
 EntryTuple = tuple[str, str, int, int, int, int, int, str, str | None]
 
-MARKER_FILE = ".perago-attempt.json"
+MARKER_FILE = _native.ATTEMPT_MARKER
 """The attempt marker; never part of a snapshot or change set (at the workspace root only)."""
 
 DEFAULT_RACY_WINDOW_S = 2.0

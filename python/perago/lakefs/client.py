@@ -75,6 +75,7 @@ from urllib3.exceptions import (
 )
 
 from perago.config import DEFAULT_CONTROL_TIMEOUT_SECONDS, LakeFSConfig
+from perago.engine import LAKEFS_PAGE_SIZE
 from perago.errors import LakeFSError
 
 __all__ = [
@@ -325,7 +326,7 @@ class LakeFSControl:
                     repository,
                     prefix=prefix,
                     after=after,
-                    amount=1000,
+                    amount=LAKEFS_PAGE_SIZE,
                     _request_timeout=timeout,
                 ),
             )
@@ -346,7 +347,7 @@ class LakeFSControl:
                     left_ref,
                     right_ref,
                     after=after,
-                    amount=1000,
+                    amount=LAKEFS_PAGE_SIZE,
                     _request_timeout=timeout,
                 ),
             )
