@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "host": set(),
     "config": {"errors", "host"},
     "definition": {"errors"},
-    "engine": {"_native"},
+    "engine": {"_native", "errors"},
     "attempt": {"definition", "engine", "host", "errors"},
     "lakefs": {"attempt", "definition", "engine", "config", "errors", "host"},
     "conductor": {"attempt", "config", "errors", "definition"},
@@ -33,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
         "lakefs",
     },
     "devservers": {"host", "errors"},
-    "demo": {"config", "errors", "host"},
+    "demo": {"config", "errors", "host", "lakefs"},
     "bench": {"*"},
     "cli": {"*"},
 }
