@@ -52,7 +52,7 @@ from perago.attempt.validation import (
     validate_task_output,
 )
 from perago.definition.decorator import TaskDefinition
-from perago.definition.guardrails import check_guardrails
+from perago.definition.guardrails import GuardrailPhase, check_guardrails
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
 from perago.engine.snapshot import ChangeSet, Snapshot, detect_changes, take_snapshot
 from perago.errors import (
@@ -400,22 +400,27 @@ def _run_workspace_body(
     *,
     after_body: Callable[[], object] | None = None,
 ) -> BaseModel:
-    try:
-        check_guardrails(directory, spec.pre, "pre")
-    except PreGuardrailViolation:
-        raise
-    except GuardrailViolation as exc:
-        raise PreGuardrailViolation(str(exc)) from exc
+    _check_phase(directory, spec, "pre")
     output = validate_task_output(task, task.fn(directory, params))
     if after_body is not None:
         after_body()
+    _check_phase(directory, spec, "post")
+    return output
+
+
+def _check_phase(directory: Path, spec: WorkspaceSpec, phase: GuardrailPhase) -> None:
+    """The phase's guardrails; a failing one is raised as Pre- or PostGuardrailViolation."""
+    violation: type[GuardrailViolation]
+    if phase == "pre":
+        guardrails, violation = spec.pre, PreGuardrailViolation
+    else:
+        guardrails, violation = spec.post, PostGuardrailViolation
     try:
-        check_guardrails(directory, spec.post, "post")
-    except PostGuardrailViolation:
+        check_guardrails(directory, guardrails, phase)
+    except violation:
         raise
     except GuardrailViolation as exc:
-        raise PostGuardrailViolation(str(exc)) from exc
-    return output
+        raise violation(str(exc)) from exc
 
 
 def refuse_unsupported_entries(changes: ChangeSet) -> None:

@@ -212,14 +212,7 @@ def decide_after_merge(
         f"{merged.first_parent} (a concurrent publication won); our merge {merged.id}"
     )
     if current_head == merged.id and merged.first_parent is not None:
-        return Action(
-            ActionKind.ROLL_BACK,
-            target=merged.first_parent,
-            expected_head=merged.id,
-            fenced=False,
-            reason=f"taking our merge {merged.id} back out",
-            then_fail=f"{lost} was taken back out",
-        )
+        return _take_back_our_merge(merged, then_fail=f"{lost} was taken back out")
     return Action(
         ActionKind.FAIL_CLOSED,
         reason=f"{lost} stays under head {current_head}, which was built on it",
@@ -273,14 +266,22 @@ def _own_publication(
         return Action(ActionKind.FAIL_CLOSED, reason=f"{generic}: unexpected own commit")
     if head.first_parent == input_ref:
         return Action(ActionKind.COMPLETE, target=head.id)
-    return Action(
-        ActionKind.ROLL_BACK,
-        target=head.first_parent,
-        expected_head=head.id,
-        fenced=False,
-        reason=f"taking our merge {head.id} back out",
+    return _take_back_our_merge(
+        head,
         then_fail=f"{generic}: our merge {head.id} landed on {head.first_parent}, not on the "
         "input ref, and was taken back out",
+    )
+
+
+def _take_back_our_merge(merge: HeadCommit, *, then_fail: str) -> Action:
+    """Roll this attempt's own merge back to its first parent (unfenced), then fail."""
+    return Action(
+        ActionKind.ROLL_BACK,
+        target=merge.first_parent,
+        expected_head=merge.id,
+        fenced=False,
+        reason=f"taking our merge {merge.id} back out",
+        then_fail=then_fail,
     )
 
 

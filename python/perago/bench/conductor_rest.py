@@ -1,17 +1,29 @@
-"""The benches' one Conductor REST client: register a one-task workflow, start it, wait for it."""
+"""The benches' one Conductor REST client: register a one-task workflow, start it, wait for it;
+and around it the scratch project holding the task module and the stop of its workers."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import requests
 
-__all__ = ["BenchConductor", "register_task"]
+__all__ = [
+    "BenchConductor",
+    "perago_executable",
+    "register_task",
+    "stop_workers",
+    "task_project",
+]
 
 _RUNNING = ("RUNNING", "PAUSED")
 
@@ -74,11 +86,32 @@ class BenchConductor:
         return ended
 
 
+def perago_executable() -> str:
+    """The ``perago`` console script next to this interpreter."""
+    return str(Path(sys.executable).with_name("perago"))
+
+
+@contextmanager
+def task_project(
+    task_prefix: str, scratch_prefix: str, template: str
+) -> Iterator[tuple[Path, str, str]]:
+    """A scratch project directory holding one generated task module, removed afterwards.
+
+    Yields the directory, the task name (``task_prefix`` and 8 random hex digits) and the module
+    ``bench_<task name>``, whose source is ``template`` with ``{name}`` set to the task name.
+    """
+    name = f"{task_prefix}_{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix) as scratch:
+        root = Path(scratch)
+        module = f"bench_{name}"
+        (root / f"{module}.py").write_text(textwrap.dedent(template.format(name=name)))
+        yield root, name, module
+
+
 def register_task(module: str, project: Path, env: Mapping[str, str]) -> None:
     """``perago register MODULE`` in the bench's project directory; its error becomes ours."""
-    perago = str(Path(sys.executable).with_name("perago"))
     registered = subprocess.run(
-        [perago, "register", module],
+        [perago_executable(), "register", module],
         cwd=project,
         env=dict(env),
         capture_output=True,
@@ -87,3 +120,15 @@ def register_task(module: str, project: Path, env: Mapping[str, str]) -> None:
     )
     if registered.returncode != 0:
         raise RuntimeError(registered.stderr.strip())
+
+
+def stop_workers(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process, then wait for each (up to 60 s; past that it is killed)."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

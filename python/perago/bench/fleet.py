@@ -17,14 +17,10 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
-import textwrap
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +34,13 @@ from rich.table import Table
 
 from perago.bench import lakefs_setup
 from perago.bench import transfer as bench_transfer
-from perago.bench.conductor_rest import BenchConductor, register_task
+from perago.bench.conductor_rest import (
+    BenchConductor,
+    perago_executable,
+    register_task,
+    stop_workers,
+    task_project,
+)
 from perago.bench.report import Row, find_row, rows_to_json
 from perago.bench.repository import bench_repository
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET
@@ -189,11 +191,8 @@ def _run_round(  # noqa: PLR0917 - one private call site
     round_number: int,
     log: Callable[[str], None],
 ) -> RoundResult:
-    name = f"perago_bench_fleet_{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="perago-bench-fleet-") as scratch:
-        root = Path(scratch)
-        module = f"bench_{name}"
-        (root / f"{module}.py").write_text(textwrap.dedent(EDIT_MODULE.format(name=name)))
+    with task_project("perago_bench_fleet", "perago-bench-fleet-", EDIT_MODULE) as project:
+        root, name, module = project
         env = {
             key: value
             for key, value in os.environ.items()
@@ -210,7 +209,7 @@ def _run_round(  # noqa: PLR0917 - one private call site
             }
         )
         register_task(module, root, env)
-        perago = str(Path(sys.executable).with_name("perago"))
+        perago = perago_executable()
         conductor.workflow_def(
             f"{name}_wf",
             name,
@@ -252,14 +251,7 @@ def _run_round(  # noqa: PLR0917 - one private call site
                 list(ids.values()), timeout=max(300.0, workflows * 5.0), what="fleet"
             )
         finally:
-            for process in supervisors:
-                process.send_signal(signal.SIGTERM)
-            for process in supervisors:
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_workers(supervisors)
     problems = []
     starts, ends = [], []
     for branch, workflow_id in ids.items():
@@ -345,17 +337,16 @@ def fleet_command(
     namespace_root: str = NamespaceOpt,
 ) -> None:
     """One vs two supervisors on one queue: workspace tasks of one changed file, each verified."""
-    from perago.cli.support import CliError, cli_errors
+    from perago.cli.support import CliError, cli_errors, require_conductor
     from perago.config import load_runtime_config
 
     with cli_errors():
         config = load_runtime_config("perago", probe_roots=False)
-        if config.conductor is None:
-            raise CliError("CONDUCTOR_SERVER_URL is required for perago bench fleet")
+        conductor = require_conductor(config, "bench fleet")
         try:
             server = bench_transfer.server_from_env()
             results = fleet_results(
-                conductor_url=config.conductor.server_url,
+                conductor_url=conductor.server_url,
                 server=server,
                 workflows=workflows,
                 processes=processes,

@@ -10,17 +10,19 @@ both. Peak RSS is the largest ``VmHWM`` among the worker processes.
 from __future__ import annotations
 
 import os
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import textwrap
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from perago.bench.conductor_rest import BenchConductor, register_task
+from perago.bench.conductor_rest import (
+    BenchConductor,
+    perago_executable,
+    register_task,
+    stop_workers,
+    task_project,
+)
 from perago.bench.report import Row, find_row
 
 SCENARIO = "worker-noop"
@@ -122,11 +124,8 @@ def _run_round(
     api_url: str,
     timeout: float,
 ) -> WorkerBenchResult:
-    name = f"perago_bench_noop_{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="perago-bench-worker-") as scratch:
-        root = Path(scratch)
-        module = f"bench_{name}"
-        (root / f"{module}.py").write_text(textwrap.dedent(NOOP_MODULE.format(name=name)))
+    with task_project("perago_bench_noop", "perago-bench-worker-", NOOP_MODULE) as project:
+        root, name, module = project
         env = {
             **os.environ,
             "CONDUCTOR_SERVER_URL": api_url,
@@ -134,7 +133,7 @@ def _run_round(
             "PERAGO_LOG_ROOT": str(root / "logs"),
         }
         register_task(module, root, env)
-        perago = str(Path(sys.executable).with_name("perago"))
+        perago = perago_executable()
         conductor.workflow_def(
             f"{name}_wf", name, reference="noop", inputs={"params": "${workflow.input.params}"}
         )
@@ -156,14 +155,7 @@ def _run_round(
                 pids = _children(processes[0].pid)
             peak = _peak_rss_mb(pids)
         finally:
-            for process in processes:
-                process.send_signal(signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_workers(processes)
     return WorkerBenchResult(tool, tasks, seconds, peak)
 
 

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from perago.cli.support import CliError, cli_errors
+from perago.cli.support import cli_errors, require_conductor
 from perago.config import load_runtime_config
 
 TASKS_OPTION = typer.Option(300, "--tasks", min=1, help="No-op workflows per round.")
@@ -27,10 +27,9 @@ def bench_worker_command(
 
     with cli_errors():
         config = load_runtime_config("perago", probe_roots=False)
-        if config.conductor is None:
-            raise CliError("CONDUCTOR_SERVER_URL is required for perago bench worker")
+        conductor = require_conductor(config, "bench worker")
         rows = worker_rows(
-            api_url=config.conductor.server_url,
+            api_url=conductor.server_url,
             tasks=tasks,
             concurrency=concurrency,
             repeat=repeat,

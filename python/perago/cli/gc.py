@@ -62,9 +62,7 @@ def _collect_staging_branches(config: RuntimeConfig, repository: str) -> list[st
             err=True,
         )
         return []
-    client = ConductorClient(
-        config.conductor.server_url, timeout_seconds=timeout, env=config.merged_env
-    )
+    client = ConductorClient.from_config(config)
     kept: list[StaleStagingBranch] = []
     stale = runtime.list_stale_staging_branches(repository, client, kept)
     for item in kept:
@@ -85,9 +83,7 @@ def _reconcile_publications(config: RuntimeConfig, repository: str) -> None:
         typer.echo("note: publications not reconciled: CONDUCTOR_SERVER_URL is not set", err=True)
         return
     timeout = config.control_timeout.total_seconds()
-    client = ConductorClient(
-        config.conductor.server_url, timeout_seconds=timeout, env=config.merged_env
-    )
+    client = ConductorClient.from_config(config)
     runtime = LakeFSWorkspaceRuntime.from_config(config.lakefs, control_timeout_seconds=timeout)
     failures: list[tuple[str, str]] = []
     for branch, commit in runtime.reconcile_publications(repository, client, failures):

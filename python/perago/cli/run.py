@@ -194,9 +194,7 @@ def _run_on_directory(
         return take_snapshot(directory)
 
     result = _run_attempt(task, config, input_data, copy_in, recorder, runtime=None)
-    if recorder.changes is not None or result.status == "COMPLETED":
-        _print_summary(recorder)
-    return result
+    return _summarised(recorder, result)
 
 
 def _run_on_lakefs(
@@ -235,9 +233,7 @@ def _run_on_lakefs(
             recorder,
             runtime=runtime if publish else None,
         )
-    if recorder.changes is not None or result.status == "COMPLETED":
-        _print_summary(recorder)
-    return result
+    return _summarised(recorder, result)
 
 
 def _run_attempt(
@@ -301,6 +297,14 @@ def _run_attempt(
         failure_reason_max_length=config.failure_reason_max_length,
         stats=AttemptStats(),
     )
+
+
+def _summarised(recorder: _ChangeRecorder, result: RuntimeTaskResult) -> RuntimeTaskResult:
+    """``result``, once the change summary is printed (when staging saw the change set or the
+    attempt completed)."""
+    if recorder.changes is not None or result.status == "COMPLETED":
+        _print_summary(recorder)
+    return result
 
 
 def _echo_err(text: str) -> None:

@@ -6,7 +6,14 @@ from enum import StrEnum
 
 import typer
 
-from perago.cli.support import CliError, WarningPrinter, cli_errors, prepare_task
+from perago.cli.support import (
+    CliError,
+    WarningPrinter,
+    cli_errors,
+    conductor_call,
+    prepare_task,
+    require_conductor,
+)
 from perago.config import host_token, load_runtime_config
 
 
@@ -34,7 +41,7 @@ def start_command(
     strict_taskdef: bool = STRICT_OPTION,
 ) -> None:
     """Run N workers polling MODULE's task queue until SIGINT/SIGTERM."""
-    from perago.conductor.client import ConductorClient, describe_conductor_error
+    from perago.conductor.client import ConductorClient
     from perago.conductor.sdk_config import sdk_worker_settings
     from perago.conductor.taskdefs import short_lease_warning, taskdef_drift
     from perago.errors import CrashLoopError
@@ -44,26 +51,15 @@ def start_command(
     printer = WarningPrinter()
     with cli_errors():
         # CONDUCTOR_SERVER_URL is checked before the task module is imported (reference order).
-        early = load_runtime_config(module_target)
-        if early.conductor is None:
-            raise CliError("CONDUCTOR_SERVER_URL is required for perago start")
+        require_conductor(load_runtime_config(module_target), "start")
         prepared = prepare_task(module_target, printer)
         config, task = prepared.config, prepared.task
         assert config.conductor is not None
         if task.has_workspace and config.lakefs is None:
             raise CliError("LakeFS config is required for workspace tasks")
-        client = ConductorClient(
-            config.conductor.server_url,
-            timeout_seconds=config.control_timeout.total_seconds(),
-            env=config.merged_env,
-        )
-        try:
+        client = ConductorClient.from_config(config)
+        with conductor_call(f"read TaskDef '{task.name}' from", config.conductor):
             registered = client.get_taskdef(task.name)
-        except Exception as exc:
-            raise CliError(
-                f"could not read TaskDef '{task.name}' from Conductor at "
-                f"{config.conductor.server_url}: {describe_conductor_error(exc)}"
-            ) from exc
         if registered is None:
             raise CliError(
                 f"Conductor TaskDef '{task.name}' is not registered; "

@@ -1,4 +1,5 @@
-"""Shared plumbing for ``perago`` commands: error lines, warning lines, task module loading.
+"""Shared plumbing for ``perago`` commands: error lines, warning lines, task module loading,
+the Conductor a command needs.
 
 Every command reports problems the same way — one ``error: <message>`` line on stderr and exit
 status 1, never a traceback — and prints warnings as ``warning: <message>`` lines, each at most
@@ -19,7 +20,7 @@ import typer
 from pydantic import ValidationError
 from pydantic.errors import PydanticUserError
 
-from perago.config import RuntimeConfig, load_runtime_config
+from perago.config import ConductorConfig, RuntimeConfig, load_runtime_config
 from perago.definition.decorator import TaskDefinition, load_module_task
 from perago.definition.taskdef import build_taskdef, task_contract_warnings
 from perago.errors import TaskDefinitionError
@@ -30,11 +31,13 @@ __all__ = [
     "PreparedTask",
     "WarningPrinter",
     "cli_errors",
+    "conductor_call",
     "describe_exception",
     "ensure_cwd_importable",
     "fail",
     "load_task",
     "prepare_task",
+    "require_conductor",
 ]
 
 MODULE_ARGUMENT = typer.Argument(
@@ -92,6 +95,28 @@ def cli_errors() -> Iterator[None]:
         raise
     except Exception as exc:
         fail(describe_exception(exc))
+
+
+def require_conductor(config: RuntimeConfig, command: str) -> ConductorConfig:
+    """``config``'s Conductor; without ``CONDUCTOR_SERVER_URL``, ``perago COMMAND`` cannot run."""
+    if config.conductor is None:
+        raise CliError(f"CONDUCTOR_SERVER_URL is required for perago {command}")
+    return config.conductor
+
+
+@contextmanager
+def conductor_call(attempted: str, conductor: ConductorConfig) -> Iterator[None]:
+    """A failing Conductor call inside becomes ``could not <attempted> Conductor at <url>:
+    <status and the server's own message>`` (``attempted`` ends with its preposition)."""
+    try:
+        yield
+    except Exception as exc:
+        from perago.conductor.client import describe_conductor_error
+
+        raise CliError(
+            f"could not {attempted} Conductor at "
+            f"{conductor.server_url}: {describe_conductor_error(exc)}"
+        ) from exc
 
 
 class WarningPrinter:

@@ -20,7 +20,7 @@ from perago.attempt.identity import TaskAttempt
 from perago.attempt.staging import StagingTaskState
 from perago.conductor.mapping import task_to_attempt
 from perago.conductor.sdk_config import sdk_configuration
-from perago.config import DEFAULT_CONTROL_TIMEOUT_SECONDS
+from perago.config import DEFAULT_CONTROL_TIMEOUT_SECONDS, RuntimeConfig
 from perago.errors import ConductorTaskError
 
 
@@ -75,6 +75,17 @@ class ConductorClient:
         self.timeout_seconds = timeout_seconds
         self._api = ApiClient(configuration=self.configuration)
         self._tasks = TaskResourceApi(self._api)
+
+    @classmethod
+    def from_config(cls, config: RuntimeConfig) -> ConductorClient:
+        """The client of ``config``'s Conductor, with its control timeout and merged env."""
+        if config.conductor is None:
+            raise ValueError("CONDUCTOR_SERVER_URL is not set")
+        return cls(
+            config.conductor.server_url,
+            timeout_seconds=config.control_timeout.total_seconds(),
+            env=config.merged_env,
+        )
 
     def _call(self, path: str, method: str, *, body: Any = None, query: Any = None) -> Any:
         return self._api.call_api(

@@ -105,11 +105,12 @@ def http_get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
         return 0, b""
 
 
-def log_tail(path: Path, lines: int = 40) -> str:
+def log_tail(path: Path, lines: int = 40, *, unreadable: str = "(no log)") -> str:
+    """The last ``lines`` lines of the log at ``path``; ``unreadable`` when it cannot be read."""
     try:
         content = path.read_text(errors="replace").splitlines()
     except OSError:
-        return "(no log)"
+        return unreadable
     return "\n".join(content[-lines:])
 
 

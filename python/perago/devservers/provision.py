@@ -24,6 +24,7 @@ from pathlib import Path
 from perago.devservers import paths
 from perago.devservers.errors import DevServerError
 from perago.devservers.java import JavaRuntime, find_java
+from perago.devservers.process import log_tail
 
 LAKEFS_MODULE = "github.com/treeverse/lakefs"
 # lakefs-sdk 1.88.0 is pinned in pyproject.toml, so v1.88.0 comes first. The Go module proxy this
@@ -76,14 +77,6 @@ def _exclusive(lock_path: Path, progress: Progress) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        content = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(content[-lines:])
-
-
 def _run_logged(cmd: Sequence[str], *, cwd: Path, env: dict[str, str], log: Path) -> None:
     """Run a build step, appending its output to ``log``; failure raises with the log's tail."""
     with log.open("a") as out:
@@ -96,8 +89,9 @@ def _run_logged(cmd: Sequence[str], *, cwd: Path, env: dict[str, str], log: Path
         except FileNotFoundError as exc:
             raise DevServerError(f"{cmd[0]} not found: {exc}") from exc
     if result.returncode != 0:
+        tail = log_tail(log, 30, unreadable="")
         raise DevServerError(
-            f"`{' '.join(cmd[:3])} ...` failed (exit {result.returncode}); see {log}:\n{_tail(log)}"
+            f"`{' '.join(cmd[:3])} ...` failed (exit {result.returncode}); see {log}:\n{tail}"
         )
 
 

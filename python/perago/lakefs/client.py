@@ -41,14 +41,15 @@ urllib3's own retries are off, so nothing is ever re-sent behind these rules.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from lakefs_sdk.api.branches_api import BranchesApi
 from lakefs_sdk.api.commits_api import CommitsApi
@@ -62,6 +63,7 @@ from lakefs_sdk.exceptions import ApiException, OpenApiException
 from lakefs_sdk.models.branch_creation import BranchCreation
 from lakefs_sdk.models.commit_creation import CommitCreation
 from lakefs_sdk.models.merge import Merge
+from lakefs_sdk.models.pagination import Pagination
 from lakefs_sdk.models.repository_creation import RepositoryCreation
 from pydantic import SecretStr
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -94,6 +96,8 @@ __all__ = [
 
 
 T = TypeVar("T")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 # Statuses that say "not now" rather than "no": a restarting server behind a proxy, throttling.
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
@@ -145,6 +149,16 @@ def api_base_url(endpoint_url: str) -> str:
     both mean the v1 API root."""
     base = endpoint_url.strip().rstrip("/")
     return base if base.endswith("/api/v1") else base + "/api/v1"
+
+
+class _Page(Protocol[R_co]):
+    """One page of a lakeFS listing (``RefList``, ``DiffList``, ...)."""
+
+    @property
+    def results(self) -> Sequence[R_co]: ...
+
+    @property
+    def pagination(self) -> Pagination: ...
 
 
 class LakeFSControl:
@@ -307,6 +321,17 @@ class LakeFSControl:
             message=str(commit.message or ""),
         )
 
+    def _paged(self, operation: str, page: Callable[[str, float], _Page[R]]) -> Iterator[R]:
+        """Every result of a listing lakeFS pages: ``page(after, request timeout)``, each page
+        one retried call, the next one sent only once the results before it are used."""
+        after = ""
+        while True:
+            found = self._call(operation, functools.partial(page, after))
+            yield from found.results
+            if not found.pagination.has_more:
+                return
+            after = found.pagination.next_offset
+
     def has_uncommitted_changes(self, repository: str, branch: str) -> bool:
         diff = self._call(
             "diff branch",
@@ -318,44 +343,32 @@ class LakeFSControl:
 
     def iter_branches(self, repository: str, prefix: str) -> Iterator[tuple[str, str]]:
         """``(branch id, head commit id)`` of every branch whose id starts with ``prefix``."""
-        after = ""
-        while True:
-            page = self._call(
-                "list branches",
-                lambda timeout, after=after: self._branches.list_branches(  # type: ignore[misc]
-                    repository,
-                    prefix=prefix,
-                    after=after,
-                    amount=LAKEFS_PAGE_SIZE,
-                    _request_timeout=timeout,
-                ),
-            )
-            for ref in page.results:
-                yield str(ref.id), str(ref.commit_id)
-            if not page.pagination.has_more:
-                return
-            after = page.pagination.next_offset
+        for ref in self._paged(
+            "list branches",
+            lambda after, timeout: self._branches.list_branches(
+                repository,
+                prefix=prefix,
+                after=after,
+                amount=LAKEFS_PAGE_SIZE,
+                _request_timeout=timeout,
+            ),
+        ):
+            yield str(ref.id), str(ref.commit_id)
 
     def iter_diff(self, repository: str, left_ref: str, right_ref: str) -> Iterator[DiffEntry]:
         """Every path that differs between two refs (lakeFS's own diff, page by page)."""
-        after = ""
-        while True:
-            page = self._call(
-                "diff refs",
-                lambda timeout, after=after: self._refs.diff_refs(  # type: ignore[misc]
-                    repository,
-                    left_ref,
-                    right_ref,
-                    after=after,
-                    amount=LAKEFS_PAGE_SIZE,
-                    _request_timeout=timeout,
-                ),
-            )
-            for item in page.results:
-                yield DiffEntry(type=str(item.type), path=str(item.path))
-            if not page.pagination.has_more:
-                return
-            after = page.pagination.next_offset
+        for item in self._paged(
+            "diff refs",
+            lambda after, timeout: self._refs.diff_refs(
+                repository,
+                left_ref,
+                right_ref,
+                after=after,
+                amount=LAKEFS_PAGE_SIZE,
+                _request_timeout=timeout,
+            ),
+        ):
+            yield DiffEntry(type=str(item.type), path=str(item.path))
 
     def storage_namespace(self, repository: str) -> str:
         found = self._call(
@@ -377,22 +390,14 @@ class LakeFSControl:
             sample_data=None,
             read_only=None,
         )
-        tries = _Counter()
-        try:
-            self._call(
-                "create repository",
-                tries.counted(
-                    lambda timeout: self._repositories.create_repository(
-                        creation, _request_timeout=timeout
-                    )
-                ),
-            )
-        except LakeFSError as exc:
-            # A retried creation answered "exists": ours, if it has the namespace we asked for.
-            if not (exc.status == 409 and tries.count > 1):
-                raise
-            if self.storage_namespace(repository) != storage_namespace:
-                raise
+        self._create(
+            "create repository",
+            lambda timeout: self._repositories.create_repository(
+                creation, _request_timeout=timeout
+            ),
+            # Ours, if it has the namespace we asked for.
+            ours=lambda: self.storage_namespace(repository) == storage_namespace,
+        )
 
     def delete_repository(self, repository: str) -> None:
         self._delete(
@@ -404,22 +409,16 @@ class LakeFSControl:
 
     def create_branch(self, repository: str, branch: str, source: str) -> None:
         creation = BranchCreation(name=branch, source=source, force=None, hidden=None)
-        tries = _Counter()
-        try:
-            self._call(
-                "create branch",
-                tries.counted(
-                    lambda timeout: self._branches.create_branch(
-                        repository, creation, _request_timeout=timeout
-                    )
-                ),
-            )
-        except LakeFSError as exc:
-            # A retried creation answered "exists": ours, if it points where we asked.
-            if not (exc.status == 409 and tries.count > 1):
-                raise
-            if self.branch_head(repository, branch) != self.get_commit(repository, source).id:
-                raise
+        self._create(
+            "create branch",
+            lambda timeout: self._branches.create_branch(
+                repository, creation, _request_timeout=timeout
+            ),
+            # Ours, if it points where we asked.
+            ours=lambda: (
+                self.branch_head(repository, branch) == self.get_commit(repository, source).id
+            ),
+        )
 
     def delete_branch(self, repository: str, branch: str) -> None:
         self._delete(
@@ -429,13 +428,32 @@ class LakeFSControl:
             ),
         )
 
+    def _create(
+        self, operation: str, send: Callable[[float], object], *, ours: Callable[[], bool]
+    ) -> None:
+        # A retried creation answered "exists": done, if ``ours()``.
+        self._lost_try_did_it(operation, send, 409, ours)
+
     def _delete(self, operation: str, send: Callable[[float], None]) -> None:
+        # Gone after a retried try.
+        self._lost_try_did_it(operation, send, 404, lambda: True)
+
+    def _lost_try_did_it(
+        self,
+        operation: str,
+        send: Callable[[float], object],
+        status: int,
+        ours: Callable[[], bool],
+    ) -> None:
+        """``send``, retried; ``status`` after a retried try means the try whose answer was
+        lost did the work (when ``ours()`` confirms it), so the call is done."""
         tries = _Counter()
         try:
             self._call(operation, tries.counted(send))
         except LakeFSError as exc:
-            # Gone after a retried try: the try whose answer was lost deleted it.
-            if not (exc.status == 404 and tries.count > 1):
+            if not (exc.status == status and tries.count > 1):
+                raise
+            if not ours():
                 raise
 
     def upload_object(self, repository: str, branch: str, path: str, content: bytes) -> None:

@@ -603,11 +603,7 @@ def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: b
                 "ignoring conductor-python worker settings; perago manages these settings"
             )
         logger.bind(**sdk_settings.as_dict()).info("conductor worker settings")
-        client = ConductorClient(
-            config.conductor.server_url,
-            timeout_seconds=config.control_timeout.total_seconds(),
-            env=config.merged_env,
-        )
+        client = ConductorClient.from_config(config)
         registered = client.get_taskdef(task.name) or {}
         timeout = registered.get("timeoutSeconds")
         executor = AttemptExecutor(
