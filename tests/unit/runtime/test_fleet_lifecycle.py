@@ -34,6 +34,7 @@ from perago.runtime.worker_protocol import (
     quarantine_key,
     running_line,
 )
+from tests.run_cli_support import clean_environment, run_captured
 
 # --- identity ----------------------------------------------------------------------------------
 
@@ -278,20 +279,13 @@ def test_parent_death_signal_kills_the_child_with_its_parent() -> None:
 
 
 def test_a_worker_whose_supervisor_is_already_gone_does_not_start(tmp_path: Path) -> None:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PERAGO_", "CONDUCTOR_", "LAKECTL_"))
-    }
-    env["PERAGO_SUPERVISOR_PID"] = str(os.getpid() + 1_000_000)  # not this worker's parent
-    done = subprocess.run(
+    # Not this worker's parent:
+    env = clean_environment({"PERAGO_SUPERVISOR_PID": str(os.getpid() + 1_000_000)})
+    done = run_captured(
         [sys.executable, "-m", "perago.runtime.worker", "no_such_module"],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert done.returncode == 3
     assert done.stderr.strip() == (
