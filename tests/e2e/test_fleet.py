@@ -32,10 +32,10 @@ from tests.e2e.harness import (
     deploy,
     lakectl_dotenv,
     make_project,
-    process_running,
     stop,
     wait_until,
 )
+from tests.process_support import process_running
 from tests.run_cli_support import clean_environment, lakectl_env, run_captured
 from tests.servers_fixture import ConductorServer, LakefsServer
 

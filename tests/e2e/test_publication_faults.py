@@ -51,11 +51,11 @@ from tests.e2e.harness import (
     lakectl_dotenv,
     lakefs_config,
     make_project,
-    process_running,
     stop,
     wait_until,
 )
 from tests.integration.publication_support import commit_files, diff_paths, sdk_client
+from tests.process_support import process_running
 from tests.servers_fixture import ConductorServer, LakefsRepo, LakefsServer
 
 pytestmark = pytest.mark.integration

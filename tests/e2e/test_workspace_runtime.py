@@ -22,11 +22,11 @@ from tests.e2e.harness import (
     deploy,
     lakectl_dotenv,
     make_project,
-    process_running,
     stop,
     wait_until,
 )
 from tests.integration.publication_support import commit_files
+from tests.process_support import process_running
 from tests.servers_fixture import ConductorServer
 
 pytestmark = pytest.mark.integration
