@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,10 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lakefs_sdk
 import requests
+from pydantic import SecretStr
+
+from perago.config import LakeFSConfig
+from tests.integration.publication_support import commit_files, diff_paths, sdk_client
+from tests.run_cli_support import clean_environment, lakectl_env, run_captured
+from tests.servers_fixture import LakefsRepo, LakefsServer
 
 PERAGO = str(Path(sys.executable).with_name("perago"))
 TERMINAL = {"COMPLETED", "FAILED", "TERMINATED", "TIMED_OUT"}
+WORKSPACE_INPUTS = {
+    "workspace": "${workflow.input.workspace}",
+    "params": "${workflow.input.params}",
+}
 
 
 class ConductorRest:
@@ -62,7 +74,19 @@ class ConductorRest:
         result: dict[str, Any] = response.json()
         return result
 
-    def wait(self, workflow_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    def decide(self, workflow_id: str) -> requests.Response:
+        """``PUT /workflow/decide/{id}``: Conductor's decider evaluates the workflow now."""
+        return self.http.put(f"{self.api_url}/workflow/decide/{workflow_id}", timeout=30)
+
+    def wait(
+        self, workflow_id: str, timeout: float = 120.0, *, deciding: bool = False
+    ) -> dict[str, Any]:
+        """Wait for the workflow to end; ``deciding``: ask Conductor to evaluate it every second.
+
+        Conductor notices a response timeout only when its sweeper re-evaluates the workflow,
+        which for a freshly retried (SCHEDULED) task is ~30 s later; ``PUT /workflow/decide``
+        runs that same evaluation now. It changes when Conductor looks, never what it decides.
+        """
         deadline = time.monotonic() + timeout
         while True:
             state = self.workflow(workflow_id)
@@ -70,7 +94,11 @@ class ConductorRest:
                 return state
             if time.monotonic() > deadline:
                 raise AssertionError(f"workflow {workflow_id} still {state['status']}: {state}")
-            time.sleep(0.3)
+            if deciding:
+                self.decide(workflow_id)
+                time.sleep(1.0)
+            else:
+                time.sleep(0.3)
 
     def wait_for_task_status(
         self, workflow_id: str, status: str, timeout: float = 60.0
@@ -101,15 +129,7 @@ class Project:
         return self.root / "workspaces"
 
     def run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [PERAGO, *args],
-            cwd=self.root,
-            env=self._env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_captured([PERAGO, *args], cwd=self.root, env=self._env(), timeout=timeout)
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -122,13 +142,7 @@ class Project:
         )
 
     def _env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("PERAGO_", "LAKECTL_", "CONDUCTOR_"))
-        }
-        env.update(self.env)
-        return env
+        return clean_environment(self.env)
 
     def events(self, message: str | None = None) -> list[dict[str, Any]]:
         found = []
@@ -151,6 +165,20 @@ class Project:
         raise AssertionError(f"fewer than {count} {message!r} events in {self.logs}")
 
 
+def lakefs_config(url: str, access_key_id: str, secret_access_key: str) -> LakeFSConfig:
+    return LakeFSConfig(
+        endpoint_url=url,
+        access_key_id=access_key_id,
+        secret_access_key=SecretStr(secret_access_key),
+    )
+
+
+def lakectl_dotenv(config: LakeFSConfig) -> dict[str, str]:
+    """The ``LAKECTL_*`` lines of a project's ``.env`` naming ``config``'s lakeFS."""
+    secret = config.secret_access_key.get_secret_value()
+    return lakectl_env(config.endpoint_url, config.access_key_id, secret)
+
+
 def make_project(
     tmp_path: Path,
     module: str,
@@ -161,6 +189,9 @@ def make_project(
     env: Mapping[str, str] | None = None,
     name: str = "project",
 ) -> Project:
+    """Write ``source`` as module ``module`` (any character that cannot stand in a module name
+    becomes ``_``, so a test's unique name can be part of it) and the project's ``.env``."""
+    module = re.sub(r"\W", "_", module)
     root = tmp_path / name
     root.mkdir()
     (root / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
@@ -216,6 +247,21 @@ class Deployment:
             assert code == 0, err
 
 
+@dataclass
+class DeployedApp:
+    """A test's deployment with what its test needs next to it (subclasses add fields)."""
+
+    deployment: Deployment
+
+    @property
+    def project(self) -> Project:
+        return self.deployment.project
+
+    @property
+    def rest(self) -> ConductorRest:
+        return self.deployment.rest
+
+
 def deploy(
     project: Project, rest: ConductorRest, name: str, inputs: Mapping[str, str]
 ) -> Deployment:
@@ -235,18 +281,44 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) 
         time.sleep(0.1)
 
 
-def process_running(pid: int) -> bool:
-    """Alive and not a zombie (a killed orphan may linger as one until its reaper runs)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def child_pids(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="utf-8")
     except OSError:
         return []
     return [int(p) for p in text.split()]
+
+
+class Workspace:
+    """The test's lakeFS repository: seeded main branch, branch heads, commits, staging branches."""
+
+    def __init__(self, server: LakefsServer, repo: LakefsRepo) -> None:
+        self.config = lakefs_config(server.url, server.access_key_id, server.secret_access_key)
+        self.repo = repo.name
+        self.seed = commit_files(self.config, self.repo, "main", {"data/seed.txt": b"seed"})
+        self.branches = lakefs_sdk.BranchesApi(sdk_client(self.config))
+        self.commits = lakefs_sdk.CommitsApi(sdk_client(self.config))
+
+    def head(self, branch: str = "main") -> str:
+        return str(self.branches.get_branch(self.repo, branch).commit_id)
+
+    def branch(self, name: str) -> None:
+        self.branches.create_branch(
+            self.repo, lakefs_sdk.BranchCreation(name=name, source=self.seed, hidden=False)
+        )
+
+    def input(self, branch: str = "main") -> dict[str, str]:
+        return {"repository": self.repo, "branch": branch, "ref_type": "commit", "ref": self.seed}
+
+    def changed(self, ref: str) -> list[str]:
+        return sorted(diff_paths(self.config, self.repo, self.seed, ref))
+
+    def parents(self, ref: str) -> list[str]:
+        return [str(p) for p in self.commits.get_commit(self.repo, ref).parents]
+
+    def metadata(self, ref: str) -> dict[str, str]:
+        return dict(self.commits.get_commit(self.repo, ref).metadata or {})
+
+    def staging_branches(self) -> list[str]:
+        names = [str(b.id) for b in self.branches.list_branches(self.repo, amount=1000).results]
+        return [n for n in names if n not in {"main"} and n.startswith("perago")]

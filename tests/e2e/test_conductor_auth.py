@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import threading
 import time
 import urllib.parse
@@ -117,10 +116,6 @@ def proxy(conductor_server: ConductorServer) -> Iterator[RecordingProxy]:
         server.server_close()
 
 
-def _module(name: str) -> str:
-    return "mod_" + re.sub(r"\W", "_", name)
-
-
 WORD_TASK = """
 from pydantic import BaseModel
 from perago import task
@@ -142,7 +137,7 @@ def test_register_with_the_key_pair_only_in_dotenv(
 ) -> None:
     project = make_project(
         tmp_path,
-        _module(unique_name),
+        "mod_" + unique_name,
         WORD_TASK.format(name=unique_name),
         conductor_api_url=proxy.api_url,
         dotenv=AUTH_DOTENV,
@@ -202,7 +197,7 @@ def test_start_uses_the_dotenv_pair_and_bodies_do_not_inherit_credentials(
     source = ENV_TASK.format(name=unique_name, names=sorted(CREDENTIALS))
     project = make_project(
         tmp_path,
-        _module(unique_name),
+        "mod_" + unique_name,
         source,
         conductor_api_url=proxy.api_url,
         dotenv={**CREDENTIALS, "PERAGO_BODY_ENV_PASSTHROUGH": "LAKECTL_CREDENTIALS_ACCESS_KEY_ID"},
@@ -255,7 +250,7 @@ def test_worker_domain_from_dotenv_picks_up_only_its_domain(
     domain = "blue" + unique_name[-6:]
     source = WORD_TASK.format(name=unique_name)
     plain = make_project(
-        tmp_path, _module(unique_name), source, conductor_api_url=conductor_server.api_url
+        tmp_path, "mod_" + unique_name, source, conductor_api_url=conductor_server.api_url
     )
     app = deploy(plain, rest, unique_name, {"params": "${workflow.input.params}"})
     in_domain = _start_in_domain(rest, app.workflow, unique_name, domain)
@@ -277,7 +272,7 @@ def test_worker_domain_from_dotenv_picks_up_only_its_domain(
     # The same task module with the domain in .env (the SDK's per-task variable name).
     blue = make_project(
         tmp_path,
-        _module(unique_name),
+        "mod_" + unique_name,
         source,
         conductor_api_url=conductor_server.api_url,
         dotenv={f"CONDUCTOR_WORKER_{unique_name.upper()}_DOMAIN": domain},

@@ -11,12 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +23,21 @@ import pytest
 from perago.config import host_token
 from tests.e2e.harness import (
     PERAGO,
-    TERMINAL,
+    WORKSPACE_INPUTS,
     ConductorRest,
     Deployment,
     Project,
+    Workspace,
     child_pids,
     deploy,
+    lakectl_dotenv,
     make_project,
-    process_running,
     stop,
     wait_until,
 )
-from tests.e2e.test_workspace_runtime import Workspace
-from tests.servers_fixture import ConductorServer, LakefsRepo, LakefsServer
+from tests.process_support import process_running
+from tests.run_cli_support import clean_environment, lakectl_env, run_captured
+from tests.servers_fixture import ConductorServer, LakefsServer
 
 pytestmark = pytest.mark.integration
 
@@ -109,20 +109,6 @@ def run(workspace: Path, params: Params) -> Result:
 
 
 @pytest.fixture
-def rest(conductor_server: ConductorServer) -> ConductorRest:
-    return ConductorRest(conductor_server.api_url)
-
-
-@pytest.fixture
-def workspace(lakefs_server: LakefsServer, lakefs_repo: LakefsRepo) -> Workspace:
-    return Workspace(lakefs_server, lakefs_repo)
-
-
-def _module(name: str) -> str:
-    return "fleet_" + re.sub(r"\W", "_", name)
-
-
-@pytest.fixture
 def deploy_task(
     tmp_path: Path, conductor_server: ConductorServer, rest: ConductorRest, unique_name: str
 ) -> Callable[..., Deployment]:
@@ -132,7 +118,7 @@ def deploy_task(
         source = TASK_SOURCE.format(name=unique_name, retries=retries, response=response)
         project = make_project(
             tmp_path,
-            _module(unique_name),
+            "fleet_" + unique_name,
             source,
             conductor_api_url=conductor_server.api_url,
             dotenv=dotenv,
@@ -168,24 +154,6 @@ def parent_of(pid: int) -> int | None:
     except OSError:
         return None
     return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def wait_deciding(rest: ConductorRest, workflow_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    """Wait for the workflow to end, asking Conductor to evaluate it every second.
-
-    Conductor notices a response timeout only when its sweeper re-evaluates the workflow, which
-    for a freshly retried (SCHEDULED) task is ~30 s later; ``PUT /workflow/decide`` runs that
-    same evaluation now. It changes when Conductor looks, never what it decides.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        state = rest.workflow(workflow_id)
-        if state["status"] in TERMINAL:
-            return state
-        if time.monotonic() > deadline:
-            raise AssertionError(f"workflow {workflow_id} still {state['status']}: {state}")
-        rest.http.put(f"{rest.api_url}/workflow/decide/{workflow_id}", timeout=30)
-        time.sleep(1.0)
 
 
 def poll_workers(rest: ConductorRest, task_type: str) -> set[str]:
@@ -250,7 +218,7 @@ def test_sigkill_of_the_supervisor_takes_its_workers_and_a_restart_has_exactly_n
         slots = {f"{prefix}0001-{host_token({})}", f"{prefix}0002-{host_token({})}"}
         assert poll_workers(rest, unique_name) <= slots
         # The hung attempt's retry (after Conductor timed it out) and new work complete.
-        state = wait_deciding(rest, hung)
+        state = rest.wait(hung, deciding=True)
         extra = [rest.wait(app.start_workflow({"params": {"name": f"n{i}"}})) for i in range(3)]
         assert worker_processes(module) == new_workers  # still exactly two pollers
     finally:
@@ -275,7 +243,7 @@ def test_a_poison_task_is_quarantined_while_the_others_complete(
     try:
         poison = app.start_workflow({"params": {"name": "p", "poison": True}})
         others = [app.start_workflow({"params": {"name": f"o{i}"}}) for i in range(4)]
-        state = wait_deciding(rest, poison, timeout=180)
+        state = rest.wait(poison, timeout=180, deciding=True)
         later = [app.start_workflow({"params": {"name": f"l{i}"}}) for i in range(4)]
         completed = [rest.wait(i) for i in others + later]
         assert supervisor.poll() is None, "a poison task must not stop the supervisor"
@@ -349,6 +317,20 @@ def _namespaced_stop(process: subprocess.Popen[str], timeout: float = 120) -> tu
     return process.returncode, out, err
 
 
+@contextlib.contextmanager
+def two_namespaced_hosts(project: Project) -> Iterator[None]:
+    """Hosts ``host-a`` and ``host-b`` (``-j 2`` each) polling; both must then stop cleanly."""
+    host_a = _namespaced_start(project, "host-a", "-j", "2")
+    host_b = _namespaced_start(project, "host-b", "-j", "2")
+    try:
+        wait_until(lambda: len(project.events("worker polling")) >= 4, "four workers", 90)
+        yield
+    finally:
+        code_a, _out_a, err_a = _namespaced_stop(host_a)
+        code_b, _out_b, err_b = _namespaced_stop(host_b)
+    assert (code_a, code_b) == (0, 0), err_a + err_b
+
+
 def _namespaces_work() -> bool:
     if shutil.which("unshare") is None:
         return False
@@ -372,25 +354,19 @@ def deploy_workspace_task(
     unique_name: str,
 ) -> Callable[..., Deployment]:
     def make(*, gc_ttl: str) -> Deployment:
-        config = workspace.config
         project = make_project(
             tmp_path,
-            _module(unique_name),
+            "fleet_" + unique_name,
             WORKSPACE_TASK_SOURCE.format(name=unique_name),
             conductor_api_url=conductor_server.api_url,
             dotenv={
-                "LAKECTL_SERVER_ENDPOINT_URL": config.endpoint_url,
-                "LAKECTL_CREDENTIALS_ACCESS_KEY_ID": config.access_key_id,
-                "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY": (
-                    config.secret_access_key.get_secret_value()
-                ),
+                **lakectl_dotenv(workspace.config),
                 # Each host's GC scans the shared root every second.
                 "PERAGO_WORKSPACE_GC_TTL": gc_ttl,
                 "PERAGO_WORKSPACE_GC_INTERVAL": "1s",
             },
         )
-        inputs = {"workspace": "${workflow.input.workspace}", "params": "${workflow.input.params}"}
-        return deploy(project, rest, unique_name, inputs)
+        return deploy(project, rest, unique_name, WORKSPACE_INPUTS)
 
     return make
 
@@ -404,10 +380,7 @@ def test_two_hosts_in_their_own_pid_namespaces_share_a_root_and_a_queue(
     branches = [f"w{i:03d}" for i in range(FLEET_WORKFLOWS)]
     for branch in branches:
         workspace.branch(branch)
-    host_a = _namespaced_start(project, "host-a", "-j", "2")
-    host_b = _namespaced_start(project, "host-b", "-j", "2")
-    try:
-        wait_until(lambda: len(project.events("worker polling")) >= 4, "four workers", 90)
+    with two_namespaced_hosts(project):
         ids = {
             branch: app.start_workflow(
                 {"workspace": workspace.input(branch), "params": {"name": branch, "sleep": 1.2}}
@@ -422,10 +395,6 @@ def test_two_hosts_in_their_own_pid_namespaces_share_a_root_and_a_queue(
         third = _namespaced_start(project, "host-a")
         _third_out, third_err = third.communicate(timeout=120)
         states = {branch: rest.wait(ids[branch], timeout=600) for branch in branches}
-    finally:
-        code_a, _out_a, err_a = _namespaced_stop(host_a)
-        code_b, _out_b, err_b = _namespaced_stop(host_b)
-    assert (code_a, code_b) == (0, 0), err_a + err_b
 
     assert set(locks) == {".perago-supervisor.hosta.lock", ".perago-supervisor.hostb.lock"}
     for name, lock in locks.items():
@@ -478,10 +447,7 @@ def test_another_hosts_gc_never_takes_a_live_attempt_directory(
     branches = [f"g{i}" for i in range(8)]
     for branch in branches:
         workspace.branch(branch)
-    host_a = _namespaced_start(project, "host-a", "-j", "2")
-    host_b = _namespaced_start(project, "host-b", "-j", "2")
-    try:
-        wait_until(lambda: len(project.events("worker polling")) >= 4, "four workers", 90)
+    with two_namespaced_hosts(project):
         ids = [
             app.start_workflow(
                 {"workspace": workspace.input(branch), "params": {"name": branch, "sleep": 4}}
@@ -489,10 +455,6 @@ def test_another_hosts_gc_never_takes_a_live_attempt_directory(
             for branch in branches
         ]
         states = [rest.wait(i, timeout=300) for i in ids]
-    finally:
-        code_a, _out_a, err_a = _namespaced_stop(host_a)
-        code_b, _out_b, err_b = _namespaced_stop(host_b)
-    assert (code_a, code_b) == (0, 0), err_a + err_b
     reasons = [s["tasks"][-1].get("reasonForIncompletion") for s in states]
     assert {s["status"] for s in states} == {"COMPLETED"}, reasons
 
@@ -503,25 +465,15 @@ def test_another_hosts_gc_never_takes_a_live_attempt_directory(
 def test_bench_fleet_runs_and_verifies_every_workflow(
     tmp_path: Path, conductor_server: ConductorServer, lakefs_server: LakefsServer
 ) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PERAGO_", "LAKECTL_", "CONDUCTOR_"))
-    }
-    env.update(
-        CONDUCTOR_SERVER_URL=conductor_server.api_url,
-        LAKECTL_SERVER_ENDPOINT_URL=lakefs_server.url,
-        LAKECTL_CREDENTIALS_ACCESS_KEY_ID=lakefs_server.access_key_id,
-        LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY=lakefs_server.secret_access_key,
+    lakectl = lakectl_env(
+        lakefs_server.url, lakefs_server.access_key_id, lakefs_server.secret_access_key
     )
-    done = subprocess.run(
+    env = clean_environment({"CONDUCTOR_SERVER_URL": conductor_server.api_url, **lakectl})
+    done = run_captured(
         [PERAGO, "bench", "fleet", "--workflows", "6", "-j", "2", "--json"],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     rows: list[dict[str, Any]] = json.loads(done.stdout)

@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -39,22 +38,24 @@ from typing import Any
 
 import lakefs_sdk
 import pytest
-from pydantic import SecretStr
 
 from perago.config import LakeFSConfig
 from perago.devservers import process as dev_process
 from perago.devservers import supervisor as dev_supervisor
 from tests.e2e.harness import (
+    WORKSPACE_INPUTS,
     ConductorRest,
-    Deployment,
+    DeployedApp,
     Project,
     deploy,
+    lakectl_dotenv,
+    lakefs_config,
     make_project,
-    process_running,
     stop,
     wait_until,
 )
 from tests.integration.publication_support import commit_files, diff_paths, sdk_client
+from tests.process_support import process_running
 from tests.servers_fixture import ConductorServer, LakefsRepo, LakefsServer
 
 pytestmark = pytest.mark.integration
@@ -111,11 +112,6 @@ SMALL_BUDGET = (
     "lakefs_merge_timeout_seconds=3, conductor_completion_timeout_seconds=5, "
     "worker_shutdown_grace_seconds=5, heartbeat_interval_seconds=5)"
 )
-
-WORKSPACE_INPUTS = {
-    "workspace": "${workflow.input.workspace}",
-    "params": "${workflow.input.params}",
-}
 
 
 class InvariantViolation(AssertionError):
@@ -276,13 +272,7 @@ class Lake:
 
     @property
     def dotenv(self) -> dict[str, str]:
-        return {
-            "LAKECTL_SERVER_ENDPOINT_URL": self.config.endpoint_url,
-            "LAKECTL_CREDENTIALS_ACCESS_KEY_ID": self.config.access_key_id,
-            "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY": (
-                self.config.secret_access_key.get_secret_value()
-            ),
-        }
+        return lakectl_dotenv(self.config)
 
     def input(self, branch: str = "main") -> dict[str, str]:
         return {"repository": self.repo, "branch": branch, "ref_type": "commit", "ref": self.seed}
@@ -321,10 +311,6 @@ class Lake:
         return sorted(n for n in names if n.startswith("perago-staging-"))
 
 
-def _config(url: str, key: str, secret: str) -> LakeFSConfig:
-    return LakeFSConfig(endpoint_url=url, access_key_id=key, secret_access_key=SecretStr(secret))
-
-
 @dataclass
 class PrivateLakeFS:
     """A lakeFS of this module alone (launched by perago.devservers), so it can be frozen."""
@@ -335,7 +321,7 @@ class PrivateLakeFS:
     pid: int
 
     def config(self) -> LakeFSConfig:
-        return _config(self.url, self.access_key_id, self.secret_access_key)
+        return lakefs_config(self.url, self.access_key_id, self.secret_access_key)
 
 
 @pytest.fixture(scope="module")
@@ -362,7 +348,7 @@ def private_lakefs() -> Iterator[PrivateLakeFS]:
 @pytest.fixture
 def lake(lakefs_server: LakefsServer, lakefs_repo: LakefsRepo) -> Lake:
     """A fresh repository on the session lakeFS."""
-    config = _config(
+    config = lakefs_config(
         lakefs_server.url, lakefs_server.access_key_id, lakefs_server.secret_access_key
     )
     return Lake(config, lakefs_repo.name)
@@ -393,19 +379,10 @@ def freezable_lake(private_lakefs: PrivateLakeFS, unique_name: str) -> Iterator[
 
 
 @dataclass
-class App:
-    deployment: Deployment
+class App(DeployedApp):
     lake: Lake
     gate: Gate
     name: str
-
-    @property
-    def project(self) -> Project:
-        return self.deployment.project
-
-    @property
-    def rest(self) -> ConductorRest:
-        return self.deployment.rest
 
     @property
     def task_ref(self) -> str:
@@ -434,10 +411,9 @@ def fault_project(
         name=name, retries=retries, response=response, seconds=seconds, budget=budget
     )
     gate = Gate(tmp_path / f"{folder}-gates")
-    module = "pf_" + re.sub(r"\W", "_", name)
     project = make_project(
         tmp_path,
-        module,
+        "pf_" + name,
         source,
         conductor_api_url=conductor.api_url,
         dotenv=lake.dotenv,
@@ -445,11 +421,6 @@ def fault_project(
         name=folder,
     )
     return project, gate
-
-
-@pytest.fixture
-def rest(conductor_server: ConductorServer) -> ConductorRest:
-    return ConductorRest(conductor_server.api_url)
 
 
 @pytest.fixture
@@ -614,7 +585,6 @@ def wait_timed_out(
     (``PUT /workflow/decide/{id}``); the verdict is still Conductor's own.
     """
     deadline = time.monotonic() + timeout
-    decide = f"{app.rest.api_url}/workflow/decide/{workflow_id}"
     while time.monotonic() < deadline:
         tasks: dict[str, dict[str, Any]] = {
             t["taskId"]: t for t in app.rest.workflow(workflow_id)["tasks"]
@@ -626,9 +596,21 @@ def wait_timed_out(
             if task["status"] not in {"SCHEDULED", "IN_PROGRESS"}:
                 raise AssertionError(f"task {task_id} ended {task['status']}, not TIMED_OUT")
             if time.time() - task["updateTime"] / 1000 > response + 1:
-                app.rest.http.put(decide, timeout=30).raise_for_status()
+                app.rest.decide(workflow_id).raise_for_status()
         time.sleep(0.5)
     raise AssertionError(f"Conductor did not time task {task_id} out within {timeout}s")
+
+
+def freeze_until_timed_out(
+    app: App, thaw: Thaw, workflow_id: str, point: str, *, response: int
+) -> tuple[Reached, Frozen]:
+    """Freeze the attempt held at ``point`` (then release the point) until Conductor has timed
+    its task out; returns that stale attempt and its freeze."""
+    stale = app.gate.wait_reached(point)
+    frozen = thaw.freeze(stale.pid)
+    app.gate.release(point)
+    wait_timed_out(app, workflow_id, stale.task_id, response=response)
+    return stale, frozen
 
 
 @contextlib.contextmanager
@@ -664,10 +646,9 @@ def test_stale_attempt_held_after_deciding_to_merge_never_moves_the_branch(
     thaw = Thaw()
     with running(app, "-j", "2", thaw=thaw):
         workflow_id = app.start_workflow("s")
-        stale = app.gate.wait_reached("publish.decided.merge")
-        frozen = thaw.freeze(stale.pid)
-        app.gate.release("publish.decided.merge")
-        wait_timed_out(app, workflow_id, stale.task_id, response=10)
+        stale, frozen = freeze_until_timed_out(
+            app, thaw, workflow_id, "publish.decided.merge", response=10
+        )
         state = app.rest.wait(workflow_id, timeout=120)
         head_while_stale = lake.head()
         frozen.thaw()
@@ -698,10 +679,7 @@ def test_stale_noop_attempt_never_erases_its_retrys_publication(
     thaw = Thaw()
     with running(app, "-j", "2", thaw=thaw):
         workflow_id = app.start_workflow("n", noop_first=True)
-        stale = app.gate.wait_reached(point)
-        frozen = thaw.freeze(stale.pid)
-        app.gate.release(point)
-        wait_timed_out(app, workflow_id, stale.task_id, response=10)
+        stale, frozen = freeze_until_timed_out(app, thaw, workflow_id, point, response=10)
         state = app.rest.wait(workflow_id, timeout=120)
         published = lake.head()
         frozen.thaw()
@@ -743,10 +721,9 @@ def test_stale_retry_held_inside_its_reset_never_erases_the_next_retrys_publicat
         wait_until(lambda: not process_running(dead.pid), "the killed worker to die", 10)
         app.gate.release("worker.before_report")
         wait_timed_out(app, workflow_id, dead.task_id, response=8)
-        stale = app.gate.wait_reached("publish.before_reset")
-        frozen = thaw.freeze(stale.pid)
-        app.gate.release("publish.before_reset")
-        wait_timed_out(app, workflow_id, stale.task_id, response=8)
+        stale, frozen = freeze_until_timed_out(
+            app, thaw, workflow_id, "publish.before_reset", response=8
+        )
         state = app.rest.wait(workflow_id, timeout=120)
         published = lake.head()
         frozen.thaw()
@@ -778,11 +755,11 @@ def test_stale_merge_in_flight_lands_on_the_retry_and_is_taken_back_out(
     thaw = Thaw()
     with running(app, "-j", "2", thaw=thaw):
         workflow_id = app.start_workflow("m")
-        stale = app.gate.wait_reached("publish.before_merge")
-        frozen = thaw.freeze(stale.pid)
-        app.gate.release("publish.before_merge")
+        # Armed for the retry (the stale attempt stays frozen before it until thawed).
         app.gate.arm("worker.before_report")
-        wait_timed_out(app, workflow_id, stale.task_id, response=10)
+        stale, frozen = freeze_until_timed_out(
+            app, thaw, workflow_id, "publish.before_merge", response=10
+        )
         retry = app.gate.wait_reached("worker.before_report", other_than=stale.task_id)
         retry_commit = lake.head()
         assert lake.commit(retry_commit).parents == [lake.seed]
@@ -860,10 +837,9 @@ def test_failed_rollback_of_a_lost_race_names_both_commits(
     thaw = Thaw()
     with running(app, "-j", "2", thaw=thaw):
         workflow_id = app.start_workflow("r")
-        stale = app.gate.wait_reached("publish.before_merge")
-        frozen = thaw.freeze(stale.pid)
-        app.gate.release("publish.before_merge")
-        wait_timed_out(app, workflow_id, stale.task_id, response=10)
+        stale, frozen = freeze_until_timed_out(
+            app, thaw, workflow_id, "publish.before_merge", response=10
+        )
         state = app.rest.wait(workflow_id, timeout=120)
         retry_commit = state["output"]["workspace"]["ref"]
         app.gate.arm("publish.before_roll_back")

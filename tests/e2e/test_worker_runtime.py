@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -70,15 +69,9 @@ def _project(
     source = TASK_SOURCE.format(
         name=name, retries=retries, timeout=timeout, response=response, prelude=prelude
     )
-    module = "mod_" + re.sub(r"\W", "_", name)
     return make_project(
-        tmp_path, module, source, conductor_api_url=conductor.api_url, dotenv=dotenv
+        tmp_path, "mod_" + name, source, conductor_api_url=conductor.api_url, dotenv=dotenv
     )
-
-
-@pytest.fixture
-def rest(conductor_server: ConductorServer) -> ConductorRest:
-    return ConductorRest(conductor_server.api_url)
 
 
 @pytest.fixture

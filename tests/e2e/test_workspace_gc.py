@@ -27,17 +27,19 @@ from perago.conductor.client import ConductorClient
 from perago.lakefs.client import LakeFSError
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime, StaleStagingBranch
 from tests.e2e.harness import (
+    WORKSPACE_INPUTS,
     ConductorRest,
-    Deployment,
-    Project,
+    DeployedApp,
+    Workspace,
     child_pids,
     deploy,
+    lakectl_dotenv,
     make_project,
     stop,
     wait_until,
 )
-from tests.e2e.test_workspace_runtime import Workspace, commit_files
-from tests.servers_fixture import ConductorServer, LakefsRepo, LakefsServer
+from tests.integration.publication_support import commit_files
+from tests.servers_fixture import ConductorServer
 
 pytestmark = pytest.mark.integration
 
@@ -89,11 +91,6 @@ def run(workspace: Path, params: Params) -> Result:
     return Result(entries=len(os.listdir(workspace)))
 """
 
-WORKSPACE_INPUTS = {
-    "workspace": "${workflow.input.workspace}",
-    "params": "${workflow.input.params}",
-}
-
 
 class Gate:
     def __init__(self, root: Path) -> None:
@@ -115,18 +112,9 @@ class Gate:
 
 
 @dataclasses.dataclass
-class App:
-    deployment: Deployment
+class App(DeployedApp):
     gate: Gate
     lake: Workspace
-
-    @property
-    def project(self) -> Project:
-        return self.deployment.project
-
-    @property
-    def rest(self) -> ConductorRest:
-        return self.deployment.rest
 
     def start(self, params: dict[str, Any], ref: str | None = None) -> str:
         workspace = self.lake.input()
@@ -140,33 +128,33 @@ class App:
 
 
 @pytest.fixture
-def lake(lakefs_server: LakefsServer, lakefs_repo: LakefsRepo) -> Workspace:
-    return Workspace(lakefs_server, lakefs_repo)
+def lake(workspace: Workspace) -> Workspace:
+    return workspace
 
 
 @pytest.fixture
 def make_app(
-    tmp_path: Path, conductor_server: ConductorServer, lake: Workspace, unique_name: str
+    tmp_path: Path,
+    conductor_server: ConductorServer,
+    rest: ConductorRest,
+    lake: Workspace,
+    unique_name: str,
 ) -> Callable[..., App]:
     def make(*, dotenv: dict[str, str] | None = None, env: dict[str, str] | None = None) -> App:
         gate = Gate(tmp_path / "gates")
-        secret = lake.config.secret_access_key.get_secret_value()
         values = {
-            "LAKECTL_SERVER_ENDPOINT_URL": lake.config.endpoint_url,
-            "LAKECTL_CREDENTIALS_ACCESS_KEY_ID": lake.config.access_key_id,
-            "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY": secret,
+            **lakectl_dotenv(lake.config),
             "PERAGO_WORKSPACE_GC_TTL": "1s",
             **(dotenv or {}),
         }
         project = make_project(
             tmp_path,
-            "gc_" + re.sub(r"\W", "_", unique_name),
+            "gc_" + unique_name,
             TASK_SOURCE.format(name=unique_name),
             conductor_api_url=conductor_server.api_url,
             dotenv=values,
             env={"PERAGO_FAULT_GATE_DIR": str(gate.root), **(env or {})},
         )
-        rest = ConductorRest(conductor_server.api_url)
         return App(deploy(project, rest, unique_name, WORKSPACE_INPUTS), gate, lake)
 
     return make

@@ -3,32 +3,31 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lakefs_sdk
 import pytest
 import requests
-from pydantic import SecretStr
 
-from perago.config import LakeFSConfig
 from tests.e2e.harness import (
+    WORKSPACE_INPUTS,
     ConductorRest,
     Deployment,
     Project,
+    Workspace,
     child_pids,
     deploy,
+    lakectl_dotenv,
     make_project,
-    process_running,
     stop,
     wait_until,
 )
-from tests.integration.publication_support import diff_paths, sdk_client
-from tests.servers_fixture import ConductorServer, LakefsRepo, LakefsServer
+from tests.integration.publication_support import commit_files
+from tests.process_support import process_running
+from tests.servers_fixture import ConductorServer
 
 pytestmark = pytest.mark.integration
 
@@ -80,80 +79,6 @@ def run(workspace: Path, params: Params) -> Result:
 """
 
 
-def _config(server: LakefsServer) -> LakeFSConfig:
-    return LakeFSConfig(
-        endpoint_url=server.url,
-        access_key_id=server.access_key_id,
-        secret_access_key=SecretStr(server.secret_access_key),
-    )
-
-
-def commit_files(
-    config: LakeFSConfig, repository: str, branch: str, files: dict[str, bytes]
-) -> str:
-    """Upload raw bytes over the lakeFS REST API and commit (independent of perago's engine)."""
-    auth = (config.access_key_id, config.secret_access_key.get_secret_value())
-    base = f"{config.endpoint_url.rstrip('/')}/api/v1/repositories/{repository}/branches/{branch}"
-    for path, content in files.items():
-        uploaded = requests.post(
-            f"{base}/objects",
-            params={"path": path},
-            data=content,
-            auth=auth,
-            timeout=30,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        uploaded.raise_for_status()
-    committed = requests.post(f"{base}/commits", json={"message": "seed"}, auth=auth, timeout=30)
-    committed.raise_for_status()
-    return str(committed.json()["id"])
-
-
-class Workspace:
-    """The test's lakeFS repository: seeded main branch, branch heads, commits, staging branches."""
-
-    def __init__(self, server: LakefsServer, repo: LakefsRepo) -> None:
-        self.config = _config(server)
-        self.repo = repo.name
-        self.seed = commit_files(self.config, self.repo, "main", {"data/seed.txt": b"seed"})
-        self.branches = lakefs_sdk.BranchesApi(sdk_client(self.config))
-        self.commits = lakefs_sdk.CommitsApi(sdk_client(self.config))
-
-    def head(self, branch: str = "main") -> str:
-        return str(self.branches.get_branch(self.repo, branch).commit_id)
-
-    def branch(self, name: str) -> None:
-        self.branches.create_branch(
-            self.repo, lakefs_sdk.BranchCreation(name=name, source=self.seed, hidden=False)
-        )
-
-    def input(self, branch: str = "main") -> dict[str, str]:
-        return {"repository": self.repo, "branch": branch, "ref_type": "commit", "ref": self.seed}
-
-    def changed(self, ref: str) -> list[str]:
-        return sorted(diff_paths(self.config, self.repo, self.seed, ref))
-
-    def parents(self, ref: str) -> list[str]:
-        return [str(p) for p in self.commits.get_commit(self.repo, ref).parents]
-
-    def metadata(self, ref: str) -> dict[str, str]:
-        return dict(self.commits.get_commit(self.repo, ref).metadata or {})
-
-    def staging_branches(self) -> list[str]:
-        names = [str(b.id) for b in self.branches.list_branches(self.repo, amount=1000).results]
-        return [n for n in names if n not in {"main"} and n.startswith("perago")]
-
-
-@pytest.fixture
-def rest(conductor_server: ConductorServer) -> ConductorRest:
-    return ConductorRest(conductor_server.api_url)
-
-
-@pytest.fixture
-def workspace(lakefs_server: LakefsServer, lakefs_repo: LakefsRepo) -> Workspace:
-    return Workspace(lakefs_server, lakefs_repo)
-
-
 def _project(
     tmp_path: Path,
     conductor: ConductorServer,
@@ -167,22 +92,15 @@ def _project(
     folder: str = "project",
 ) -> Project:
     source = TASK_SOURCE.format(name=name, read_only=read_only, retries=retries, response=response)
-    lakefs = {
-        "LAKECTL_SERVER_ENDPOINT_URL": ws.config.endpoint_url,
-        "LAKECTL_CREDENTIALS_ACCESS_KEY_ID": ws.config.access_key_id,
-        "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY": ws.config.secret_access_key.get_secret_value(),
-        **(dotenv or {}),
-    }
-    module = "ws_" + re.sub(r"\W", "_", name)
+    lakefs = {**lakectl_dotenv(ws.config), **(dotenv or {})}
     return make_project(
-        tmp_path, module, source, conductor_api_url=conductor.api_url, dotenv=lakefs, name=folder
+        tmp_path,
+        "ws_" + name,
+        source,
+        conductor_api_url=conductor.api_url,
+        dotenv=lakefs,
+        name=folder,
     )
-
-
-WORKSPACE_INPUTS = {
-    "workspace": "${workflow.input.workspace}",
-    "params": "${workflow.input.params}",
-}
 
 
 @pytest.fixture

@@ -8,9 +8,6 @@ Conductor half of that record is a placeholder, as no bench here talks to Conduc
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +20,7 @@ from perago.bench import transfer as bench_transfer
 from perago.bench.repository import bench_repository
 from perago.devservers import lakefs, state, supervisor
 from perago.devservers.state import DevState, ServerRecord
-
-PERAGO = Path(sys.executable).with_name("perago")
+from tests.run_cli_support import PERAGO, clean_environment, lakectl_env, run_captured
 
 
 @dataclass(frozen=True)
@@ -36,14 +32,9 @@ class DevLakefs:
     block: Path
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LAKECTL_")}
-        env.update(
-            PERAGO_CACHE_DIR=str(self.cache),
-            LAKECTL_SERVER_ENDPOINT_URL=self.url,
-            LAKECTL_CREDENTIALS_ACCESS_KEY_ID=self.access_key_id,
-            LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY=self.secret_access_key,
-        )
-        return env
+        lakectl = lakectl_env(self.url, self.access_key_id, self.secret_access_key)
+        values = {"PERAGO_CACHE_DIR": str(self.cache), **lakectl}
+        return clean_environment(values, without=("LAKECTL_",))
 
     def repositories(self) -> set[str]:
         config = lakefs_sdk.Configuration(
@@ -195,14 +186,11 @@ def test_stage_command_removes_its_repository_and_objects(
 ) -> None:
     before = dev_lakefs.repositories()
     options = ["--no-lakectl", "--json", "--namespace", namespace_root, "--work-dir", str(tmp_path)]
-    completed = subprocess.run(
-        [str(PERAGO), "bench", "stage", "--files", "3", "--size", "1K", "--repeat", "1", *options],
+    completed = run_captured(
+        [PERAGO, "bench", "stage", "--files", "3", "--size", "1K", "--repeat", "1", *options],
         env=dev_lakefs.env(),
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     assert "deleted bench repository bench-" in completed.stderr

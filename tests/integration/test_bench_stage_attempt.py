@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import lakefs_sdk
 
+from tests.run_cli_support import PERAGO, clean_environment, lakectl_env, run_captured
 from tests.servers_fixture import LakefsServer
-
-PERAGO = Path(sys.executable).with_name("perago")
 
 
 def _bench_repositories(server: LakefsServer) -> set[str]:
@@ -24,20 +21,13 @@ def _bench_repositories(server: LakefsServer) -> set[str]:
 
 def _run_bench(server: LakefsServer, tmp_path: Path, *args: str) -> list[dict[str, Any]]:
     before = _bench_repositories(server)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKECTL_")}
-    env.update(
-        LAKECTL_SERVER_ENDPOINT_URL=server.url,
-        LAKECTL_CREDENTIALS_ACCESS_KEY_ID=server.access_key_id,
-        LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY=server.secret_access_key,
-    )
-    completed = subprocess.run(
-        [str(PERAGO), "bench", *args, "--json", "--work-dir", str(tmp_path)],
+    lakectl = lakectl_env(server.url, server.access_key_id, server.secret_access_key)
+    env = clean_environment(lakectl, without=("LAKECTL_",))
+    completed = run_captured(
+        [PERAGO, "bench", *args, "--json", "--work-dir", tmp_path],
         env=env,
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     assert _bench_repositories(server) == before, "the bench left its repository behind"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
+from perago.attempt.identity import TaskAttempt
+from perago.attempt.result import RuntimeTaskResult
 from perago.config import LakeFSConfig
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
 
@@ -30,6 +34,18 @@ def seeded(lakefs_config: LakeFSConfig, repo: str) -> tuple[str, str]:
     return repository, commit
 
 
+def edit(
+    attempts: AttemptRun,
+    seeded: tuple[str, str],
+    params: Mapping[str, Any],
+    *,
+    attempt: TaskAttempt | None = None,
+) -> RuntimeTaskResult:
+    """One attempt of the edit task on main from the seeded commit A."""
+    repository, a = seeded
+    return attempts.run(edit_task(), repository, "main", a, params, attempt=attempt)
+
+
 def head(runtime: LakeFSWorkspaceRuntime, repository: str) -> str:
     return runtime.control.branch_head(repository, "main")
 
@@ -38,9 +54,7 @@ def test_head_equals_input_merges_with_metadata(
     attempts: AttemptRun, seeded: tuple[str, str], lakefs_config: LakeFSConfig
 ) -> None:
     repository, a = seeded
-    result = attempts.run(
-        edit_task(), repository, "main", a, {"write": {"new.txt": "n"}, "delete": ["sub/b.txt"]}
-    )
+    result = edit(attempts, seeded, {"write": {"new.txt": "n"}, "delete": ["sub/b.txt"]})
     assert result.status == "COMPLETED", result.reason_for_incompletion
     merged = result.output["workspace"]["ref"]  # type: ignore[index]
     control = attempts.runtime.control
@@ -64,16 +78,12 @@ def test_abandoned_publication_of_same_task_is_replaced(
 ) -> None:
     repository, a = seeded
     earlier = make_attempt(retry=0)
-    first = attempts.run(
-        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=earlier
-    )
+    first = edit(attempts, seeded, {"write": {"x.txt": "1"}}, attempt=earlier)
     assert first.status == "COMPLETED"
     abandoned = head(attempts.runtime, repository)
     attempts.states.set(earlier, "TIMED_OUT")
     # Conductor never saw that completion; the retry runs from the same input ref A.
-    retry = attempts.run(
-        edit_task(), repository, "main", a, {"write": {"x.txt": "2"}}, attempt=make_attempt(retry=1)
-    )
+    retry = edit(attempts, seeded, {"write": {"x.txt": "2"}}, attempt=make_attempt(retry=1))
     assert retry.status == "COMPLETED", retry.reason_for_incompletion
     c = attempts.staged[-1].commit
     assert retry.output["workspace"]["ref"] == c  # type: ignore[index]
@@ -88,16 +98,14 @@ def test_publication_of_a_task_that_may_complete_is_never_replaced(
     attempts: AttemptRun, seeded: tuple[str, str], status: str, noop: bool
 ) -> None:
     """Issue 11 items 1-2: a stale attempt (publishing or no-op) finds a live/COMPLETED one."""
-    repository, a = seeded
+    repository, _ = seeded
     earlier = make_attempt(retry=0)
-    first = attempts.run(
-        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=earlier
-    )
+    first = edit(attempts, seeded, {"write": {"x.txt": "1"}}, attempt=earlier)
     assert first.status == "COMPLETED"
     published = head(attempts.runtime, repository)
     attempts.states.set(earlier, status)
     params = {} if noop else {"write": {"x.txt": "2"}}
-    retry = attempts.run(edit_task(), repository, "main", a, params, attempt=make_attempt(retry=1))
+    retry = edit(attempts, seeded, params, attempt=make_attempt(retry=1))
     assert retry.status == "FAILED"
     assert (retry.reason_for_incompletion or "").startswith("StaleAttemptError: ")
     assert head(attempts.runtime, repository) == published
@@ -106,19 +114,12 @@ def test_publication_of_a_task_that_may_complete_is_never_replaced(
 def test_later_attempts_publication_is_never_replaced_by_an_earlier_one(
     attempts: AttemptRun, seeded: tuple[str, str]
 ) -> None:
-    repository, a = seeded
+    repository, _ = seeded
     later = make_attempt(retry=2)
-    assert (
-        attempts.run(
-            edit_task(), repository, "main", a, {"write": {"x.txt": "2"}}, attempt=later
-        ).status
-        == "COMPLETED"
-    )
+    assert edit(attempts, seeded, {"write": {"x.txt": "2"}}, attempt=later).status == "COMPLETED"
     published = head(attempts.runtime, repository)
     attempts.states.set(later, "FAILED")
-    stale = attempts.run(
-        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=make_attempt(retry=1)
-    )
+    stale = edit(attempts, seeded, {"write": {"x.txt": "1"}}, attempt=make_attempt(retry=1))
     assert stale.status == "FAILED"
     assert "later or concurrent attempt" in (stale.reason_for_incompletion or "")
     assert head(attempts.runtime, repository) == published
@@ -127,22 +128,13 @@ def test_later_attempts_publication_is_never_replaced_by_an_earlier_one(
 def test_unknown_conductor_state_fails_closed(
     attempts: AttemptRun, seeded: tuple[str, str]
 ) -> None:
-    repository, a = seeded
+    repository, _ = seeded
     assert (
-        attempts.run(
-            edit_task(),
-            repository,
-            "main",
-            a,
-            {"write": {"x.txt": "1"}},
-            attempt=make_attempt(retry=0),
-        ).status
+        edit(attempts, seeded, {"write": {"x.txt": "1"}}, attempt=make_attempt(retry=0)).status
         == "COMPLETED"
     )
     published = head(attempts.runtime, repository)
-    result = attempts.run(
-        edit_task(), repository, "main", a, {"write": {"x.txt": "2"}}, attempt=make_attempt(retry=1)
-    )
+    result = edit(attempts, seeded, {"write": {"x.txt": "2"}}, attempt=make_attempt(retry=1))
     assert (result.reason_for_incompletion or "").startswith("PublishFenceError: ")
     assert "Conductor state is unknown" in (result.reason_for_incompletion or "")
     assert head(attempts.runtime, repository) == published
@@ -153,7 +145,7 @@ def test_someone_elses_child_of_input_fails_closed(
 ) -> None:
     repository, a = seeded
     theirs = commit_files(lakefs_config, repository, "main", {"data/theirs.txt": b"t"})
-    result = attempts.run(edit_task(), repository, "main", a, {"write": {"x.txt": "1"}})
+    result = edit(attempts, seeded, {"write": {"x.txt": "1"}})
     assert result.status == "FAILED"
     reason = result.reason_for_incompletion or ""
     assert reason.startswith(
@@ -166,18 +158,13 @@ def test_someone_elses_child_of_input_fails_closed(
 def test_same_workflow_other_task_reference_fails_closed(
     attempts: AttemptRun, seeded: tuple[str, str]
 ) -> None:
-    repository, a = seeded
-    other = attempts.run(
-        edit_task(),
-        repository,
-        "main",
-        a,
-        {"write": {"x.txt": "1"}},
-        attempt=make_attempt(ref_name="other_step"),
+    repository, _ = seeded
+    other = edit(
+        attempts, seeded, {"write": {"x.txt": "1"}}, attempt=make_attempt(ref_name="other_step")
     )
     assert other.status == "COMPLETED"
     theirs = head(attempts.runtime, repository)
-    result = attempts.run(edit_task(), repository, "main", a, {"write": {"y.txt": "1"}})
+    result = edit(attempts, seeded, {"write": {"y.txt": "1"}})
     assert result.status == "FAILED"
     assert head(attempts.runtime, repository) == theirs
 
@@ -188,7 +175,7 @@ def test_grandchild_fails_closed_with_exact_text(
     repository, a = seeded
     commit_files(lakefs_config, repository, "main", {"data/one.txt": b"1"})
     grandchild = commit_files(lakefs_config, repository, "main", {"data/two.txt": b"2"})
-    result = attempts.run(edit_task(), repository, "main", a, {"write": {"x.txt": "1"}})
+    result = edit(attempts, seeded, {"write": {"x.txt": "1"}})
     assert result.status == "FAILED"
     assert result.reason_for_incompletion == (
         f"PublishFenceError: main cannot publish from input ref {a}; current head is {grandchild}"
@@ -197,7 +184,7 @@ def test_grandchild_fails_closed_with_exact_text(
 
 def test_noop_at_input_writes_nothing(attempts: AttemptRun, seeded: tuple[str, str]) -> None:
     repository, a = seeded
-    result = attempts.run(edit_task(), repository, "main", a, {"write": {"a.txt": "a"}})
+    result = edit(attempts, seeded, {"write": {"a.txt": "a"}})
     assert result.status == "COMPLETED"
     assert result.output["workspace"]["ref"] == a  # type: ignore[index]
     assert head(attempts.runtime, repository) == a
@@ -209,12 +196,10 @@ def test_noop_after_abandoned_publication_resets_to_input(
 ) -> None:
     repository, a = seeded
     earlier = make_attempt(retry=0)
-    first = attempts.run(
-        edit_task(), repository, "main", a, {"write": {"x.txt": "1"}}, attempt=earlier
-    )
+    first = edit(attempts, seeded, {"write": {"x.txt": "1"}}, attempt=earlier)
     assert first.status == "COMPLETED"
     attempts.states.set(earlier, "FAILED")
-    retry = attempts.run(edit_task(), repository, "main", a, {}, attempt=make_attempt(retry=1))
+    retry = edit(attempts, seeded, {}, attempt=make_attempt(retry=1))
     assert retry.status == "COMPLETED", retry.reason_for_incompletion
     assert retry.output["workspace"]["ref"] == a  # type: ignore[index]
     assert head(attempts.runtime, repository) == a
@@ -225,12 +210,12 @@ def test_noop_with_foreign_head_fails_closed(
 ) -> None:
     repository, a = seeded
     theirs = commit_files(lakefs_config, repository, "main", {"data/theirs.txt": b"t"})
-    result = attempts.run(edit_task(), repository, "main", a, {})
+    result = edit(attempts, seeded, {})
     assert result.status == "FAILED"
     expected = f"main cannot complete no-op from input ref {a}; current head is {theirs}"
     assert (result.reason_for_incompletion or "").startswith(f"PublishFenceError: {expected}")
     commit_files(lakefs_config, repository, "main", {"data/more.txt": b"m"})
-    result = attempts.run(edit_task(), repository, "main", a, {})
+    result = edit(attempts, seeded, {})
     assert result.status == "FAILED"
     assert head(attempts.runtime, repository) != a
 
@@ -244,11 +229,9 @@ def test_concurrent_publications_exactly_one_wins(
     results = {}
 
     def run(name: str) -> None:
-        results[name] = attempts.run(
-            edit_task(),
-            repository,
-            "main",
-            a,
+        results[name] = edit(
+            attempts,
+            seeded,
             {"write": {f"{name}.txt": name}},
             attempt=make_attempt(workflow=f"wf-{name}"),
         )
@@ -274,14 +257,8 @@ def test_concurrent_publications_exactly_one_wins(
 def test_longest_staging_branch_name_is_accepted(
     attempts: AttemptRun, seeded: tuple[str, str]
 ) -> None:
-    repository, a = seeded
-    result = attempts.run(
-        edit_task(),
-        repository,
-        "main",
-        a,
-        {"write": {"x.txt": "1"}},
-        attempt=make_attempt(workflow="w" * 2000),
+    result = edit(
+        attempts, seeded, {"write": {"x.txt": "1"}}, attempt=make_attempt(workflow="w" * 2000)
     )
     assert result.status == "COMPLETED", result.reason_for_incompletion
     assert len(attempts.staged[-1].branch) == 900

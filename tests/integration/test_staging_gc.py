@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import requests
@@ -106,8 +105,9 @@ def runtime(lakefs_config: LakeFSConfig) -> Iterator[LakeFSWorkspaceRuntime]:
         runtime.control.close()
 
 
-@dataclass
-class Servers:
+class Servers(NamedTuple):
+    """The real servers of one test, unpacked in its first line."""
+
     lakefs: LakeFSConfig
     repo: str
     runtime: LakeFSWorkspaceRuntime
@@ -157,12 +157,7 @@ def _staging(runtime: LakeFSWorkspaceRuntime, repository: str) -> list[str]:
 def test_live_staging_branches_survive_gc_and_go_once_their_task_ended(
     tmp_path: Path, servers: Servers
 ) -> None:
-    lakefs_config, repo, runtime, conductor = (
-        servers.lakefs,
-        servers.repo,
-        servers.runtime,
-        servers.conductor,
-    )
+    lakefs_config, repo, runtime, conductor = servers
     seed = commit_files(lakefs_config, repo, "main", {"data/seed.txt": b"seed"})
     time.sleep(1.5)  # A is now older than the 1 s TTL: age must not matter
     workspace = WorkspaceInput(repository=repo, branch="main", ref_type="commit", ref=seed)
@@ -219,12 +214,7 @@ def test_live_staging_branches_survive_gc_and_go_once_their_task_ended(
 
 
 def test_without_conductor_gc_deletes_no_staging_branch(tmp_path: Path, servers: Servers) -> None:
-    lakefs_config, repo, runtime, conductor = (
-        servers.lakefs,
-        servers.repo,
-        servers.runtime,
-        servers.conductor,
-    )
+    lakefs_config, repo, runtime, conductor = servers
     seed = commit_files(lakefs_config, repo, "main", {"data/seed.txt": b"seed"})
     task = conductor.poll_new_task()
     context = _context(ConductorClient(conductor.api), task)

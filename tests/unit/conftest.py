@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from perago.attempt.identity import TaskAttempt
+from perago.definition.controls import PublishBudget
 from perago.definition.decorator import TaskDefinition
 from perago.definition.guardrails import require_file
 from perago.definition.workspace import WorkspaceSpec
@@ -85,9 +86,21 @@ def make_attempt(**changes: object) -> TaskAttempt:
     return TaskAttempt(**fields)  # type: ignore[arg-type]
 
 
+# The publish budget the definition tests give their tasks.
+BUDGET = PublishBudget(
+    observed_merge_p99_seconds=20,
+    safety_margin_seconds=25,
+    lakefs_merge_timeout_seconds=45,
+    conductor_completion_timeout_seconds=15,
+    worker_shutdown_grace_seconds=30,
+    heartbeat_interval_seconds=10,
+)
+
+
 WORKSPACE = {"repository": "repo", "branch": "main", "ref_type": "commit", "ref": "c0ffee"}
 
 __all__ = [
+    "BUDGET",
     "WORKSPACE",
     "Output",
     "Params",

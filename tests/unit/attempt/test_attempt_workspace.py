@@ -22,20 +22,7 @@ from perago.attempt.directory import (
     safe_cleanup_attempt_workspace,
     unregister_active_workspace_owner,
 )
-from perago.attempt.identity import TaskAttempt
-
-
-def make_attempt(task_id: str = "task-1") -> TaskAttempt:
-    return TaskAttempt(
-        workflow_instance_id="wf-1",
-        task_id=task_id,
-        retry_count=2,
-        task_def_name="render_audio",
-        reference_task_name="render",
-        seq=1,
-        status="IN_PROGRESS",
-        input_data={},
-    )
+from tests.unit.conftest import make_attempt
 
 
 @pytest.mark.parametrize(
@@ -54,7 +41,7 @@ def test_directory_name() -> None:
 def test_marker_has_documented_fields(tmp_path: Path) -> None:
     owner = new_workspace_owner("worker0001")
     directory = create_attempt_workspace(
-        tmp_path / "root", make_attempt(), execution_id="exec-9", owner=owner
+        tmp_path / "root", make_attempt(retry_count=2), execution_id="exec-9", owner=owner
     )
     assert directory == tmp_path / "root" / "task_id=task-1-exec=exec-9"
     raw = json.loads((directory / ATTEMPT_WORKSPACE_MARKER).read_text())

@@ -13,7 +13,6 @@ import pytest
 from pydantic import BaseModel
 
 from perago import (
-    PublishBudget,
     TaskControls,
     TaskDefinition,
     TaskDefinitionError,
@@ -21,6 +20,7 @@ from perago import (
     task,
 )
 from perago.definition.decorator import TASK_ATTRIBUTE
+from tests.unit.conftest import BUDGET
 
 
 class Params(BaseModel):
@@ -33,16 +33,6 @@ class Output(BaseModel):
 
 class NotAModel:
     pass
-
-
-BUDGET = PublishBudget(
-    observed_merge_p99_seconds=20,
-    safety_margin_seconds=25,
-    lakefs_merge_timeout_seconds=45,
-    conductor_completion_timeout_seconds=15,
-    worker_shutdown_grace_seconds=30,
-    heartbeat_interval_seconds=10,
-)
 
 
 def free_body(params: Params) -> Output:

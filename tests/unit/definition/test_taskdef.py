@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from perago import (
     ExecutionLimits,
-    PublishBudget,
     RetryPolicy,
     TaskControls,
     TaskDefinition,
@@ -34,15 +33,7 @@ from perago.definition.taskdef import (
     schema_for_model,
     task_contract_warnings,
 )
-
-BUDGET = PublishBudget(
-    observed_merge_p99_seconds=20,
-    safety_margin_seconds=25,
-    lakefs_merge_timeout_seconds=45,
-    conductor_completion_timeout_seconds=15,
-    worker_shutdown_grace_seconds=30,
-    heartbeat_interval_seconds=10,
-)
+from tests.unit.conftest import BUDGET
 
 REF_SCHEMA = {
     "type": "object",

@@ -34,6 +34,8 @@ from perago.runtime.worker_protocol import (
     quarantine_key,
     running_line,
 )
+from tests.process_support import gone_within
+from tests.run_cli_support import clean_environment, run_captured
 
 # --- identity ----------------------------------------------------------------------------------
 
@@ -241,14 +243,6 @@ def test_an_unreadable_quarantine_file_quarantines_nothing(tmp_path: Path) -> No
 # --- worker: dies with its supervisor ----------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_parent_death_signal_kills_the_child_with_its_parent() -> None:
     child_script = (
         "import time\n"
@@ -271,27 +265,17 @@ def test_parent_death_signal_kills_the_child_with_its_parent() -> None:
     assert parent.stdout.readline().strip() == "armed"
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child)
+    assert gone_within(child, 10)
 
 
 def test_a_worker_whose_supervisor_is_already_gone_does_not_start(tmp_path: Path) -> None:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PERAGO_", "CONDUCTOR_", "LAKECTL_"))
-    }
-    env["PERAGO_SUPERVISOR_PID"] = str(os.getpid() + 1_000_000)  # not this worker's parent
-    done = subprocess.run(
+    # Not this worker's parent:
+    env = clean_environment({"PERAGO_SUPERVISOR_PID": str(os.getpid() + 1_000_000)})
+    done = run_captured(
         [sys.executable, "-m", "perago.runtime.worker", "no_such_module"],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert done.returncode == 3
     assert done.stderr.strip() == (

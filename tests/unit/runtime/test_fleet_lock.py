@@ -23,6 +23,7 @@ from perago.runtime.supervisor import (
     lock_filename,
     parse_lock,
 )
+from tests.process_support import gone_within, process_running
 
 HOST_A = {"PERAGO_INSTANCE_ID": "host-a"}
 HOST_B = {"PERAGO_INSTANCE_ID": "host-b"}
@@ -50,14 +51,6 @@ def _write_lock(
         )
     )
     return path
-
-
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_lock_is_per_host_and_records_this_process(tmp_path: Path) -> None:
@@ -228,17 +221,14 @@ def test_takeover_kills_what_a_dead_workers_task_body_left_behind(tmp_path: Path
     worker.stdin.close()
     worker.wait(timeout=30)
     try:
-        assert _running(leftover)
+        assert process_running(leftover)
         _write_lock(tmp_path, dataclasses.replace(me, pid=_dead_pid()), workers=[identity])
         lock = SupervisorLock(tmp_path, HOST_A)
         lock.acquire()
         lock.release()
-        deadline = time.monotonic() + 10
-        while _running(leftover) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _running(leftover)
+        assert gone_within(leftover, 10)
     finally:
-        if _running(leftover):
+        if process_running(leftover):
             os.kill(leftover, 9)
 
 

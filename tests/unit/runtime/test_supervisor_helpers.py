@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from perago.runtime.supervisor import (
     restart_backoff_seconds,
     worker_child_specs,
 )
+from tests.process_support import gone_within, process_running
 
 
 def test_backoff_sequence_caps_at_thirty() -> None:
@@ -83,15 +83,6 @@ def test_corrupt_lock_is_reported(tmp_path: Path) -> None:
         SupervisorLock(tmp_path).acquire()
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie waiting for its (re)parent to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_kill_process_group_takes_the_workers_own_children_too() -> None:
     # A worker whose task body started a long subprocess, in its own group as the supervisor
     # starts workers.
@@ -107,13 +98,10 @@ def test_kill_process_group_takes_the_workers_own_children_too() -> None:
     assert worker.stdout is not None
     grandchild = int(worker.stdout.readline())
     try:
-        assert _running(grandchild)
+        assert process_running(grandchild)
         assert kill_process_group(worker.pid) is True
         assert worker.wait(timeout=30) == -9
-        deadline = time.monotonic() + 30
-        while _running(grandchild) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _running(grandchild)
+        assert gone_within(grandchild, 30)
     finally:
         if worker.poll() is None:
             worker.kill()

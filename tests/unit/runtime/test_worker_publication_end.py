@@ -20,6 +20,7 @@ from perago.attempt.identity import TaskAttempt
 from perago.config import load_runtime_config
 from perago.definition.decorator import TaskDefinition
 from perago.runtime.worker import AttemptExecutor, _ActiveAttempt
+from tests.unit.conftest import make_attempt
 
 
 class Empty(BaseModel):
@@ -27,19 +28,6 @@ class Empty(BaseModel):
 
 
 PUBLICATION = OwnPublication("repo", "main", "merged", "a")
-
-
-def _attempt() -> TaskAttempt:
-    return TaskAttempt(
-        workflow_instance_id="wf",
-        task_id="task-1",
-        retry_count=0,
-        task_def_name="t",
-        reference_task_name="t_ref",
-        seq=1,
-        status="IN_PROGRESS",
-        input_data={},
-    )
 
 
 @dataclass
@@ -95,7 +83,7 @@ def _executor(tmp_path: Path, client: Client, runtime: Runtime) -> AttemptExecut
 def test_deadline_waits_for_the_move_in_flight_then_undoes_it(tmp_path: Path) -> None:
     client, runtime = Client(), Runtime()
     executor = _executor(tmp_path, client, runtime)
-    active = _ActiveAttempt(_attempt(), started=0.0, deadline=1.0, guard=BranchMoveGuard())
+    active = _ActiveAttempt(make_attempt(), started=0.0, deadline=1.0, guard=BranchMoveGuard())
     in_move, release = threading.Event(), threading.Event()
 
     def merging() -> None:
@@ -125,7 +113,7 @@ def test_deadline_leaves_the_publication_when_the_attempt_is_no_longer_current(
 ) -> None:
     client, runtime = Client(status="TIMED_OUT"), Runtime()
     executor = _executor(tmp_path, client, runtime)
-    active = _ActiveAttempt(_attempt(), started=0.0, deadline=1.0)
+    active = _ActiveAttempt(make_attempt(), started=0.0, deadline=1.0)
     active.guard.record(PUBLICATION)
     executor._deadline_expired(active)
     assert runtime.undone == []  # a retry may be replacing it right now: leave it to the retry
@@ -135,7 +123,7 @@ def test_lost_completion_undoes_unless_conductor_has_it(tmp_path: Path) -> None:
     for status, undone in (("IN_PROGRESS", [PUBLICATION]), ("COMPLETED", []), ("TIMED_OUT", [])):
         client, runtime = Client(status=status), Runtime()
         executor = _executor(tmp_path / status, client, runtime)
-        active = _ActiveAttempt(_attempt(), started=0.0, deadline=None)
+        active = _ActiveAttempt(make_attempt(), started=0.0, deadline=None)
         active.guard.record(PUBLICATION)
         executor._awaiting_confirmation["task-1"] = active
         executor.completion_lost("task-1")
