@@ -82,10 +82,8 @@ def detect_changes(
 ) -> ChangeSet: ...
 def stat_walk(root: str | os.PathLike[str], threads: int | None = None) -> tuple[int, int]: ...
 
-# lakeFS failures raise perago.errors.LakeFSError (built by the native code from Python's class).
-
-class UnsafeObjectKeyError(ValueError):
-    key: str
+# lakeFS failures raise perago.errors.LakeFSError and unsafe object keys
+# perago.errors.UnsafeObjectKeyError: the native code builds Python's own classes.
 
 @final
 class LakeFSClient:

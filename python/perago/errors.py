@@ -100,6 +100,18 @@ def _lakefs_error(
     return LakeFSError(operation, status, message, target=target)
 
 
+class UnsafeObjectKeyError(PeragoError, ValueError):
+    """A lakeFS object key cannot be represented safely as a relative local path (``key``);
+    raised before anything is written."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+    def __reduce__(self) -> tuple[type[UnsafeObjectKeyError], tuple[str, str]]:
+        return (type(self), (str(self), self.key))
+
+
 class ConductorTaskError(PeragoError, ValueError):
     """A polled or reloaded Conductor task lacks something perago needs."""
 

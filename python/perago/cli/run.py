@@ -46,6 +46,7 @@ from perago.definition.decorator import TaskDefinition, load_module_task
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec, workspace_task_input
 from perago.engine.snapshot import ChangeSet, Snapshot, take_snapshot
 from perago.engine.transfer import TransferProgress
+from perago.errors import PeragoError
 from perago.lakefs.client import LakeFSError
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
 
@@ -55,7 +56,7 @@ _LOCAL_REF = "local"
 _SUMMARY_PATH_LIMIT = 20
 
 
-class RunUsageError(Exception):
+class RunUsageError(PeragoError):
     """A problem with the command line itself; printed as one ``error:`` line."""
 
 

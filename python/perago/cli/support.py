@@ -23,7 +23,7 @@ from pydantic.errors import PydanticUserError
 from perago.config import ConductorConfig, RuntimeConfig, load_runtime_config
 from perago.definition.decorator import TaskDefinition, load_module_task
 from perago.definition.taskdef import build_taskdef, task_contract_warnings
-from perago.errors import TaskDefinitionError
+from perago.errors import PeragoError, TaskDefinitionError
 
 __all__ = [
     "MODULE_ARGUMENT",
@@ -49,7 +49,7 @@ _PYDANTIC_VALUE_ERROR_PREFIX = "Value error, "
 _PYDANTIC_DOCS_LINE = "For further information visit"
 
 
-class CliError(Exception):
+class CliError(PeragoError):
     """A problem whose message is already written for the user; printed verbatim."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from perago.errors import PeragoError
 
-class DevServerError(RuntimeError):
+
+class DevServerError(PeragoError, RuntimeError):
     """Provisioning, start, health or stop of a dev server failed; the message says why."""

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from perago import _native
-from perago.errors import LakeFSError
+from perago.errors import LakeFSError, UnsafeObjectKeyError
 
-UnsafeObjectKeyError = _native.UnsafeObjectKeyError
 DownloadResult = _native.DownloadResult
 LakeFSClient = _native.LakeFSClient
 

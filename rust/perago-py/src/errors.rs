@@ -10,22 +10,6 @@ use pyo3::PyErr;
 
 use perago_core::Error;
 
-pyo3::create_exception!(
-    perago._native,
-    UnsafeObjectKeyError,
-    PyValueError,
-    "An object key cannot be represented safely as a relative local path. Attribute: key."
-);
-
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add(
-        "UnsafeObjectKeyError",
-        py.get_type::<UnsafeObjectKeyError>(),
-    )?;
-    Ok(())
-}
-
 pub fn into_pyerr(err: Error) -> PyErr {
     let message = err.to_string();
     match err {
@@ -42,8 +26,10 @@ pub fn into_pyerr(err: Error) -> PyErr {
         Error::InsufficientSpace { .. } => PyOSError::new_err((libc_enospc(), message)),
         Error::InvalidPath { .. } | Error::InvalidArgument(_) => PyValueError::new_err(message),
         Error::UnsafeObjectKey { key, .. } => {
-            with_attributes(UnsafeObjectKeyError::new_err(message), |value| {
-                value.setattr("key", key)
+            unsafe_key_error(&key, &message).unwrap_or_else(|failure| {
+                PyValueError::new_err(format!(
+                    "{message} (perago.errors.UnsafeObjectKeyError: {failure})"
+                ))
             })
         }
         Error::LakeFs {
@@ -77,22 +63,22 @@ fn lakefs_error(
     })
 }
 
+/// `perago.errors.UnsafeObjectKeyError(message, key)`: a `ValueError` rooted at `PeragoError`.
+fn unsafe_key_error(key: &str, message: &str) -> PyResult<PyErr> {
+    Python::attach(|py| {
+        let class = py
+            .import("perago.errors")?
+            .getattr("UnsafeObjectKeyError")?;
+        Ok(PyErr::from_value(class.call1((message, key))?))
+    })
+}
+
 /// The server's message: `detail` without the `HTTP <status>: ` the core puts in front of it
 /// (the Python error shows the status itself).
 fn server_message(status: Option<u16>, detail: &str) -> &str {
     status
         .and_then(|code| detail.strip_prefix(&format!("HTTP {code}: ")))
         .unwrap_or(detail)
-}
-
-fn with_attributes(
-    err: PyErr,
-    set: impl FnOnce(&Bound<'_, pyo3::exceptions::PyBaseException>) -> PyResult<()>,
-) -> PyErr {
-    Python::attach(|py| match set(err.value(py)) {
-        Ok(()) => err,
-        Err(failure) => failure,
-    })
 }
 
 /// ENOSPC ("No space left on device") on Linux; OSError(errno, text) keeps it machine-readable.

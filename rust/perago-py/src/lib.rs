@@ -43,7 +43,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(snapshot::snapshot_from_known_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::detect_changes, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::stat_walk, m)?)?;
-    errors::register(m)?;
     m.add_class::<transfer::PyLakeFsClient>()?;
     m.add_class::<transfer::DownloadResult>()?;
     m.add_function(wrap_pyfunction!(transfer::list_objects, m)?)?;

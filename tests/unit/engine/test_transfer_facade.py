@@ -39,6 +39,9 @@ def test_endpoint_problems_are_value_errors_without_secrets() -> None:
 
 def test_exception_hierarchy() -> None:
     assert issubclass(UnsafeObjectKeyError, ValueError)
+    assert UnsafeObjectKeyError is errors.UnsafeObjectKeyError
+    assert issubclass(UnsafeObjectKeyError, errors.PeragoError)
+    assert not hasattr(_native, "UnsafeObjectKeyError")
     assert LakeFSError is errors.LakeFSError  # one lakeFS error type, data and control plane
     assert issubclass(LakeFSError, errors.PeragoError)
     assert not issubclass(LakeFSError, OSError)
