@@ -34,7 +34,7 @@ install: $(PY)
 ## build: same as install
 build: install
 
-## servers: provision lakeFS + lakectl (Go module proxy) and Conductor (Maven Central) into the cache
+## servers: provision lakeFS + lakectl + MinIO (Go module proxy) and Conductor (Maven Central) into the cache
 servers: install
 	$(BIN)/perago dev provision
 

@@ -1,7 +1,8 @@
 """Session fixtures for real servers; the implementation lives in tests/servers_fixture.py.
 
 Fixtures: ``lakefs_server`` and ``conductor_server`` (session, started once or reused from
-PERAGO_TEST_* variables), ``lakefs_repo`` (a fresh repository per test), ``unique_name``;
+PERAGO_TEST_* variables), ``lakefs_server_s3`` (a lakeFS on the s3 blockstore of its own MinIO),
+``lakefs_repo`` / ``lakefs_repo_s3`` (a fresh repository per test), ``unique_name``;
 ``ctrl_c_raises`` for tests that send themselves SIGINT.
 """
 
@@ -28,6 +29,11 @@ def lakefs_server(servers_state_dir: Path) -> Iterator[LakefsServer]:
 
 
 @pytest.fixture(scope="session")
+def lakefs_server_s3(servers_state_dir: Path) -> Iterator[LakefsServer]:
+    yield from servers_fixture.lakefs_s3_session(servers_state_dir / "s3")
+
+
+@pytest.fixture(scope="session")
 def conductor_server(servers_state_dir: Path) -> Iterator[ConductorServer]:
     yield from servers_fixture.conductor_session(servers_state_dir)
 
@@ -40,6 +46,11 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def lakefs_repo(lakefs_server: LakefsServer, unique_name: str) -> Iterator[LakefsRepo]:
     yield from servers_fixture.lakefs_repo_for(lakefs_server, unique_name)
+
+
+@pytest.fixture
+def lakefs_repo_s3(lakefs_server_s3: LakefsServer, unique_name: str) -> Iterator[LakefsRepo]:
+    yield from servers_fixture.lakefs_repo_for(lakefs_server_s3, unique_name)
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ def known_block_dir(endpoint: str, access_key_id: str) -> Path | None:
             continue  # a half-written or foreign file is not a server we know
         if recorded is None or recorded.access_key_id != access_key_id:
             continue
+        if recorded.blockstore != "local":
+            return None  # objects live in the S3 bucket, not in a directory perago may remove
         if _server_key(recorded.lakefs.url) == wanted:
             block = lakefs.block_dir(supervisor.lakefs_data_dir(record_file.parent))
             return block if block.is_dir() else None

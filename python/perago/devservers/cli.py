@@ -15,7 +15,7 @@ from perago.devservers.state import DevState
 dev_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    help="Start/stop local lakeFS and Conductor servers (loopback only) for development.",
+    help="Start/stop local lakeFS, Conductor (and MinIO) servers (loopback only) for development.",
 )
 
 _STATE_DIR_HELP = "Where server data, logs and pids live (default: ~/.cache/perago/state/default)."
@@ -23,6 +23,20 @@ StateDirOption = Annotated[
     Path | None, typer.Option("--state-dir", help=_STATE_DIR_HELP, show_default=False)
 ]
 EnvFileOption = Annotated[Path, typer.Option("--env-file", help="The .env file to update.")]
+BlockstoreOption = Annotated[
+    str,
+    typer.Option(
+        "--blockstore",
+        help="lakeFS's blockstore: `local` (a directory) or `s3` (a MinIO started alongside).",
+    ),
+]
+S3_ENV_KEYS = (
+    "PERAGO_DEV_S3_ENDPOINT",
+    "PERAGO_DEV_S3_REGION",
+    "PERAGO_DEV_S3_BUCKET",
+    "PERAGO_DEV_S3_ACCESS_KEY_ID",
+    "PERAGO_DEV_S3_SECRET_ACCESS_KEY",
+)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -36,28 +50,43 @@ def _resolve_state_dir(state_dir: Path | None) -> Path:
 
 
 def env_values(current: DevState) -> dict[str, str]:
-    """The variables load_runtime_config reads, pointing at the running servers."""
-    return {
+    """The variables load_runtime_config reads, pointing at the running servers; on the s3
+    blockstore also the MinIO bucket under lakeFS (``PERAGO_DEV_S3_*``: for inspecting objects
+    and for storage namespaces ``s3://<bucket>/...``)."""
+    values = {
         "CONDUCTOR_SERVER_URL": current.conductor_api_url,
         "LAKECTL_SERVER_ENDPOINT_URL": current.lakefs.url,
         "LAKECTL_CREDENTIALS_ACCESS_KEY_ID": current.access_key_id,
         "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY": current.secret_access_key,
     }
+    if current.s3 is not None:
+        s3 = current.s3
+        s3_values = (s3.endpoint, s3.region, s3.bucket, s3.access_key_id, s3.secret_access_key)
+        values.update(zip(S3_ENV_KEYS, s3_values, strict=True))
+    return values
 
 
 @dev_app.command()
 def up(
     state_dir: StateDirOption = None,
     env_file: EnvFileOption = Path(".env"),
+    blockstore: BlockstoreOption = "local",
 ) -> None:
-    """Start lakeFS and Conductor, wait until healthy, write their endpoints to .env."""
+    """Start lakeFS and Conductor (on `--blockstore s3`, MinIO first), wait until healthy,
+    write their endpoints to .env."""
     try:
-        current = supervisor.up(_resolve_state_dir(state_dir))
-        update_env_file(env_file, env_values(current))
+        current = supervisor.up(_resolve_state_dir(state_dir), blockstore=blockstore)
+        # Switching back to local drops the PERAGO_DEV_S3_* lines a former s3 stack wrote.
+        update_env_file(env_file, env_values(current), remove=S3_ENV_KEYS)
     except (DevServerError, OSError) as exc:
         raise _fail(exc) from None
     typer.echo(f"lakeFS:    {current.lakefs.url} (pid {current.lakefs.pid})")
     typer.echo(f"Conductor: {current.conductor_api_url} (pid {current.conductor.pid})")
+    if current.minio is not None and current.s3 is not None:
+        typer.echo(
+            f"MinIO:     {current.minio.url} (pid {current.minio.pid}); "
+            f"storage namespaces under {current.s3.namespace_root}/"
+        )
     typer.echo(f"access key id: {current.access_key_id}; secret written to {env_file}")
 
 
@@ -77,7 +106,7 @@ def down(
 def status(
     state_dir: StateDirOption = None,
 ) -> None:
-    """Print each server's URL, pid and health; exit 1 unless both are healthy."""
+    """Print each server's URL, pid and health; exit 1 unless all are healthy."""
     resolved = _resolve_state_dir(state_dir)
     try:
         checks = supervisor.status(resolved)
@@ -95,7 +124,8 @@ def status(
 
 @dev_app.command("provision")
 def provision_command() -> None:
-    """Build/fetch lakeFS, lakectl and the Conductor jar into the cache (no servers started)."""
+    """Build/fetch lakeFS, lakectl, MinIO and the Conductor jar into the cache (no servers
+    started)."""
     try:
         provision.provision_all()
     except (DevServerError, OSError) as exc:

@@ -1,4 +1,4 @@
-"""How to run a local lakeFS (local KV + local blockstore) and tell when it is healthy."""
+"""How to run a local lakeFS (local KV; local or S3 blockstore) and tell when it is healthy."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from perago.devservers.minio import S3Target
 from perago.devservers.process import LOOPBACK, http_get
 
 HEALTH_PATH = "/_health"
+# How long presigned URLs stay valid (lakeFS's default is 15m; `blockstore.s3.pre_signed_expiry`).
+PRE_SIGNED_EXPIRY = "15m"
+BLOCKSTORES = ("local", "s3")
 
 
 @dataclass(frozen=True)
@@ -37,17 +41,54 @@ def command(binary: Path) -> list[str]:
     return [str(binary), "run"]
 
 
+def s3_blockstore_environment(target: S3Target) -> dict[str, str]:
+    """``blockstore.s3.*`` for an S3-compatible store on loopback (names checked against lakeFS
+    v1.86.0's pkg/config/config.go ``BlockstoreS3``): path-style addressing (MinIO has no
+    virtual-host buckets here), the endpoint, static credentials, a fixed region (no bucket-region
+    discovery round trip), presigned URLs enabled (``disable_pre_signed=false``, also for
+    multipart) with an explicit expiry.
+    """
+    return {
+        "LAKEFS_BLOCKSTORE_TYPE": "s3",
+        "LAKEFS_BLOCKSTORE_S3_ENDPOINT": target.endpoint,
+        "LAKEFS_BLOCKSTORE_S3_FORCE_PATH_STYLE": "true",
+        "LAKEFS_BLOCKSTORE_S3_REGION": target.region,
+        "LAKEFS_BLOCKSTORE_S3_DISCOVER_BUCKET_REGION": "false",
+        "LAKEFS_BLOCKSTORE_S3_CREDENTIALS_ACCESS_KEY_ID": target.access_key_id,
+        "LAKEFS_BLOCKSTORE_S3_CREDENTIALS_SECRET_ACCESS_KEY": target.secret_access_key,
+        "LAKEFS_BLOCKSTORE_S3_DISABLE_PRE_SIGNED": "false",
+        "LAKEFS_BLOCKSTORE_S3_DISABLE_PRE_SIGNED_MULTIPART": "false",
+        "LAKEFS_BLOCKSTORE_S3_PRE_SIGNED_EXPIRY": PRE_SIGNED_EXPIRY,
+    }
+
+
 def environment(
-    data_dir: Path, port: int, creds: LakefsCredentials, encrypt_key: str
+    data_dir: Path,
+    port: int,
+    creds: LakefsCredentials,
+    encrypt_key: str,
+    s3: S3Target | None = None,
 ) -> dict[str, str]:
-    """All configuration by environment: loopback only, nothing phones home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEFS_")}
+    """All configuration by environment: loopback only, nothing phones home.
+
+    Without ``s3`` the blockstore is ``local`` under ``data_dir``; with it, lakeFS keeps objects
+    in that S3 bucket.
+    """
+    # An ambient AWS_* (profile, endpoint, keys) must not redirect the dev server's S3 client.
+    dropped = ("LAKEFS_",) if s3 is None else ("LAKEFS_", "AWS_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+    if s3 is None:
+        blockstore = {
+            "LAKEFS_BLOCKSTORE_TYPE": "local",
+            "LAKEFS_BLOCKSTORE_LOCAL_PATH": str(block_dir(data_dir)),
+        }
+    else:
+        blockstore = s3_blockstore_environment(s3)
     env.update(
         LAKEFS_LISTEN_ADDRESS=f"{LOOPBACK}:{port}",
         LAKEFS_DATABASE_TYPE="local",
         LAKEFS_DATABASE_LOCAL_PATH=str(data_dir / "meta"),
-        LAKEFS_BLOCKSTORE_TYPE="local",
-        LAKEFS_BLOCKSTORE_LOCAL_PATH=str(block_dir(data_dir)),
+        **blockstore,
         LAKEFS_COMMITTED_LOCAL_CACHE_DIR=str(data_dir / "cache"),
         LAKEFS_AUTH_ENCRYPT_SECRET_KEY=encrypt_key,
         LAKEFS_INSTALLATION_USER_NAME="admin",

@@ -1,4 +1,4 @@
-"""Build lakeFS/lakectl from the Go module proxy; fetch the Conductor boot jar from Maven Central.
+"""Build lakeFS/lakectl and MinIO from the Go module proxy; fetch the Conductor jar from Maven.
 
 Everything lands under the cache (``paths.servers_dir()``), is built into a temporary name and
 renamed into place, and is guarded by a per-artifact file lock, so two concurrent provisioners
@@ -33,6 +33,12 @@ LAKEFS_MODULE = "github.com/treeverse/lakefs"
 # fallback. The first candidate that is served and builds wins (see docs/servers.md).
 LAKEFS_VERSIONS: tuple[str, ...] = ("1.88.0", "1.86.0", "1.84.1")
 
+MINIO_MODULE = "github.com/minio/minio"
+# MinIO publishes no semver tags on the Go module proxy: `go list -m github.com/minio/minio@latest`
+# resolves to this pseudo-version (2026-02-12, commit 7aac2a2c5b7c). Pinned, so every machine
+# runs the same server; bump it deliberately (see docs/servers.md).
+MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+
 CONDUCTOR_GROUP_ARTIFACT = "org.conductoross:conductor-server"
 # 3.32.x is the line conductor-python 2.x is tested against; it needs Java 21+.
 # (3.21.22's boot jar is not on Maven Central, so there is no Java 17 fallback.)
@@ -52,6 +58,12 @@ class LakefsBinaries:
     version: str
     lakefs: Path
     lakectl: Path
+
+
+@dataclass(frozen=True)
+class MinioBinary:
+    version: str
+    minio: Path
 
 
 @dataclass(frozen=True)
@@ -260,6 +272,67 @@ def ensure_lakefs(progress: Progress = print_progress) -> LakefsBinaries:
 
 
 # ---------------------------------------------------------------------------------------------
+# MinIO
+
+
+def minio_dir(version: str = MINIO_VERSION) -> Path:
+    return paths.servers_dir() / "minio" / version
+
+
+def minio_binary(version: str = MINIO_VERSION) -> MinioBinary:
+    return MinioBinary(version, minio_dir(version) / "bin" / "minio")
+
+
+def cached_minio() -> MinioBinary | None:
+    """The pinned MinIO server if already built, without touching the network."""
+    binary = minio_binary()
+    return binary if binary.minio.is_file() else None
+
+
+def _build_minio(version: str, progress: Progress) -> MinioBinary:
+    go = _which("go", "/usr/local/go/bin")
+    env = _go_env()
+    # `go install module@version` builds MinIO with its own go.mod and go.sum (it has no replace
+    # directives, so no wrapper module is needed); -mod=mod does not apply in that mode.
+    env["GOFLAGS"] = ""
+    root = minio_dir(version)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / "bin.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    env["GOBIN"] = str(staging)
+    log = root / "build.log"
+    log.write_text(f"# MinIO {version} build, started {time.ctime()}\n")
+    progress(f"building MinIO {version} (cold: modules download and many minutes of compiling)")
+    _run_logged(
+        [go, "install", "-trimpath", "-ldflags", "-s -w", f"{MINIO_MODULE}@{version}"],
+        cwd=root,
+        env=env,
+        log=log,
+    )
+    binary = minio_binary(version)
+    binary.minio.parent.mkdir(exist_ok=True)
+    (staging / "minio").replace(binary.minio)
+    shutil.rmtree(staging, ignore_errors=True)
+    return binary
+
+
+def ensure_minio(progress: Progress = print_progress) -> MinioBinary:
+    """The cached MinIO server, built from the Go module proxy on first use."""
+    cached = cached_minio()
+    if cached is not None:
+        return cached
+    with _exclusive(paths.servers_dir() / "minio.lock", progress):
+        cached = cached_minio()
+        if cached is not None:
+            return cached
+        started = time.monotonic()
+        binary = _build_minio(MINIO_VERSION, progress)
+        progress(f"built MinIO {MINIO_VERSION} in {time.monotonic() - started:.0f}s")
+        return binary
+
+
+# ---------------------------------------------------------------------------------------------
 # Conductor
 
 
@@ -304,13 +377,19 @@ def ensure_conductor(progress: Progress = print_progress) -> ConductorArtifact:
     return ConductorArtifact(CONDUCTOR_VERSION, jar, java)
 
 
-def provision_all(progress: Progress = print_progress) -> tuple[LakefsBinaries, ConductorArtifact]:
+def provision_all(
+    progress: Progress = print_progress,
+) -> tuple[LakefsBinaries, ConductorArtifact, MinioBinary]:
+    """Everything the dev stack and the test suite run: lakeFS + lakectl, Conductor, and MinIO
+    (the s3 topology's object store, which the integration tests also start)."""
     lakefs = ensure_lakefs(progress)
     conductor = ensure_conductor(progress)
+    minio = ensure_minio(progress)
     progress(f"lakeFS v{lakefs.version}: {lakefs.lakefs}")
     progress(f"lakectl v{lakefs.version}: {lakefs.lakectl}")
+    progress(f"MinIO {minio.version}: {minio.minio}")
     progress(
         f"Conductor {conductor.version}: {conductor.jar} "
         f"(Java {conductor.java.major}: {conductor.java.executable})"
     )
-    return lakefs, conductor
+    return lakefs, conductor, minio

@@ -1,4 +1,5 @@
-"""Bring a lakeFS + Conductor pair up under a state directory, report on it, take it down."""
+"""Bring a lakeFS + Conductor pair (and, for the ``s3`` blockstore, the MinIO under lakeFS) up
+under a state directory, report on it, take it down."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from perago.devservers import conductor, lakefs, process, provision, state
+from perago.devservers import conductor, lakefs, minio, process, provision, state
 from perago.devservers.errors import DevServerError
 from perago.devservers.lakefs import LakefsCredentials
+from perago.devservers.minio import MinioCredentials, S3Target
 from perago.devservers.provision import Progress, print_progress
 from perago.devservers.state import DevState, ServerRecord
 from perago.host.processes import group_exists
 from perago.host.secure_files import ensure_private_directory, write_private_file
 
 LAKEFS_START_TIMEOUT = 120.0
+MINIO_START_TIMEOUT = 60.0
 # Spring Boot with ~450 MB of jars takes 1-3 minutes on 2 cores busy with other builds.
 CONDUCTOR_START_TIMEOUT = 420.0
 
@@ -67,9 +70,34 @@ def _lakefs_secrets(data_dir: Path) -> tuple[LakefsCredentials, str]:
     return creds, encrypt
 
 
+def _minio_secrets(data_dir: Path) -> MinioCredentials:
+    """MinIO's root key pair, generated on first start and kept with its data (MinIO encrypts its
+    own configuration with it, so it must not change for the life of the data directory)."""
+    path = data_dir / "credentials.json"
+    if path.is_file():
+        raw = json.loads(path.read_text())
+        return MinioCredentials(raw["access_key_id"], raw["secret_access_key"])
+    creds = minio.generate_credentials()
+    ensure_private_directory(data_dir)
+    write_private_file(
+        path,
+        json.dumps(
+            {"access_key_id": creds.access_key_id, "secret_access_key": creds.secret_access_key}
+        ),
+    )
+    return creds
+
+
+_PROBES = {
+    "lakefs": lakefs.is_healthy,
+    "conductor": conductor.is_healthy,
+    "minio": minio.is_healthy,
+}
+
+
 def health(record: ServerRecord) -> ServerHealth:
     running = process.pid_alive(record.pid)
-    probe = lakefs.is_healthy if record.name == "lakefs" else conductor.is_healthy
+    probe = _PROBES[record.name]
     return ServerHealth(record.name, record.url, record.pid, running, running and probe(record.url))
 
 
@@ -77,7 +105,7 @@ def status(state_dir: Path) -> list[ServerHealth] | None:
     current = state.load(state_dir)
     if current is None:
         return None
-    return [health(current.lakefs), health(current.conductor)]
+    return [health(record) for record in current.records()]
 
 
 @dataclass(frozen=True)
@@ -88,28 +116,71 @@ class Launched:
     proc: subprocess.Popen[bytes]
 
 
-def lakefs_data_dir(state_dir: Path) -> Path:
-    """lakeFS's metadata, objects and secrets under a dev-server state directory."""
-    return state_dir / "lakefs"
+def lakefs_data_dir(state_dir: Path, blockstore: str = "local") -> Path:
+    """lakeFS's metadata, objects and secrets under a dev-server state directory.
+
+    The ``s3`` lakeFS keeps its metadata apart (``lakefs-s3``): lakeFS refuses to start when its
+    repositories' namespaces do not match the configured blockstore type.
+    """
+    return state_dir / ("lakefs" if blockstore == "local" else f"lakefs-{blockstore}")
+
+
+def minio_data_dir(state_dir: Path) -> Path:
+    return state_dir / "minio"
+
+
+def launch_minio(
+    state_dir: Path, progress: Progress = print_progress, *, port: int | None = None
+) -> tuple[Launched, MinioCredentials]:
+    """Start MinIO with its data under ``state_dir/minio`` on ``port`` (default: a free one)."""
+    binary = provision.ensure_minio(progress)
+    data = minio_data_dir(state_dir)
+    creds = _minio_secrets(data)
+    port = process.free_port() if port is None else port
+    log = state_dir / "minio.log"
+    progress(f"starting MinIO on 127.0.0.1:{port}")
+    proc = process.spawn(
+        minio.command(binary.minio, data, port, process.free_port()),
+        env=minio.environment(creds),
+        cwd=data,
+        log_path=log,
+    )
+    record = ServerRecord("minio", proc.pid, port, minio.base_url(port), str(log), binary.version)
+    return Launched(record, proc), creds
+
+
+def s3_target(
+    record: ServerRecord, creds: MinioCredentials, bucket: str = minio.DEFAULT_BUCKET
+) -> S3Target:
+    """Create ``bucket`` on a healthy MinIO and describe it for lakeFS's s3 blockstore."""
+    minio.ensure_bucket(record.url, bucket, creds)
+    return S3Target(record.url, minio.REGION, bucket, creds.access_key_id, creds.secret_access_key)
 
 
 def launch_lakefs(
-    state_dir: Path, progress: Progress = print_progress, *, port: int | None = None
+    state_dir: Path,
+    progress: Progress = print_progress,
+    *,
+    port: int | None = None,
+    s3: S3Target | None = None,
 ) -> tuple[Launched, LakefsCredentials]:
-    """Start lakeFS with its data under ``state_dir/lakefs`` on ``port`` (default: a free one).
+    """Start lakeFS with its data under ``lakefs_data_dir(state_dir)`` on ``port`` (default: a
+    free one), on the local blockstore or, with ``s3``, on that bucket.
 
     Launching again on the same ``state_dir`` and ``port`` restarts the same server: same data,
     credentials and address.
     """
     bins = provision.ensure_lakefs(progress)
-    data = lakefs_data_dir(state_dir)
+    blockstore = "local" if s3 is None else "s3"
+    data = lakefs_data_dir(state_dir, blockstore)
     creds, encrypt = _lakefs_secrets(data)
     port = process.free_port() if port is None else port
     log = state_dir / "lakefs.log"
-    progress(f"starting lakeFS v{bins.version} on 127.0.0.1:{port}")
+    where = "" if s3 is None else f" (s3 blockstore: {s3.endpoint}/{s3.bucket})"
+    progress(f"starting lakeFS v{bins.version} on 127.0.0.1:{port}{where}")
     proc = process.spawn(
         lakefs.command(bins.lakefs),
-        env=lakefs.environment(data, port, creds, encrypt),
+        env=lakefs.environment(data, port, creds, encrypt, s3),
         cwd=data,
         log_path=log,
     )
@@ -144,6 +215,8 @@ def await_healthy(launched: Launched, progress: Progress = print_progress) -> No
     record = launched.record
     if record.name == "lakefs":
         label, probe, timeout = "lakeFS", lakefs.is_healthy, LAKEFS_START_TIMEOUT
+    elif record.name == "minio":
+        label, probe, timeout = "MinIO", minio.is_healthy, MINIO_START_TIMEOUT
     else:
         label, probe, timeout = "Conductor", conductor.is_healthy, CONDUCTOR_START_TIMEOUT
     waited = process.wait_healthy(
@@ -165,35 +238,60 @@ def stop(records: list[ServerRecord], progress: Progress = print_progress) -> No
         process.wait_port_free(record.port)
 
 
-def up(state_dir: Path, progress: Progress = print_progress) -> DevState:
-    """Start both servers (or reuse a healthy running pair) and wait until both are healthy."""
+def up(
+    state_dir: Path, progress: Progress = print_progress, *, blockstore: str = "local"
+) -> DevState:
+    """Start both servers (or reuse a healthy running set) and wait until all are healthy.
+
+    ``blockstore="s3"`` first starts MinIO, creates the bucket and runs lakeFS on it.
+    """
+    if blockstore not in lakefs.BLOCKSTORES:
+        raise DevServerError(f"unknown blockstore {blockstore!r} (one of {lakefs.BLOCKSTORES})")
     state_dir = state_dir.resolve()
     with _state_lock(state_dir):
         existing = state.load(state_dir)
         if existing is not None:
-            checks = [health(existing.lakefs), health(existing.conductor)]
+            checks = [health(record) for record in existing.records()]
             if all(c.healthy for c in checks):
+                if existing.blockstore != blockstore:
+                    raise DevServerError(
+                        f"servers in {state_dir} already run with the {existing.blockstore} "
+                        f"blockstore; run `perago dev down` first to switch to {blockstore}"
+                    )
                 progress(f"already running (state {state_dir})")
                 return existing
             progress("previous servers are not healthy; stopping what is left of them")
-            stop([existing.lakefs, existing.conductor], progress)
+            stop(existing.records(), progress)
             state.clear(state_dir)
 
         # Provision before starting anything, so a failed build leaves nothing running.
         provision.ensure_lakefs(progress)
         provision.ensure_conductor(progress)
+        if blockstore == "s3":
+            provision.ensure_minio(progress)
         started: list[ServerRecord] = []
         try:
-            lakefs_run, creds = launch_lakefs(state_dir, progress)
-            started.append(lakefs_run.record)
+            minio_record: ServerRecord | None = None
+            s3: S3Target | None = None
+            if blockstore == "s3":
+                minio_run, minio_creds = launch_minio(state_dir, progress)
+                started.append(minio_run.record)
+                minio_record = minio_run.record
+                await_healthy(minio_run, progress)
+                s3 = s3_target(minio_record, minio_creds)
+            lakefs_run, creds = launch_lakefs(state_dir, progress, s3=s3)
+            started.insert(0, lakefs_run.record)
             conductor_run = launch_conductor(state_dir, progress)
-            started.append(conductor_run.record)
+            started.insert(1, conductor_run.record)
             current = DevState(
                 lakefs=lakefs_run.record,
                 conductor=conductor_run.record,
                 conductor_api_url=conductor.api_url(conductor_run.record.port),
                 access_key_id=creds.access_key_id,
                 secret_access_key=creds.secret_access_key,
+                blockstore=blockstore,
+                minio=minio_record,
+                s3=s3,
             )
             # Record the pids before waiting, so `down` can clean up an interrupted `up`.
             state.save(state_dir, current)
@@ -213,8 +311,8 @@ def down(state_dir: Path, progress: Progress = print_progress) -> bool:
         current = state.load(state_dir)
         if current is None:
             return False
-        stop([current.lakefs, current.conductor], progress)
-        for record in (current.lakefs, current.conductor):
+        stop(current.records(), progress)
+        for record in current.records():
             if group_exists(record.pid):
                 raise DevServerError(f"{record.name} (pgid {record.pid}) is still running")
         state.clear(state_dir)
