@@ -2,9 +2,8 @@
 
 The public API is the set of names this package exports, listed once in ``__init__.pyi``; the
 subpackages (``definition``, ``attempt``, ``engine``, ``lakefs``, ``conductor``, ``runtime``,
-``cli``,
-``devservers``, ``bench``) are internal and may change between releases. ``perago.errors`` holds
-the whole exception hierarchy, rooted at :class:`PeragoError`.
+``cli``, ``devservers``, ``bench``) are internal and may change between releases. ``perago.errors``
+holds the whole exception hierarchy, rooted at :class:`PeragoError`.
 
 Every public name is loaded on first use (PEP 562): ``import perago`` stays cheap, so short-lived
 processes (a transfer child, ``perago --version``) do not pay for pydantic, loguru or the SDKs.
@@ -14,17 +13,23 @@ from __future__ import annotations
 
 import ast
 import importlib
-from pathlib import Path
+import os
 
 
 def _read_exports() -> dict[str, str]:
-    # The stub's ``from MODULE import NAME as NAME`` lines are the table: one place to list names.
-    stub = ast.parse(Path(__file__).with_suffix(".pyi").read_text(encoding="utf-8"))
+    # The stub's ``from perago.X import NAME as NAME`` lines are the table: one place to list
+    # names. It is read through the package's own loader (not the file system), so it is found
+    # wherever the loader finds this module.
+    stub_path = os.path.join(os.path.dirname(__file__), "__init__.pyi")
+    text = __spec__.loader.get_data(stub_path).decode("utf-8")  # type: ignore[union-attr]
     return {
-        alias.asname or alias.name: node.module
-        for node in stub.body
-        if isinstance(node, ast.ImportFrom) and node.module is not None
+        alias.name: node.module
+        for node in ast.parse(text).body
+        if isinstance(node, ast.ImportFrom)
+        and node.module is not None
+        and node.module.startswith("perago.")
         for alias in node.names
+        if alias.asname == alias.name
     }
 
 

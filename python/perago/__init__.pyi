@@ -25,6 +25,7 @@ from perago.errors import PeragoError as PeragoError
 from perago.errors import RuntimeConfigError as RuntimeConfigError
 from perago.errors import StaleAttemptError as StaleAttemptError
 from perago.errors import TaskDefinitionError as TaskDefinitionError
+from perago.errors import TaskExecutionError as TaskExecutionError
 from perago.errors import TaskFailed as TaskFailed
 from perago.errors import TaskTerminalError as TaskTerminalError
 

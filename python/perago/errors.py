@@ -10,7 +10,9 @@ from __future__ import annotations
 
 
 class PeragoError(Exception):
-    """Root of every exception perago raises on purpose."""
+    """Root of every exception perago raises for a condition of its own. Local operating-system
+    problems stay ``OSError`` subclasses (``FileExistsError``, ``PermissionError``, ...), and
+    ``KeyboardInterrupt`` stays what it is."""
 
 
 class TaskDefinitionError(PeragoError, ValueError):

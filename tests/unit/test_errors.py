@@ -99,6 +99,7 @@ def test_the_errors_a_task_author_raises_or_catches_are_top_level() -> None:
         PeragoError,
         TaskDefinitionError,
         RuntimeConfigError,
+        TaskExecutionError,
         TaskFailed,
         TaskTerminalError,
         GuardrailViolation,

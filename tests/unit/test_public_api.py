@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import perago
 
@@ -33,3 +34,10 @@ def test_import_perago_loads_no_heavy_dependency() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == ""
+
+
+def test_the_export_table_is_the_stub_and_only_perago_names() -> None:
+    stub = (Path(perago.__file__).parent / "__init__.pyi").read_text(encoding="utf-8")
+    exported = [line.split(" as ")[-1] for line in stub.splitlines() if line.startswith("from ")]
+    assert sorted([*exported, "__version__"]) == perago.__all__
+    assert all(line.startswith("from perago.") for line in stub.splitlines() if "import" in line)

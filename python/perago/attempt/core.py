@@ -105,8 +105,7 @@ class TaskExecutionContext:
     """An attempt plus its execution id; other attributes are read from the attempt.
 
     ``fence`` re-reads the attempt fence (docs/adr/0005) and raises ``StaleAttemptError``; the
-    publisher
-    calls it immediately before every branch move. ``guard`` refuses branch moves once the
+    publisher calls it immediately before every branch move. ``guard`` refuses branch moves once the
     attempt's end is decided (the local deadline).
     """
 

@@ -47,8 +47,7 @@ operation below it goes through that descriptor and refuses symlinks (``O_NOFOLL
 verify` raises :class:`WorkspaceSafetyError`) and cleanup unlinks the symlink, never its target.
 
 Workspace GC (:mod:`perago.runtime.workspace_gc`) reads the records (and, for directories of older
-versions, the
-marker) and never walks inside a workspace.
+versions, the marker) and never walks inside a workspace.
 """
 
 from __future__ import annotations

@@ -1,15 +1,13 @@
 """When a staging branch is provably abandoned (``perago gc --lakefs``), never by age alone.
 
 A staging branch (``perago-staging-...``, :func:`perago.attempt.core.staging_branch_name`) lives
-from
-the attempt's staging step until its cleanup. For most of that life its head is the input commit
-A — often older than any TTL — and until its first upload lands it has no uncommitted change
-either, so "old head, nothing uncommitted" describes a live branch as well as a dead one. The
-proof used instead: **a staging branch is abandoned when the attempt that made it can never pass
-its fence again** (the attempt fence, docs/adr/0005: the task, reloaded by id, must be IN_PROGRESS
-with the same identity
-and poll count). Deleting the branch of such an attempt can change nothing that matters: it can
-no longer publish.
+from the attempt's staging step until its cleanup. For most of that life its head is the input
+commit A — often older than any TTL — and until its first upload lands it has no uncommitted change
+either, so "old head, nothing uncommitted" describes a live branch as well as a dead one. The proof
+used instead: **a staging branch is abandoned when the attempt that made it can never pass its fence
+again** (the attempt fence, docs/adr/0005: the task, reloaded by id, must be IN_PROGRESS with the
+same identity and poll count). Deleting the branch of such an attempt can change nothing that
+matters: it can no longer publish.
 
 1. *Whose branch?* The staging commit's metadata (``perago.task_id``, ``perago.execution_id``,
    ``perago.workflow_instance_id``, ``perago.poll_count``) when the head is that commit and the

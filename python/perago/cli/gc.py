@@ -47,8 +47,7 @@ def gc_command(lakefs_repository: str | None = LAKEFS_OPTION) -> None:
 
 def _collect_staging_branches(config: RuntimeConfig, repository: str) -> list[str]:
     """Delete the staging branches proven abandoned (perago.attempt.staging); without Conductor
-    none
-    can be proven, so none is deleted."""
+    none can be proven, so none is deleted."""
     from perago.conductor.client import ConductorClient
     from perago.lakefs.workspace import LakeFSWorkspaceRuntime, StaleStagingBranch
 

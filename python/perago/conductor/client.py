@@ -183,10 +183,9 @@ class ConductorClient:
         self, task_id: str, workflow_instance_id: str | None = None
     ) -> StagingTaskState:
         """Conductor's view of the task a staging branch belongs to (``perago gc --lakefs``,
-        :mod:`perago.attempt.staging`): its status and naming fields; GONE when it is no longer
-        part
-        of its workflow, or not found while ``workflow_instance_id`` is readable and does not
-        list it; UNKNOWN whenever nothing is proven (unreadable, or neither is known)."""
+        :mod:`perago.attempt.staging`): its status and naming fields; GONE when it is no longer part
+        of its workflow, or not found while ``workflow_instance_id`` is readable and does not list
+        it; UNKNOWN whenever nothing is proven (unreadable, or neither is known)."""
         try:
             try:
                 task = self._call(f"/tasks/{task_id}", "GET")

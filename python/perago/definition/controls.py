@@ -1,8 +1,7 @@
 """Task controls: retry, timeout, rate limits and the publication budget.
 
 Each model maps one-to-one onto Conductor TaskDef fields (see ``perago.definition.taskdef``).
-Unknown fields
-are rejected everywhere so a typo in a control never silently becomes a default.
+Unknown fields are rejected everywhere so a typo in a control never silently becomes a default.
 """
 
 from __future__ import annotations

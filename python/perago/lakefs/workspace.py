@@ -360,9 +360,10 @@ class LakeFSWorkspaceRuntime:
     # -- helpers -------------------------------------------------------------------------------
 
     def _delete_branch_quietly(self, repository: str, branch: str) -> None:
-        # The GC removes it later if this fails too; the original error matters more.
+        # One try, no retries: this runs on the way out of a failure (often Ctrl-C or the
+        # deadline), and the GC removes the branch later if this fails too.
         with contextlib.suppress(LakeFSError):
-            self._control.delete_branch(repository, branch)
+            self._control.without_retries().delete_branch(repository, branch)
 
 
 def _staging_operations(

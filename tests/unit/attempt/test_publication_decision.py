@@ -1,8 +1,7 @@
 """The pure publication decision (protocol v2): an exhaustive table and properties.
 
 The table's oracle below restates the v2 rule of docs/adr/0007 independently of the implementation:
-every
-combination of head kind, parent, Conductor state of the head's task, relative retry count and
+every combination of head kind, parent, Conductor state of the head's task, relative retry count and
 mode (publish or no-op) is checked against it.
 """
 

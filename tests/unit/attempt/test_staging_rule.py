@@ -1,5 +1,4 @@
-"""The staging-branch GC rule (perago.attempt.staging): a branch is abandoned only when its
-attempt
+"""The staging-branch GC rule (perago.attempt.staging): a branch is abandoned only when its attempt
 can never pass its fence again — never because its head is old or nothing is uncommitted."""
 
 from __future__ import annotations

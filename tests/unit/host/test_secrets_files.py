@@ -1,8 +1,7 @@
 """Credential files and logs: atomic 0600 writes, 0700 directories, planted temp files and links.
 
-Covers ``perago.host.secure_files`` and every writer of a secret that uses it: ``.env``
-(``perago dev
-up``), the dev servers' ``servers.json`` and lakeFS ``credentials.json``, and the JSONL logs.
+Covers ``perago.host.secure_files`` and every writer of a secret that uses it: ``.env`` (``perago
+dev up``), the dev servers' ``servers.json`` and lakeFS ``credentials.json``, and the JSONL logs.
 """
 
 from __future__ import annotations
