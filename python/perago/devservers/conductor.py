@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from perago.devservers.process import LOOPBACK, http_get
+from perago.devservers.process import LOOPBACK, http_get, loopback_url
 
 HEALTH_PATH = "/health"
 
@@ -44,8 +44,7 @@ def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
 
 
-def base_url(port: int) -> str:
-    return f"http://{LOOPBACK}:{port}"
+base_url = loopback_url
 
 
 def api_url(port: int) -> str:

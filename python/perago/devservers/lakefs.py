@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perago.devservers.minio import S3Target
-from perago.devservers.process import LOOPBACK, http_get
+from perago.devservers.process import LOOPBACK, answers_2xx, loopback_url
 
 HEALTH_PATH = "/_health"
 # How long presigned URLs stay valid (lakeFS's default is 15m; `blockstore.s3.pre_signed_expiry`).
@@ -102,10 +102,8 @@ def environment(
     return env
 
 
-def base_url(port: int) -> str:
-    return f"http://{LOOPBACK}:{port}"
+base_url = loopback_url
 
 
 def is_healthy(url: str) -> bool:
-    status, _ = http_get(url + HEALTH_PATH)
-    return 200 <= status < 300
+    return answers_2xx(url + HEALTH_PATH)

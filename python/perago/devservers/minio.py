@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perago.devservers.errors import DevServerError
-from perago.devservers.process import LOOPBACK, http_get
+from perago.devservers.process import LOOPBACK, answers_2xx, loopback_url
 
 HEALTH_PATH = "/minio/health/live"
 REGION = "us-east-1"
@@ -90,13 +90,11 @@ def environment(creds: MinioCredentials) -> dict[str, str]:
     return env
 
 
-def base_url(port: int) -> str:
-    return f"http://{LOOPBACK}:{port}"
+base_url = loopback_url
 
 
 def is_healthy(url: str) -> bool:
-    status, _ = http_get(url + HEALTH_PATH)
-    return 200 <= status < 300
+    return answers_2xx(url + HEALTH_PATH)
 
 
 def _hmac(key: bytes, message: str) -> bytes:

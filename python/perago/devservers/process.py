@@ -94,6 +94,17 @@ def wait_port_free(port: int, timeout: float = 10.0) -> None:
         time.sleep(0.2)
 
 
+def loopback_url(port: int) -> str:
+    """The root URL of a dev server listening on ``port`` of the loopback interface."""
+    return f"http://{LOOPBACK}:{port}"
+
+
+def answers_2xx(url: str) -> bool:
+    """Whether a GET of ``url`` is answered with a 2xx status."""
+    status, _ = http_get(url)
+    return 200 <= status < 300
+
+
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
     """Status and body of a GET; (0, b"") when nothing answers."""
     try:
