@@ -168,8 +168,14 @@ def test_overdue_attempt_is_stopped_locally_and_the_slot_keeps_working(
         after = app.rest.wait(app.start_workflow({"params": {"text": "fine now"}}), timeout=60)
     finally:
         code, _out, err = stop(worker)
-    assert state["status"] == "FAILED"
-    assert state["tasks"][0]["status"] in {"FAILED", "TIMED_OUT"}
+    # The local deadline and Conductor's own timeout (TaskDef timeoutPolicy TIME_OUT_WF) are both
+    # 8 s: whichever lands first decides the workflow's status; either way the attempt is stopped
+    # locally (the TimeoutError event below) and the slot serves the next workflow.
+    assert (state["status"], state["tasks"][0]["status"]) in {
+        ("FAILED", "FAILED"),
+        ("FAILED", "TIMED_OUT"),
+        ("TIMED_OUT", "TIMED_OUT"),
+    }, state
     assert after["status"] == "COMPLETED"
     assert code == 0, err
     overdue = [

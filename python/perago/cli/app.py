@@ -39,7 +39,7 @@ COMMANDS = {
     ),
     "dev": LazyCommand(
         "perago.devservers.cli:dev_app",
-        "Start/stop local lakeFS and Conductor servers (loopback only) for development.",
+        "Start/stop local lakeFS, Conductor (and MinIO) servers (loopback only) for development.",
     ),
     "bench": LazyCommand("perago.bench.cli:bench_app", "Benchmarks against baselines."),
 }
