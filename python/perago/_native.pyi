@@ -96,11 +96,15 @@ class LakeFSClient:
         max_attempts: int | None = None,
         connect_timeout: float | None = None,
         io_timeout: float | None = None,
+        transfer_mode: str | None = None,
     ) -> LakeFSClient: ...
     @property
     def api_base(self) -> str: ...
     @property
     def access_key_id(self) -> str: ...
+    @property
+    def transfer_mode(self) -> str: ...
+    def data_path(self) -> tuple[bool, bool]: ...
 
 @final
 class DownloadResult:
@@ -138,5 +142,7 @@ def upload_files(
     *,
     concurrency: int | None = None,
     progress: Callable[[int, int, int, int], object] | None = None,
+    multipart_threshold: int | None = None,
+    part_size: int | None = None,
 ) -> tuple[int, int]: ...
 def delete_objects(client: LakeFSClient, repo: str, branch: str, paths: Sequence[str]) -> int: ...

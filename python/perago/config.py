@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 ExecutionMode = Literal["process", "thread"]
+TransferMode = Literal["auto", "presign", "lakefs"]
 
 DOTENV_FILENAME = ".env"
 # The placeholder shipped in example .env files; it must never reach a server.
@@ -76,6 +77,10 @@ LAKEFS_ENDPOINT_URL = "LAKECTL_SERVER_ENDPOINT_URL"
 LAKEFS_ACCESS_KEY_ID = "LAKECTL_CREDENTIALS_ACCESS_KEY_ID"
 LAKEFS_SECRET_ACCESS_KEY = "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY"
 LAKEFS_VARIABLES = (LAKEFS_ENDPOINT_URL, LAKEFS_ACCESS_KEY_ID, LAKEFS_SECRET_ACCESS_KEY)
+# Where workspace bytes travel: presigned object-store URLs when lakeFS offers them ("auto"),
+# always presigned ("presign"), or always through the lakeFS server ("lakefs").
+TRANSFER_MODE = "PERAGO_TRANSFER_MODE"
+TRANSFER_MODES = ("auto", "presign", "lakefs")
 # Read by perago itself and passed to the Conductor SDK explicitly (never via os.environ).
 CONDUCTOR_AUTH_KEY = "CONDUCTOR_AUTH_KEY"
 CONDUCTOR_AUTH_SECRET = "CONDUCTOR_AUTH_SECRET"
@@ -127,6 +132,7 @@ class LakeFSConfig(BaseModel):
     endpoint_url: str
     access_key_id: str
     secret_access_key: SecretStr
+    transfer_mode: TransferMode = "auto"
 
 
 class ConductorAuth(BaseModel):
@@ -382,7 +388,15 @@ def _lakefs(reader: _Reader) -> LakeFSConfig | None:
         endpoint_url=values[LAKEFS_ENDPOINT_URL] or "",
         access_key_id=values[LAKEFS_ACCESS_KEY_ID] or "",
         secret_access_key=SecretStr(values[LAKEFS_SECRET_ACCESS_KEY] or ""),
+        transfer_mode=reader.parsed(TRANSFER_MODE, _parse_transfer_mode, "auto"),
     )
+
+
+def _parse_transfer_mode(name: str, value: str) -> TransferMode:
+    mode = value.strip().lower()
+    if mode == "auto" or mode == "presign" or mode == "lakefs":
+        return mode
+    raise RuntimeConfigError(f"{name} must be one of {', '.join(TRANSFER_MODES)}, got {value!r}")
 
 
 def _conductor_auth(reader: _Reader) -> ConductorAuth | None:

@@ -516,3 +516,21 @@ def test_config_errors_come_before_probes(tmp_path: Path) -> None:
     env = {"PERAGO_WORKSPACE_ROOT": str(blocker / "x"), "PERAGO_EXECUTION_MODE": "fork"}
     with pytest.raises(RuntimeConfigError, match="PERAGO_EXECUTION_MODE"):
         load(tmp_path, env, probe_roots=True)
+
+
+# --- transfer mode --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"), [(None, "auto"), ("presign", "presign"), (" LakeFS ", "lakefs")]
+)
+def test_transfer_mode(tmp_path: Path, value: str | None, mode: str) -> None:
+    env = dict(LAKEFS_ENV) | ({} if value is None else {"PERAGO_TRANSFER_MODE": value})
+    config = load(tmp_path, env)
+    assert config.lakefs is not None
+    assert config.lakefs.transfer_mode == mode
+
+
+def test_transfer_mode_bad_value_names_the_choices(tmp_path: Path) -> None:
+    message = load_error(tmp_path, LAKEFS_ENV | {"PERAGO_TRANSFER_MODE": "direct"})
+    assert message == "PERAGO_TRANSFER_MODE must be one of auto, presign, lakefs, got 'direct'"

@@ -110,13 +110,13 @@ def signed_request(
     body: bytes = b"",
     now: datetime.datetime | None = None,
 ) -> urllib.request.Request:
-    """A request signed with AWS Signature Version 4 (header form, service ``s3``).
-
-    The URL must have no query string (the calls made here need none).
-    """
+    """A request signed with AWS Signature Version 4 (header form, service ``s3``); a query
+    string (``?uploads``, ``?prefix=a``) is signed in its canonical, sorted form."""
     parsed = urllib.parse.urlsplit(url)
-    if parsed.query:
-        raise ValueError("signed_request does not sign query strings")
+    query = "&".join(
+        f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+        for k, v in sorted(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+    )
     moment = now or datetime.datetime.now(datetime.UTC)
     amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
     day = amz_date[:8]
@@ -129,7 +129,7 @@ def signed_request(
         [
             method,
             path,
-            "",
+            query,
             "".join(f"{name}:{headers[name]}\n" for name in sorted(headers)),
             signed_headers,
             payload_hash,

@@ -104,12 +104,17 @@ def connect(
     max_attempts: int | None = None,
     connect_timeout: float | None = None,
     io_timeout: float | None = None,
+    transfer_mode: str | None = None,
 ) -> LakeFSClient:
     """A reusable native client (keeps connections alive across calls).
 
     ``endpoint`` is the server URL with or without ``/api/v1``. Defaults: 8 attempts with
     exponential backoff and jitter on connection errors, 5xx and 429; 10 s connect timeout;
-    120 s without progress on a connection.
+    120 s without progress on a connection. ``transfer_mode``: ``"auto"`` (default) moves bytes
+    with presigned object-store URLs when lakeFS's blockstore offers them (``GET /config``,
+    asked once per client) and through lakeFS otherwise; ``"presign"`` requires them;
+    ``"lakefs"`` never uses them. https endpoints trust the PEM bundle named by
+    ``SSL_CERT_FILE`` (else ``REQUESTS_CA_BUNDLE``) instead of the built-in roots when set.
     """
     return _native.LakeFSClient(
         endpoint,
@@ -118,6 +123,7 @@ def connect(
         max_attempts=max_attempts,
         connect_timeout=connect_timeout,
         io_timeout=io_timeout,
+        transfer_mode=transfer_mode,
     )
 
 
@@ -204,8 +210,16 @@ def upload_files(
     *,
     concurrency: int | None = None,
     progress: ProgressCallback | None = None,
+    multipart_threshold: int | None = None,
+    part_size: int | None = None,
 ) -> UploadResult:
-    """Upload ``(local path, object path)`` pairs to ``branch`` (streamed; symlinks refused)."""
+    """Upload ``(local path, object path)`` pairs to ``branch`` (streamed; symlinks refused).
+
+    On the presigned data path each file is PUT to a fresh staging location and linked; files of
+    at least ``multipart_threshold`` bytes (default 64 MiB) go up as presigned multipart uploads
+    of ``part_size`` parts (default 32 MiB, at least 5 MiB), parts in parallel, each retried on
+    its own; a failure or Ctrl-C aborts every multipart upload it opened.
+    """
     count, size = _native.upload_files(
         _client(endpoint, credentials),
         repo,
@@ -213,6 +227,8 @@ def upload_files(
         list(files),
         concurrency=concurrency,
         progress=_raw_progress(progress),
+        multipart_threshold=multipart_threshold,
+        part_size=part_size,
     )
     return UploadResult(files=count, bytes=size)
 

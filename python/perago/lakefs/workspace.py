@@ -171,7 +171,11 @@ class LakeFSWorkspaceRuntime:
         # One native client per process (connections are reused); never inherited across fork.
         pid = os.getpid()
         if self._client is None or self._client_pid != pid:
-            self._client = transfer.connect(self._config.endpoint_url, self._config)
+            self._client = transfer.connect(
+                self._config.endpoint_url,
+                self._config,
+                transfer_mode=self._config.transfer_mode,
+            )
             self._client_pid = pid
         return self._client
 

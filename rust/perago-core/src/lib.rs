@@ -6,6 +6,7 @@ mod arena;
 pub mod cancel;
 pub mod diff;
 pub mod error;
+pub mod faults;
 pub mod hash;
 pub mod lakefs;
 pub mod names;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use perago_core::lakefs::{self, ClientOptions, Credentials, LakeFsClient};
+use perago_core::lakefs::{self, ClientOptions, Credentials, LakeFsClient, TransferMode};
 use perago_core::retry::RetryPolicy;
 use perago_core::transfer::{
     self, BeforeWrite, DownloadOptions, DownloadedFile, TransferProgress, UploadItem, UploadOptions,
@@ -27,7 +27,7 @@ pub struct PyLakeFsClient {
 #[pymethods]
 impl PyLakeFsClient {
     #[new]
-    #[pyo3(signature = (endpoint, access_key_id, secret_access_key, *, max_attempts=None, connect_timeout=None, io_timeout=None))]
+    #[pyo3(signature = (endpoint, access_key_id, secret_access_key, *, max_attempts=None, connect_timeout=None, io_timeout=None, transfer_mode=None))]
     fn new(
         endpoint: &str,
         access_key_id: &str,
@@ -35,8 +35,12 @@ impl PyLakeFsClient {
         max_attempts: Option<u32>,
         connect_timeout: Option<f64>,
         io_timeout: Option<f64>,
+        transfer_mode: Option<&str>,
     ) -> PyResult<Self> {
         let mut options = ClientOptions::default();
+        if let Some(mode) = transfer_mode {
+            options.transfer_mode = mode.parse::<TransferMode>().map_err(into_pyerr)?;
+        }
         if let Some(attempts) = max_attempts {
             options.retry = RetryPolicy {
                 max_attempts: attempts.max(1),
@@ -67,11 +71,24 @@ impl PyLakeFsClient {
         &self.access_key_id
     }
 
+    #[getter]
+    fn transfer_mode(&self) -> &'static str {
+        self.inner.transfer_mode().name()
+    }
+
+    /// The data path transfers take, as `(presign, presign_multipart)`; asks the server once.
+    fn data_path(&self, py: Python<'_>) -> PyResult<(bool, bool)> {
+        let client = Arc::clone(&self.inner);
+        let path = run_interruptible(py, move |cancel| lakefs::data_path(&client, cancel))?;
+        Ok((path.presign, path.presign_multipart))
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "LakeFSClient(api_base={:?}, access_key_id={:?})",
+            "LakeFSClient(api_base={:?}, access_key_id={:?}, transfer_mode={:?})",
             self.inner.api_base(),
-            self.access_key_id
+            self.access_key_id,
+            self.inner.transfer_mode().name()
         )
     }
 }
@@ -200,7 +217,7 @@ pub fn list_objects(
     let raw_prefix =
         transfer::listing_prefix(&transfer::normalize_prefix(prefix).map_err(into_pyerr)?);
     let objects = run_interruptible(py, move |cancel| {
-        lakefs::list_objects(&client, &repo, &reference, &raw_prefix, cancel)
+        lakefs::list_objects(&client, &repo, &reference, &raw_prefix, false, cancel)
     })?;
     Ok(objects
         .into_iter()
@@ -295,7 +312,8 @@ pub fn download_prefix(
 
 /// Upload (local path, object path) pairs; returns (files, bytes).
 #[pyfunction]
-#[pyo3(signature = (client, repo, branch, items, *, concurrency=None, progress=None))]
+#[pyo3(signature = (client, repo, branch, items, *, concurrency=None, progress=None, multipart_threshold=None, part_size=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn upload_files(
     py: Python<'_>,
     client: &PyLakeFsClient,
@@ -304,10 +322,18 @@ pub fn upload_files(
     items: Vec<(PathBuf, String)>,
     concurrency: Option<usize>,
     progress: Option<Py<PyAny>>,
+    multipart_threshold: Option<u64>,
+    part_size: Option<u64>,
 ) -> PyResult<(u64, u64)> {
     let mut options = UploadOptions::default();
     if let Some(n) = concurrency {
         options.concurrency = n.max(1);
+    }
+    if let Some(bytes) = multipart_threshold {
+        options.multipart_threshold = bytes;
+    }
+    if let Some(bytes) = part_size {
+        options.part_size = bytes;
     }
     let items: Vec<UploadItem> = items
         .into_iter()

@@ -1,6 +1,8 @@
 //! Connection settings, authentication and response classification for lakeFS calls.
 
 use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -9,8 +11,13 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, PercentEncode, NON_ALPHANU
 use ureq::http::Response;
 use ureq::Body;
 
+use super::capabilities::{StorageCapabilities, TransferMode};
 use crate::error::{Error, Result};
 use crate::retry::{Failure, RetryPolicy};
+
+/// Variables naming a PEM bundle of trusted CA certificates, in the order they are consulted;
+/// like OpenSSL and `requests`, a bundle replaces the built-in (Mozilla) roots.
+pub const CA_BUNDLE_VARIABLES: [&str; 2] = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"];
 
 /// An access key pair. The secret is write-only: it never appears in `Debug` output.
 #[derive(Clone)]
@@ -57,6 +64,8 @@ pub struct ClientOptions {
     pub io_timeout: Duration,
     /// Idle keep-alive connections kept for reuse; should be at least the transfer concurrency.
     pub max_idle_connections: usize,
+    /// Whether bytes move through lakeFS or directly to the object store (presigned URLs).
+    pub transfer_mode: TransferMode,
 }
 
 impl Default for ClientOptions {
@@ -66,6 +75,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(120),
             max_idle_connections: 64,
+            transfer_mode: TransferMode::Auto,
         }
     }
 }
@@ -76,6 +86,9 @@ pub struct LakeFsClient {
     authorization: String,
     agent: ureq::Agent,
     retry: RetryPolicy,
+    transfer_mode: TransferMode,
+    /// `GET /config`, asked once, the first time a transfer needs it.
+    capabilities: OnceLock<StorageCapabilities>,
 }
 
 const USER_AGENT: &str = concat!("perago/", env!("CARGO_PKG_VERSION"));
@@ -85,6 +98,7 @@ impl fmt::Debug for LakeFsClient {
         f.debug_struct("LakeFsClient")
             .field("api_base", &self.api_base)
             .field("retry", &self.retry)
+            .field("transfer_mode", &self.transfer_mode)
             .finish_non_exhaustive()
     }
 }
@@ -102,13 +116,24 @@ impl LakeFsClient {
             .max_idle_connections(options.max_idle_connections)
             .max_idle_connections_per_host(options.max_idle_connections)
             .user_agent(USER_AGENT)
+            .tls_config(tls_config_from_environment()?)
             .build();
         Ok(Self {
             authorization: credentials.basic_authorization(),
             agent: ureq::Agent::new_with_config(config),
             retry: options.retry,
+            transfer_mode: options.transfer_mode,
+            capabilities: OnceLock::new(),
             api_base,
         })
+    }
+
+    pub fn transfer_mode(&self) -> TransferMode {
+        self.transfer_mode
+    }
+
+    pub(super) fn cached_capabilities(&self) -> &OnceLock<StorageCapabilities> {
+        &self.capabilities
     }
 
     pub fn api_base(&self) -> &str {
@@ -152,6 +177,66 @@ impl LakeFsClient {
             .post(url)
             .header("Authorization", &self.authorization)
     }
+
+    pub(super) fn put(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.agent
+            .put(url)
+            .header("Authorization", &self.authorization)
+    }
+
+    pub(super) fn delete(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.agent
+            .delete(url)
+            .header("Authorization", &self.authorization)
+            .force_send_body()
+    }
+
+    /// The shared agent, without lakeFS's credentials: presigned URLs carry their own signature
+    /// (a second authorization would be refused by the object store).
+    pub(super) fn object_store(&self) -> &ureq::Agent {
+        &self.agent
+    }
+}
+
+/// TLS roots: the PEM bundle named by the first of [`CA_BUNDLE_VARIABLES`] that is set and not
+/// empty, else Mozilla's roots built into the binary.
+fn tls_config_from_environment() -> Result<ureq::tls::TlsConfig> {
+    let bundle = CA_BUNDLE_VARIABLES.iter().find_map(|name| {
+        std::env::var_os(name)
+            .filter(|value| !value.is_empty())
+            .map(|value| (*name, value))
+    });
+    let builder = ureq::tls::TlsConfig::builder();
+    let Some((variable, path)) = bundle else {
+        return Ok(builder.build());
+    };
+    let certificates = read_ca_bundle(Path::new(&path)).map_err(|reason| {
+        Error::InvalidArgument(format!(
+            "{variable}={}: {reason}",
+            Path::new(&path).display()
+        ))
+    })?;
+    Ok(builder
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(certificates)))
+        .build())
+}
+
+fn read_ca_bundle(
+    path: &Path,
+) -> std::result::Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read the CA bundle: {e}"))?;
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certificates.push(cert),
+            Ok(_) => {}
+            Err(e) => return Err(format!("not a PEM bundle: {e}")),
+        }
+    }
+    if certificates.is_empty() {
+        return Err("the CA bundle holds no PEM certificate".into());
+    }
+    Ok(certificates)
 }
 
 fn endpoint_is_loopback(url: &str) -> bool {

@@ -5,6 +5,7 @@ use std::io::Read;
 use serde::Deserialize;
 
 use super::client::{status_failure, transport_failure, LakeFsClient};
+use super::presigned::PresignedUrl;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::retry::{with_retries, AttemptError, Failure};
@@ -21,6 +22,8 @@ pub struct ObjectInfo {
     pub size: u64,
     /// lakeFS checksum (an ETag-like digest; not BLAKE3).
     pub checksum: String,
+    /// A presigned GET URL, when the listing asked for them.
+    pub presigned: Option<PresignedUrl>,
 }
 
 #[derive(Deserialize)]
@@ -45,15 +48,21 @@ struct ListEntry {
     size_bytes: Option<u64>,
     #[serde(default)]
     checksum: String,
+    #[serde(default)]
+    physical_address: String,
+    #[serde(default)]
+    physical_address_expiry: Option<i64>,
 }
 
 /// All objects of `repo@reference` whose path starts with `raw_prefix` (exactly as given: callers
-/// pass `"dir/"` to avoid sibling prefixes, or `""` for the whole repository).
+/// pass `"dir/"` to avoid sibling prefixes, or `""` for the whole repository). With `presign`,
+/// every object carries a presigned GET URL (an error if the server hands out none).
 pub fn list_objects(
     client: &LakeFsClient,
     repo: &str,
     reference: &str,
     raw_prefix: &str,
+    presign: bool,
     cancel: &CancelToken,
 ) -> Result<Vec<ObjectInfo>> {
     let mut objects = Vec::new();
@@ -68,7 +77,7 @@ pub fn list_objects(
                 ("after", &after),
                 ("amount", &amount),
                 ("user_metadata", "false"),
-                ("presign", "false"),
+                ("presign", if presign { "true" } else { "false" }),
             ],
         );
         let page: ListPage = with_retries(
@@ -98,10 +107,30 @@ pub fn list_objects(
         for entry in page.results {
             // Only objects: listings without a delimiter never return common prefixes, but be safe.
             if entry.path_type.as_deref().is_none_or(|t| t == "object") {
+                let presigned = if presign {
+                    if !entry.physical_address.starts_with("http") {
+                        return Err(Error::LakeFs {
+                            operation: "list objects",
+                            target: target(),
+                            status: None,
+                            detail: format!(
+                                "presigned listing returned no URL for {:?}",
+                                entry.path
+                            ),
+                        });
+                    }
+                    Some(PresignedUrl::new(
+                        entry.physical_address,
+                        entry.physical_address_expiry,
+                    ))
+                } else {
+                    None
+                };
                 objects.push(ObjectInfo {
                     path: entry.path,
                     size: entry.size_bytes.unwrap_or(0),
                     checksum: entry.checksum,
+                    presigned,
                 });
             }
         }
@@ -123,6 +152,12 @@ pub fn list_objects(
 /// The body of an object being received. A read error is the connection failing midway: the
 /// caller retries the whole read (or range).
 pub struct ObjectBody(ureq::BodyReader<'static>);
+
+impl ObjectBody {
+    pub(super) fn new(reader: ureq::BodyReader<'static>) -> Self {
+        Self(reader)
+    }
+}
 
 impl Read for ObjectBody {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {

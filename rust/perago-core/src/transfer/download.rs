@@ -21,8 +21,14 @@ use super::tree_hash;
 use super::workers::{run_jobs, DEFAULT_CONCURRENCY};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::lakefs::{list_objects, open_object, LakeFsClient};
+use crate::lakefs::presigned::{
+    is_refused_signature, open_presigned, presign_download, PresignedUrl,
+};
+use crate::lakefs::{data_path, list_objects, open_object, LakeFsClient, ObjectBody};
 use crate::retry::{with_retries, AttemptError, Failure};
+
+/// A presigned URL this close to its expiry is replaced before use rather than after a refusal.
+const URL_REFRESH_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Called once per download with the canonical destination and the listed total, after the
 /// listing and before anything is written (the caller reserves disk space there); an error
@@ -125,6 +131,8 @@ struct Plan<'a> {
     files: Vec<PlannedFile>,
     ranged: Vec<Option<RangedFile>>,
     hashes: Vec<OnceLock<blake3::Hash>>,
+    /// Per file, its presigned GET URL (refreshed in place); empty when bytes come through lakeFS.
+    urls: Vec<Mutex<PresignedUrl>>,
     options: DownloadOptions,
     progress: &'a TransferProgress,
 }
@@ -152,8 +160,14 @@ pub fn download_prefix(
         )));
     }
     let raw_prefix = listing_prefix(&normalize_prefix(prefix)?);
-    let objects = list_objects(client, repo, reference, &raw_prefix, cancel)?;
+    let presign = data_path(client, cancel)?.presign;
+    let mut objects = list_objects(client, repo, reference, &raw_prefix, presign, cancel)?;
     let files = plan_local_paths(&raw_prefix, &objects)?;
+    let urls: Vec<Mutex<PresignedUrl>> = objects
+        .iter_mut()
+        .filter_map(|o| o.presigned.take().map(Mutex::new))
+        .collect();
+    drop(objects);
     let total: u64 = files.iter().map(|f| f.size).sum();
     progress.set_totals(files.len() as u64, total);
 
@@ -172,6 +186,7 @@ pub fn download_prefix(
         hashes: files.iter().map(|_| OnceLock::new()).collect(),
         ranged: Vec::with_capacity(files.len()),
         files,
+        urls,
         options: options.clone(),
         progress,
     };
@@ -232,6 +247,47 @@ impl Plan<'_> {
         Ok(ranged_jobs)
     }
 
+    /// One try at opening the object (or a range of it): through lakeFS, or from its presigned
+    /// URL. A URL about to expire is replaced first; one the object store refuses is replaced
+    /// once and the try counts as transient.
+    fn open(
+        &self,
+        index: usize,
+        range: Option<(u64, u64)>,
+        refreshed: &mut bool,
+    ) -> std::result::Result<ObjectBody, AttemptError> {
+        let key = &self.files[index].key;
+        let Some(slot) = self.urls.get(index) else {
+            return Ok(open_object(
+                self.client,
+                self.repo,
+                self.reference,
+                key,
+                range,
+            )?);
+        };
+        let url = {
+            let mut url = slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if url.expires_within(URL_REFRESH_MARGIN) {
+                *url = presign_download(self.client, self.repo, self.reference, key)?;
+            }
+            url.clone()
+        };
+        match open_presigned(self.client, &url, range) {
+            Err(failure) if is_refused_signature(&failure) && !*refreshed => {
+                *refreshed = true;
+                let fresh = presign_download(self.client, self.repo, self.reference, key)?;
+                *slot
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+                Err(Failure::transient(failure.status, failure.detail).into())
+            }
+            other => Ok(other?),
+        }
+    }
+
     fn target(&self, file: usize) -> String {
         format!("{}@{}:{}", self.repo, self.reference, self.files[file].key)
     }
@@ -242,6 +298,7 @@ impl Plan<'_> {
         let mut handle = create_new_file(&path)?;
         reserve_blocks(&handle, planned.size);
         let mut first_try = true;
+        let mut refreshed = false;
         let hash = with_retries(
             self.client.retry_policy(),
             stop,
@@ -254,8 +311,7 @@ impl Plan<'_> {
                         .and_then(|()| handle.seek(SeekFrom::Start(0)))
                         .map_err(|e| Error::io(&path, e))?;
                 }
-                let mut body =
-                    open_object(self.client, self.repo, self.reference, &planned.key, None)?;
+                let mut body = self.open(index, None, &mut refreshed)?;
                 let mut hasher = blake3::Hasher::new();
                 self.copy(
                     &mut body,
@@ -290,19 +346,14 @@ impl Plan<'_> {
         let path = self.root.join(&planned.rel_path);
         let start = part as u64 * self.options.part_size;
         let end = (start + self.options.part_size).min(planned.size);
+        let mut refreshed = false;
         let cv = with_retries(
             self.client.retry_policy(),
             stop,
             "download",
             &|| format!("{} (bytes {start}-{})", self.target(index), end - 1),
             || {
-                let mut body = open_object(
-                    self.client,
-                    self.repo,
-                    self.reference,
-                    &planned.key,
-                    Some((start, end)),
-                )?;
+                let mut body = self.open(index, Some((start, end)), &mut refreshed)?;
                 let mut hasher = tree_hash::part_hasher(start);
                 self.copy(
                     &mut body,

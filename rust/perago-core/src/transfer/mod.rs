@@ -14,5 +14,7 @@ pub use download::{
 };
 pub use paths::{listing_prefix, normalize_prefix, plan_local_paths, PlannedFile};
 pub use progress::{ProgressSnapshot, TransferProgress};
-pub use upload::{upload_files, UploadItem, UploadOptions, UploadReport};
+pub use upload::{
+    upload_files, UploadItem, UploadOptions, UploadReport, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD,
+};
 pub use workers::DEFAULT_CONCURRENCY;

@@ -152,6 +152,7 @@ mod tests {
                 path: (*p).to_owned(),
                 size: 1,
                 checksum: String::new(),
+                presigned: None,
             })
             .collect()
     }
