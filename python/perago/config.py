@@ -393,8 +393,9 @@ def _lakefs(reader: _Reader) -> LakeFSConfig | None:
 
 
 def _parse_transfer_mode(name: str, value: str) -> TransferMode:
-    mode = value.strip().lower()
-    if mode == "auto" or mode == "presign" or mode == "lakefs":
+    modes: dict[str, TransferMode] = {"auto": "auto", "presign": "presign", "lakefs": "lakefs"}
+    mode = modes.get(value.strip().lower())
+    if mode is not None:
         return mode
     raise RuntimeConfigError(f"{name} must be one of {', '.join(TRANSFER_MODES)}, got {value!r}")
 
