@@ -66,7 +66,9 @@ def _write(root: Path, files: dict[str, bytes]) -> None:
 def _commit(repo: LakefsRepo, message: str) -> str:
     with repo.server.api_client() as api:
         commit = lakefs_sdk.CommitsApi(api).commit(
-            repo.name, "main", lakefs_sdk.CommitCreation(message=message, date=None, allow_empty=False)
+            repo.name,
+            "main",
+            lakefs_sdk.CommitCreation(message=message, date=None, allow_empty=False),
         )
     return str(commit.id)
 
