@@ -1,9 +1,11 @@
 """Session fixtures for real servers; the implementation lives in tests/servers_fixture.py.
 
-Fixtures: ``lakefs_server`` and ``conductor_server`` (session, started once or reused from
+Fixtures: ``lakefs_server_local`` and ``conductor_server`` (session, started once or reused from
 PERAGO_TEST_* variables), ``lakefs_server_s3`` (a lakeFS on the s3 blockstore of its own MinIO),
-``lakefs_repo`` / ``lakefs_repo_s3`` (a fresh repository per test), ``unique_name``;
-``ctrl_c_raises`` for tests that send themselves SIGINT.
+``lakefs_server`` (each of the two topologies in turn: every test using it runs on both, with
+ids ``[local]`` and ``[s3]``), ``lakefs_repo`` / ``lakefs_repo_local`` / ``lakefs_repo_s3`` (a
+fresh repository per test), ``unique_name``; ``ctrl_c_raises`` for tests that send themselves
+SIGINT.
 """
 
 from __future__ import annotations
@@ -23,9 +25,20 @@ def servers_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("servers")
 
 
+TOPOLOGIES = ("local", "s3")
+
+
 @pytest.fixture(scope="session")
-def lakefs_server(servers_state_dir: Path) -> Iterator[LakefsServer]:
+def lakefs_server_local(servers_state_dir: Path) -> Iterator[LakefsServer]:
     yield from servers_fixture.lakefs_session(servers_state_dir)
+
+
+@pytest.fixture(scope="session", params=TOPOLOGIES)
+def lakefs_server(request: pytest.FixtureRequest) -> LakefsServer:
+    """The lakeFS of one topology: ``local`` blockstore, or ``s3`` on MinIO (presigned path)."""
+    server = request.getfixturevalue(f"lakefs_server_{request.param}")
+    assert isinstance(server, LakefsServer)
+    return server
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +59,11 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def lakefs_repo(lakefs_server: LakefsServer, unique_name: str) -> Iterator[LakefsRepo]:
     yield from servers_fixture.lakefs_repo_for(lakefs_server, unique_name)
+
+
+@pytest.fixture
+def lakefs_repo_local(lakefs_server_local: LakefsServer, unique_name: str) -> Iterator[LakefsRepo]:
+    yield from servers_fixture.lakefs_repo_for(lakefs_server_local, unique_name)
 
 
 @pytest.fixture

@@ -81,6 +81,9 @@ LAKEFS_VARIABLES = (LAKEFS_ENDPOINT_URL, LAKEFS_ACCESS_KEY_ID, LAKEFS_SECRET_ACC
 # always presigned ("presign"), or always through the lakeFS server ("lakefs").
 TRANSFER_MODE = "PERAGO_TRANSFER_MODE"
 TRANSFER_MODES = ("auto", "presign", "lakefs")
+# PEM bundles of trusted CAs for https endpoints, in the order consulted (the Rust engine reads
+# the same two): like OpenSSL and requests, a bundle replaces the built-in roots.
+CA_BUNDLE_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 # Read by perago itself and passed to the Conductor SDK explicitly (never via os.environ).
 CONDUCTOR_AUTH_KEY = "CONDUCTOR_AUTH_KEY"
 CONDUCTOR_AUTH_SECRET = "CONDUCTOR_AUTH_SECRET"
@@ -179,6 +182,16 @@ class RuntimeConfig(BaseModel):
     def merged_env(self) -> Mapping[str, str]:
         """Read-only view of ``.env`` overlaid by the process environment it was loaded from."""
         return MappingProxyType(self._merged_env)
+
+
+def ca_bundle(environment: Mapping[str, str] | None = None) -> str | None:
+    """The CA bundle named by the first of ``CA_BUNDLE_VARIABLES`` that is set, else None."""
+    source = os.environ if environment is None else environment
+    for name in CA_BUNDLE_VARIABLES:
+        value = source.get(name, "").strip()
+        if value:
+            return value
+    return None
 
 
 def parse_dotenv(text: str) -> dict[str, str]:

@@ -87,9 +87,28 @@ class LakeFSServer:
         return sdk_client(self.config())
 
 
+@dataclass(frozen=True)
+class SessionLakeFS:
+    """A session lakeFS (not restartable) in the shape the transfer tests use."""
+
+    endpoint: str
+    access_key_id: str
+    secret_access_key: str
+
+    def config(self) -> LakeFSConfig:
+        return LakeFSConfig(
+            endpoint_url=self.endpoint,
+            access_key_id=self.access_key_id,
+            secret_access_key=SecretStr(self.secret_access_key),
+        )
+
+    def sdk(self) -> lakefs_sdk.ApiClient:
+        return sdk_client(self.config())
+
+
 @dataclass
 class LakeFSRepo:
-    server: LakeFSServer
+    server: LakeFSServer | SessionLakeFS
     name: str
 
     @property
@@ -148,8 +167,14 @@ def restartable_lakefs() -> Iterator[LakeFSServer]:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
+@dataclass
+class RestartableRepo(LakeFSRepo):
+    server: LakeFSServer
+
+
 @pytest.fixture
-def transfer_repo(restartable_lakefs: LakeFSServer) -> LakeFSRepo:
+def restartable_repo(restartable_lakefs: LakeFSServer) -> RestartableRepo:
+    """A repository on the private, local-blockstore lakeFS the test may stop and start."""
     lakefs_server = restartable_lakefs
     name = "t-" + uuid.uuid4().hex[:16]
     with lakefs_server.sdk() as api:
@@ -161,7 +186,22 @@ def transfer_repo(restartable_lakefs: LakeFSServer) -> LakeFSRepo:
                 storage_id=None,
             )
         )
-    return LakeFSRepo(server=lakefs_server, name=name)
+    return RestartableRepo(server=lakefs_server, name=name)
+
+
+@pytest.fixture(params=["local", "s3"])
+def transfer_repo(request: pytest.FixtureRequest) -> LakeFSRepo:
+    """A fresh repository on each topology in turn: the private local lakeFS, then the session
+    lakeFS on MinIO (where the engine transfers through presigned URLs)."""
+    if request.param == "local":
+        repo = request.getfixturevalue("restartable_repo")
+        assert isinstance(repo, LakeFSRepo)
+        return repo
+    on_s3 = request.getfixturevalue("lakefs_repo_s3")
+    assert isinstance(on_s3, LakefsRepo)
+    server = on_s3.server
+    session = SessionLakeFS(server.url, server.access_key_id, server.secret_access_key)
+    return LakeFSRepo(server=session, name=on_s3.name)
 
 
 # --- workspace runtime (shared session server from tests/conftest.py) -----------------------

@@ -21,7 +21,7 @@ from perago.config import LakeFSConfig
 from perago.errors import LakeFSError
 from perago.lakefs.client import DiffEntry, LakeFSControl
 
-from .conftest import LakeFSRepo
+from .conftest import RestartableRepo
 from .publication_support import diff_paths, read_object, sdk_client
 
 pytestmark = pytest.mark.integration
@@ -112,13 +112,13 @@ def test_wrong_secret_and_unreachable_server_raise_the_one_error_type(
     assert time.monotonic() - started < 10  # retried within its 2 s timeout, not for ~15 s
 
 
-def test_upload_and_commit_ride_out_a_lakefs_restart(transfer_repo: LakeFSRepo) -> None:
+def test_upload_and_commit_ride_out_a_lakefs_restart(restartable_repo: RestartableRepo) -> None:
     """lakeFS goes down and comes back (same data, same port) while perago uploads a small object
     and commits: both calls wait for it instead of failing, and the commit is made once."""
-    server = transfer_repo.server
+    server = restartable_repo.server
     config = server.config()
     seed_head = str(
-        BranchesApi(sdk_client(config)).get_branch(transfer_repo.name, "main").commit_id
+        BranchesApi(sdk_client(config)).get_branch(restartable_repo.name, "main").commit_id
     )
     control = LakeFSControl.from_config(config)
     server.stop()
@@ -137,15 +137,15 @@ def test_upload_and_commit_ride_out_a_lakefs_restart(transfer_repo: LakeFSRepo) 
     thread = threading.Thread(target=restart, daemon=True)
     thread.start()
     try:
-        control.upload_object(transfer_repo.name, "main", "restart/x.txt", b"survived")
-        commit = control.commit(transfer_repo.name, "main", "after restart", {"t": "1"})
+        control.upload_object(restartable_repo.name, "main", "restart/x.txt", b"survived")
+        commit = control.commit(restartable_repo.name, "main", "after restart", {"t": "1"})
     finally:
         restarted.wait(timeout=120)
         thread.join(timeout=5)
         control.close()
     assert failures == []
-    assert read_object(config, transfer_repo.name, commit, "restart/x.txt") == b"survived"
-    head = BranchesApi(sdk_client(config)).get_branch(transfer_repo.name, "main")
-    made = CommitsApi(sdk_client(config)).get_commit(transfer_repo.name, commit)
+    assert read_object(config, restartable_repo.name, commit, "restart/x.txt") == b"survived"
+    head = BranchesApi(sdk_client(config)).get_branch(restartable_repo.name, "main")
+    made = CommitsApi(sdk_client(config)).get_commit(restartable_repo.name, commit)
     assert str(head.commit_id) == commit
     assert list(made.parents) == [seed_head]  # one commit, not two

@@ -95,20 +95,20 @@ def s3_repo(lakefs_repo_s3: LakefsRepo) -> LakefsRepo:
 
 
 def test_data_path_follows_the_blockstore(
-    lakefs_server_s3: LakefsServer, lakefs_server: LakefsServer
+    lakefs_server_s3: LakefsServer, lakefs_server_local: LakefsServer
 ) -> None:
     assert _client(lakefs_server_s3).data_path() == (True, True)
-    assert _client(lakefs_server).data_path() == (False, False)
+    assert _client(lakefs_server_local).data_path() == (False, False)
     assert _client(lakefs_server_s3, "lakefs").data_path() == (False, False)
 
 
 def test_forcing_presign_where_the_blockstore_has_none_is_one_clear_error(
-    lakefs_repo: LakefsRepo, tmp_path: Path
+    lakefs_repo_local: LakefsRepo, tmp_path: Path
 ) -> None:
     (tmp_path / "a.txt").write_text("a")
-    client = _client(lakefs_repo.server, "presign")
+    client = _client(lakefs_repo_local.server, "presign")
     with pytest.raises(ValueError, match=r"blockstore \(local\) offers no presigned URLs"):
-        upload_files(client, None, lakefs_repo.name, "main", [(tmp_path / "a.txt", "a.txt")])
+        upload_files(client, None, lakefs_repo_local.name, "main", [(tmp_path / "a.txt", "a.txt")])
 
 
 def test_presigned_round_trip_moves_no_bytes_through_lakefs(

@@ -45,8 +45,8 @@ def test_config_reports_presign_on_s3(lakefs_server_s3: LakefsServer) -> None:
     assert config["pre_sign_multipart_upload"] is True
 
 
-def test_config_reports_no_presign_on_local(lakefs_server: LakefsServer) -> None:
-    config = _storage_config(lakefs_server)
+def test_config_reports_no_presign_on_local(lakefs_server_local: LakefsServer) -> None:
+    config = _storage_config(lakefs_server_local)
     assert config["blockstore_type"] == "local"
     assert config["pre_sign_support"] is False
 

@@ -24,7 +24,7 @@ from ._transfer_helpers import (
     seed_with_engine,
     write_tree,
 )
-from .conftest import LakeFSRepo
+from .conftest import LakeFSRepo, RestartableRepo
 
 pytestmark = pytest.mark.integration
 
@@ -244,14 +244,16 @@ def test_failing_progress_callback_cancels(transfer_repo: LakeFSRepo, tmp_path: 
         )
 
 
-def test_download_survives_a_server_restart(transfer_repo: LakeFSRepo, tmp_path: Path) -> None:
-    commit = _seed_many(transfer_repo, tmp_path, 3000, 100 * 1024)
+def test_download_survives_a_server_restart(
+    restartable_repo: RestartableRepo, tmp_path: Path
+) -> None:
+    commit = _seed_many(restartable_repo, tmp_path, 3000, 100 * 1024)
     restarted = threading.Event()
 
     def restart_once(progress: TransferProgress) -> None:
         if progress.files_done > 200 and not restarted.is_set():
             restarted.set()
-            server = transfer_repo.server
+            server = restartable_repo.server
 
             def restart() -> None:
                 server.stop()
@@ -260,7 +262,7 @@ def test_download_survives_a_server_restart(transfer_repo: LakeFSRepo, tmp_path:
             threading.Thread(target=restart).start()
 
     result = download_from(
-        transfer_repo,
+        restartable_repo,
         commit,
         "many",
         tmp_path / "ws",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from perago.devservers.minio import S3Target
 from perago.devservers.process import LOOPBACK, answers_2xx, loopback_url
+from perago.devservers.tls import TlsFiles
 
 HEALTH_PATH = "/_health"
 # How long presigned URLs stay valid (lakeFS's default is 15m; `blockstore.s3.pre_signed_expiry`).
@@ -68,6 +69,8 @@ def environment(
     creds: LakefsCredentials,
     encrypt_key: str,
     s3: S3Target | None = None,
+    *,
+    tls: TlsFiles | None = None,
 ) -> dict[str, str]:
     """All configuration by environment: loopback only, nothing phones home.
 
@@ -99,6 +102,15 @@ def environment(
         LAKEFS_EMAIL_SUBSCRIPTION_ENABLED="false",
         LAKEFS_LOGGING_LEVEL="INFO",
     )
+    if tls is not None:
+        # https on its own port, and trust of the CA for an https object store (Go's TLS reads
+        # SSL_CERT_FILE).
+        env.update(
+            LAKEFS_TLS_ENABLED="true",
+            LAKEFS_TLS_CERT_FILE=str(tls.certificate),
+            LAKEFS_TLS_KEY_FILE=str(tls.private_key),
+            SSL_CERT_FILE=str(tls.ca_certificate),
+        )
     return env
 
 

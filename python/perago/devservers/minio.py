@@ -65,8 +65,12 @@ def generate_credentials() -> MinioCredentials:
     return MinioCredentials(key_id, secrets.token_urlsafe(30))
 
 
-def command(binary: Path, data_dir: Path, port: int, console_port: int) -> list[str]:
+def command(
+    binary: Path, data_dir: Path, port: int, console_port: int, certs_dir: Path | None = None
+) -> list[str]:
     # The console is disabled (MINIO_BROWSER=off); its address is still pinned to loopback.
+    # With ``certs_dir`` (public.crt + private.key) MinIO serves https only.
+    tls = [] if certs_dir is None else ["--certs-dir", str(certs_dir)]
     return [
         str(binary),
         "server",
@@ -75,6 +79,7 @@ def command(binary: Path, data_dir: Path, port: int, console_port: int) -> list[
         f"{LOOPBACK}:{port}",
         "--console-address",
         f"{LOOPBACK}:{console_port}",
+        *tls,
     ]
 
 

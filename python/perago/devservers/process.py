@@ -94,9 +94,9 @@ def wait_port_free(port: int, timeout: float = 10.0) -> None:
         time.sleep(0.2)
 
 
-def loopback_url(port: int) -> str:
+def loopback_url(port: int, *, tls: bool = False) -> str:
     """The root URL of a dev server listening on ``port`` of the loopback interface."""
-    return f"http://{LOOPBACK}:{port}"
+    return f"{'https' if tls else 'http'}://{LOOPBACK}:{port}"
 
 
 def answers_2xx(url: str) -> bool:

@@ -18,6 +18,7 @@ from perago.devservers.lakefs import LakefsCredentials
 from perago.devservers.minio import MinioCredentials, S3Target
 from perago.devservers.provision import Progress, print_progress
 from perago.devservers.state import DevState, ServerRecord
+from perago.devservers.tls import TlsFiles
 from perago.host.processes import group_exists
 from perago.host.secure_files import ensure_private_directory, write_private_file
 
@@ -130,9 +131,14 @@ def minio_data_dir(state_dir: Path) -> Path:
 
 
 def launch_minio(
-    state_dir: Path, progress: Progress = print_progress, *, port: int | None = None
+    state_dir: Path,
+    progress: Progress = print_progress,
+    *,
+    port: int | None = None,
+    tls: TlsFiles | None = None,
 ) -> tuple[Launched, MinioCredentials]:
-    """Start MinIO with its data under ``state_dir/minio`` on ``port`` (default: a free one)."""
+    """Start MinIO with its data under ``state_dir/minio`` on ``port`` (default: a free one);
+    with ``tls``, on https only."""
     binary = provision.ensure_minio(progress)
     data = minio_data_dir(state_dir)
     creds = _minio_secrets(data)
@@ -140,12 +146,15 @@ def launch_minio(
     log = state_dir / "minio.log"
     progress(f"starting MinIO on 127.0.0.1:{port}")
     proc = process.spawn(
-        minio.command(binary.minio, data, port, process.free_port()),
+        minio.command(
+            binary.minio, data, port, process.free_port(), None if tls is None else tls.directory
+        ),
         env=minio.environment(creds),
         cwd=data,
         log_path=log,
     )
-    record = ServerRecord("minio", proc.pid, port, minio.base_url(port), str(log), binary.version)
+    url = minio.base_url(port, tls=tls is not None)
+    record = ServerRecord("minio", proc.pid, port, url, str(log), binary.version)
     return Launched(record, proc), creds
 
 
@@ -163,6 +172,7 @@ def launch_lakefs(
     *,
     port: int | None = None,
     s3: S3Target | None = None,
+    tls: TlsFiles | None = None,
 ) -> tuple[Launched, LakefsCredentials]:
     """Start lakeFS with its data under ``lakefs_data_dir(state_dir)`` on ``port`` (default: a
     free one), on the local blockstore or, with ``s3``, on that bucket.
@@ -180,11 +190,12 @@ def launch_lakefs(
     progress(f"starting lakeFS v{bins.version} on 127.0.0.1:{port}{where}")
     proc = process.spawn(
         lakefs.command(bins.lakefs),
-        env=lakefs.environment(data, port, creds, encrypt, s3),
+        env=lakefs.environment(data, port, creds, encrypt, s3, tls=tls),
         cwd=data,
         log_path=log,
     )
-    record = ServerRecord("lakefs", proc.pid, port, lakefs.base_url(port), str(log), bins.version)
+    url = lakefs.base_url(port, tls=tls is not None)
+    record = ServerRecord("lakefs", proc.pid, port, url, str(log), bins.version)
     return Launched(record, proc), creds
 
 

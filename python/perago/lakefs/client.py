@@ -76,7 +76,7 @@ from urllib3.exceptions import (
     TimeoutError as Urllib3TimeoutError,
 )
 
-from perago.config import DEFAULT_CONTROL_TIMEOUT_SECONDS, LakeFSConfig
+from perago.config import DEFAULT_CONTROL_TIMEOUT_SECONDS, LakeFSConfig, ca_bundle
 from perago.engine import LAKEFS_PAGE_SIZE
 from perago.errors import LakeFSError
 
@@ -188,6 +188,9 @@ class LakeFSControl:
         # No hidden urllib3 retries: a timed-out PUT (hard reset) must not silently run again
         # behind the publisher's back; this client retries only what the docstring lists.
         configuration.retries = 0  # type: ignore[assignment]
+        # The engine's trust, for https endpoints with a private CA (urllib3 alone would honour
+        # SSL_CERT_FILE but not REQUESTS_CA_BUNDLE).
+        configuration.ssl_ca_cert = ca_bundle()
         self._client = ApiClient(configuration)
         self._branches = BranchesApi(self._client)
         self._commits = CommitsApi(self._client)
