@@ -1,4 +1,5 @@
-"""``perago bench stage`` / ``perago bench attempt`` on a tiny tree against the real lakeFS."""
+"""``perago bench stage`` / ``perago bench attempt`` on a tiny tree against the real lakeFS, on
+each topology (``--blockstore local|s3``; rows carry it as ``topology``)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ def _run_bench(server: LakefsServer, tmp_path: Path, *args: str) -> list[dict[st
     before = _bench_repositories(server)
     lakectl = lakectl_env(server.url, server.access_key_id, server.secret_access_key)
     env = clean_environment(lakectl, without=("LAKECTL_",))
+    where = ["--blockstore", server.blockstore]
+    if server.blockstore == "s3":  # the session's bucket (the runner's env may name no bucket)
+        where += ["--namespace", server.namespace_root + "perago-bench"]
     completed = run_captured(
-        [PERAGO, "bench", *args, "--json", "--work-dir", tmp_path],
+        [PERAGO, "bench", *args, *where, "--json", "--work-dir", tmp_path],
         env=env,
         cwd=tmp_path,
         timeout=600,
@@ -34,6 +38,7 @@ def _run_bench(server: LakefsServer, tmp_path: Path, *args: str) -> list[dict[st
     assert "deleted bench repository bench-" in completed.stderr
     rows = json.loads(completed.stdout)
     assert isinstance(rows, list)
+    assert [row["topology"] for row in rows] == [server.blockstore] * len(rows)
     return rows
 
 

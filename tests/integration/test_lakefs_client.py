@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from perago.config import LakeFSConfig
 from perago.errors import LakeFSError
 from perago.lakefs.client import DiffEntry, LakeFSControl
+from tests.servers_fixture import LakefsServer
 
 from .conftest import RestartableRepo
 from .publication_support import diff_paths, read_object, sdk_client
@@ -37,10 +38,10 @@ def control(lakefs_config: LakeFSConfig) -> Iterator[LakeFSControl]:
 
 
 def test_repository_objects_commit_diff_and_branches(
-    control: LakeFSControl, lakefs_config: LakeFSConfig
+    control: LakeFSControl, lakefs_config: LakeFSConfig, lakefs_server: LakefsServer
 ) -> None:
     repository = "client-" + uuid.uuid4().hex[:12]
-    namespace = f"local://perago-client-test/{repository}"
+    namespace = f"{lakefs_server.namespace_root}perago-client-test/{repository}"
     control.create_repository(repository, namespace)
     try:
         assert control.storage_namespace(repository) == namespace

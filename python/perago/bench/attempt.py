@@ -13,6 +13,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -23,6 +24,7 @@ from perago.attempt.identity import AttemptStats, TaskAttempt
 from perago.bench import lakefs_setup
 from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt
 from perago.bench.report import Row, print_table, rows_to_json
+from perago.bench.topology import Blockstore, BlockstoreOpt, NamespaceOpt
 from perago.definition.decorator import TaskDefinition
 from perago.definition.workspace import WorkspaceSpec, workspace_task_input
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
@@ -139,13 +141,15 @@ def attempt_command(
     files: int | None = FilesOpt,
     size: str | None = SizeOpt,
     as_json: bool = JsonOpt,
-    namespace: str = lakefs_setup.NamespaceOpt,
+    namespace: str | None = NamespaceOpt,
     work_dir: Path | None = lakefs_setup.WorkDirOpt,
+    blockstore: Blockstore = BlockstoreOpt,
 ) -> None:
     """Per-attempt overhead of a writable task that changes 1 file (download..publish)."""
     row = lakefs_setup.run_seeded(
-        lambda seeded, work: run_attempt_bench(
-            seeded, work, attempts, lambda line: typer.echo(line, err=True)
+        lambda seeded, work: replace(
+            run_attempt_bench(seeded, work, attempts, lambda line: typer.echo(line, err=True)),
+            topology=seeded.topology,
         ),
         name="attempt",
         files=DEFAULT_FILES if files is None else files,
@@ -153,11 +157,12 @@ def attempt_command(
         default_size=DEFAULT_SIZE,
         namespace_root=namespace,
         work_dir=work_dir,
+        blockstore=blockstore,
     )
     if as_json:
         typer.echo(rows_to_json([row]))
         return
-    print_table([row], title="perago bench attempt")
+    print_table([row], title=f"perago bench attempt ({row.topology})")
     assert row.median_s is not None
     assert row.phase_ms is not None
     typer.echo(f"median total: {row.median_s * 1000:.1f} ms over {attempts} attempts")

@@ -1,10 +1,9 @@
-"""lakeFS set-up shared by the stage and attempt benches: the server from the environment, a
-seeded repository, and the diff used to verify how many objects a commit changed (all through
-perago's one lakeFS client, ``Server.control``)."""
+"""lakeFS set-up shared by the stage and attempt benches: the server (``--blockstore``, see
+:mod:`perago.bench.topology`), a seeded repository, and the diff used to verify how many objects a
+commit changed (all through perago's one lakeFS client, ``Server.control``)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -17,12 +16,12 @@ import typer
 from perago.bench import transfer as bench_transfer
 from perago.bench.repository import bench_repository
 from perago.bench.sizes import parse_size
+from perago.bench.topology import Blockstore, bench_target
 from perago.bench.transfer_child import upload_items
 from perago.config import LakeFSConfig
 from perago.engine import transfer
 
 PREFIX = "data"
-LAKECTL_CACHE_GLOB = ".cache/perago/servers/lakefs/*/bin/lakectl"
 T = TypeVar("T")
 
 NamespaceOpt = typer.Option(
@@ -38,6 +37,8 @@ class SeededRepo:
     commit: str
     files: int
     size: int
+    # lakeFS's blockstore under ``server``: the ``topology`` of the bench's rows.
+    topology: str = Blockstore.LOCAL.value
 
     @property
     def config(self) -> LakeFSConfig:
@@ -45,7 +46,13 @@ class SeededRepo:
 
 
 def seed_repository(
-    server: bench_transfer.Server, repository: str, work: Path, files: int, size: int
+    server: bench_transfer.Server,
+    repository: str,
+    work: Path,
+    files: int,
+    size: int,
+    *,
+    topology: str = Blockstore.LOCAL.value,
 ) -> SeededRepo:
     """Commit ``files`` x ``size`` bytes under ``data/`` to the empty repository's ``main``."""
     source = Path(tempfile.mkdtemp(prefix="seed-", dir=work))
@@ -57,7 +64,7 @@ def seed_repository(
     finally:
         shutil.rmtree(source, ignore_errors=True)
     commit = server.control.commit(repository, "main", "seed", {})
-    return SeededRepo(server, repository, commit, files, size)
+    return SeededRepo(server, repository, commit, files, size, topology)
 
 
 def run_seeded(
@@ -67,11 +74,13 @@ def run_seeded(
     files: int,
     size: str | None,
     default_size: int,
-    namespace_root: str,
+    namespace_root: str | None,
     work_dir: Path | None,
+    blockstore: Blockstore = Blockstore.LOCAL,
 ) -> T:
-    """Seed a fresh repository from a scratch directory, run ``bench`` on it, clean up (the
-    scratch directory, the repository and, on a ``perago dev up`` server, its objects).
+    """Seed a fresh repository from a scratch directory on the lakeFS of ``blockstore``, run
+    ``bench`` on it, clean up (the scratch directory, the repository and, on a ``perago dev up``
+    server, its objects; a private s3 stack goes whole).
 
     Bad options or a failing server end the command with one ``error:`` line and exit code 1.
     """
@@ -79,17 +88,20 @@ def run_seeded(
         if files < 1:
             raise ValueError("--files must be at least 1")
         each = default_size if size is None else parse_size(size)
-        server = bench_transfer.server_from_env()
-        work = Path(tempfile.mkdtemp(prefix=f"perago-bench-{name}-", dir=work_dir))
-        try:
-            with bench_repository(server, namespace_root, log=_log) as repository:
-                _log(f"seeding {files} x {each} B into {repository}")
-                seeded = seed_repository(server, repository, work, files, each)
-                _log(f"seeded {seeded.repository}@{seeded.commit}")
-                return bench(seeded, work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    except (ValueError, RuntimeError, OSError) as exc:
+        with bench_target(blockstore, namespace_root, work_dir=work_dir, log=_log) as target:
+            server = target.server
+            work = Path(tempfile.mkdtemp(prefix=f"perago-bench-{name}-", dir=work_dir))
+            try:
+                with bench_repository(server, target.namespace_root, log=_log) as repository:
+                    _log(f"seeding {files} x {each} B into {repository} ({target.topology})")
+                    seeded = seed_repository(
+                        server, repository, work, files, each, topology=target.topology.value
+                    )
+                    _log(f"seeded {seeded.repository}@{seeded.commit}")
+                    return bench(seeded, work)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    except (ValueError, RuntimeError, OSError) as exc:  # DevServerError is a RuntimeError
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -104,9 +116,5 @@ def changed_objects(server: bench_transfer.Server, repository: str, left: str, r
 
 
 def find_lakectl() -> str | None:
-    """``lakectl`` on PATH / ``PERAGO_LAKECTL_BIN``, else the one ``perago dev`` installed."""
-    explicit = bench_transfer._lakectl()
-    if explicit:
-        return explicit
-    cached = sorted(Path.home().glob(LAKECTL_CACHE_GLOB))
-    return str(cached[-1]) if cached and os.access(cached[-1], os.X_OK) else None
+    """``lakectl`` on PATH / ``PERAGO_LAKECTL_BIN``, else the one ``perago dev`` built."""
+    return bench_transfer.find_lakectl()

@@ -32,6 +32,8 @@ class Row:
     # ``perago bench fleet``: workflows run and those verified as published exactly once.
     workflows: int | None = None
     verified: int | None = None
+    # The lakeFS benches (download, upload, stage, attempt): lakeFS's blockstore, "local" or "s3".
+    topology: str | None = None
 
     @classmethod
     def measured(
@@ -61,6 +63,7 @@ class Row:
         return cls(scenario, tool, None, None, None, None, why)
 
     def as_json(self) -> dict[str, object]:
+        where: dict[str, object] = {} if self.topology is None else {"topology": self.topology}
         extra: dict[str, object] = {}
         if self.objects_uploaded is not None:
             extra["objects_uploaded"] = self.objects_uploaded
@@ -75,6 +78,7 @@ class Row:
         return {
             "scenario": self.scenario,
             "tool": self.tool,
+            **where,
             "median_s": self.median_s,
             "mb_per_s": self.mb_per_s,
             "files_per_s": self.files_per_s,

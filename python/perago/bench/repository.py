@@ -2,8 +2,9 @@
 
 A bench moves gigabytes into its repository; left behind, a few runs fill the disk. The repository
 is deleted through the API; its objects go too when the server is the ``perago dev up`` lakeFS,
-whose block directory perago knows (``Server.block_dir``). For any other server lakeFS keeps the
-objects until its garbage collection runs, and the bench says so.
+whose block directory perago knows (``Server.block_dir``), or a private MinIO + lakeFS the bench
+started and deletes whole (``Server.disposable``, ``--blockstore s3``). For any other server lakeFS
+keeps the objects until its garbage collection runs, and the bench says so.
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ def remove_bench_repository(
     except (RuntimeError, OSError) as exc:
         log(f"warning: could not delete bench repository {repository}: {exc}")
         return
+    if server.disposable:
+        log(
+            f"deleted bench repository {repository}; its objects go with the private MinIO "
+            "when the bench ends"
+        )
+        return
+    # An ``s3://`` namespace (``--blockstore s3`` on the environment's lakeFS) is cleaned up
+    # through lakeFS only: the repository is deleted, its objects stay in the bucket until
+    # lakeFS's garbage collection (the local-blockstore directory removal does not apply).
     if server.block_dir is None or not namespace.startswith(blockstore.LOCAL_SCHEME):
         log(
             f"deleted bench repository {repository}, but its storage namespace {namespace} "

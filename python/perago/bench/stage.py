@@ -4,7 +4,8 @@ perago: download the tree once (baseline snapshot), then per run rewrite the sam
 new bytes and time ``detect_changes`` + ``LakeFSWorkspaceRuntime.stage_workspace`` (branch from
 the input commit, upload, commit). lakectl: ``lakectl local clone`` once, then per run the same
 edit and ``lakectl local commit`` (its own status scan + upload + commit). After every run lakeFS's
-diff API must report exactly one changed object, or the bench fails.
+diff API must report exactly one changed object, or the bench fails. ``--blockstore s3`` runs it
+on a lakeFS over a real MinIO (:mod:`perago.bench.topology`); rows carry their ``topology``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -25,6 +27,7 @@ from perago.bench import lakefs_setup
 from perago.bench import transfer as bench_transfer
 from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt
 from perago.bench.report import Row, print_table, ratio, rows_to_json
+from perago.bench.topology import Blockstore, BlockstoreOpt, NamespaceOpt
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
 from perago.engine.snapshot import detect_changes
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
@@ -147,7 +150,7 @@ def run_stage_bench(
         rows.append(lakectl_row(seeded, work, repeat, lakectl))
     elif use_lakectl:
         rows.append(Row.missing(rows[0].scenario, "lakectl", "lakectl not found"))
-    return rows
+    return [replace(row, topology=seeded.topology) for row in rows]
 
 
 def stage_command(
@@ -156,9 +159,10 @@ def stage_command(
     size: str | None = SizeOpt,
     as_json: bool = JsonOpt,
     repeat: int = RepeatOpt,
-    namespace: str = lakefs_setup.NamespaceOpt,
+    namespace: str | None = NamespaceOpt,
     work_dir: Path | None = lakefs_setup.WorkDirOpt,
     lakectl: bool = LakectlOpt,
+    blockstore: Blockstore = BlockstoreOpt,
 ) -> None:
     """Stage a 1-file change in a 10,000 x 100 KiB workspace: perago vs `lakectl local commit`."""
     rows = lakefs_setup.run_seeded(
@@ -169,11 +173,12 @@ def stage_command(
         default_size=DEFAULT_SIZE,
         namespace_root=namespace,
         work_dir=work_dir,
+        blockstore=blockstore,
     )
     if as_json:
         typer.echo(rows_to_json(rows))
         return
-    print_table(rows, title="perago bench stage")
+    print_table(rows, title=f"perago bench stage ({rows[0].topology})")
     scenario = rows[0].scenario
     for row in rows:
         typer.echo(f"{row.tool}: objects changed per lakeFS diff = {row.objects_uploaded}")

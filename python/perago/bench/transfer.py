@@ -7,7 +7,9 @@ server comes from ``LAKECTL_SERVER_ENDPOINT_URL`` / ``LAKECTL_CREDENTIALS_ACCESS
 passed to children through the environment, never on a command line.
 
 ``perago bench download`` and ``perago bench upload`` are ``download_command`` and
-``upload_command`` (listed in ``perago.bench.cli``).
+``upload_command`` (listed in ``perago.bench.cli``). ``--blockstore s3`` runs both tools against a
+lakeFS on an S3 blockstore over a real MinIO instead (:mod:`perago.bench.topology`); every row
+carries the ``topology`` it was measured on.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from perago.bench.sizes import MIB, parse_size
+from perago.bench.topology import Blockstore, BlockstoreOpt, NamespaceOpt, bench_target
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET, upload_items
 from perago.devservers import blockstore
 from perago.engine import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, REMOTE_RANGED_THRESHOLD
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from perago.lakefs.client import LakeFSControl
 
 LAUNCHER = Path(__file__).with_name("child_launcher.py")
+LAKECTL_CACHE_GLOB = ".cache/perago/servers/lakefs/*/bin/lakectl"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Row:
     mb_per_s: float
     files_per_s: float
     peak_rss_mb: float
+    # lakeFS's blockstore under the measured server: "local" or "s3" (perago.bench.topology).
+    topology: str = Blockstore.LOCAL.value
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,9 @@ class Server:
     # The local blockstore directory when perago started this lakeFS (``perago dev up``): the
     # benches then also remove their repositories' objects, which lakeFS's API cannot.
     block_dir: Path | None = None
+    # A server the bench started for itself and deletes whole, objects included, when it ends
+    # (the private MinIO + lakeFS of ``--blockstore s3``).
+    disposable: bool = False
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -115,8 +124,13 @@ def _dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+def merged_environment() -> dict[str, str]:
+    """``./.env`` overlaid by the process environment."""
+    return {**_dotenv(Path.cwd() / ".env"), **os.environ}
+
+
 def server_from_env() -> Server:
-    merged = {**_dotenv(Path.cwd() / ".env"), **os.environ}
+    merged = merged_environment()
     missing = [k for k in (ENV_ENDPOINT, ENV_KEY, ENV_SECRET) if not merged.get(k, "").strip()]
     if missing:
         raise ValueError(f"lakeFS connection is not configured; missing {', '.join(missing)}")
@@ -171,7 +185,15 @@ def measure(command: Sequence[str], env: dict[str, str]) -> Measurement:
     return Measurement(float(seconds), int(peak_kib) / 1024)
 
 
-def _row(scenario: str, tool: str, runs: list[Measurement], files: int, size: int) -> Row:
+def _row(
+    scenario: str,
+    tool: str,
+    runs: list[Measurement],
+    files: int,
+    size: int,
+    *,
+    topology: str = Blockstore.LOCAL.value,
+) -> Row:
     median = statistics.median(r.seconds for r in runs)
     return Row(
         scenario=scenario,
@@ -180,6 +202,7 @@ def _row(scenario: str, tool: str, runs: list[Measurement], files: int, size: in
         mb_per_s=round(size / MIB / median, 1),
         files_per_s=round(files / median, 1),
         peak_rss_mb=round(max(r.peak_rss_mb for r in runs), 1),
+        topology=topology,
     )
 
 
@@ -226,6 +249,22 @@ def _lakectl() -> str | None:
     return shutil.which("lakectl") or os.environ.get("PERAGO_LAKECTL_BIN")
 
 
+def find_lakectl() -> str | None:
+    """``lakectl`` on PATH / ``PERAGO_LAKECTL_BIN``, else the one ``perago dev`` installed."""
+    explicit = _lakectl()
+    if explicit:
+        return explicit
+    cached = sorted(Path.home().glob(LAKECTL_CACHE_GLOB))
+    return str(cached[-1]) if cached and os.access(cached[-1], os.X_OK) else None
+
+
+def _find_lakectl_or_say(log: Callable[[str], None]) -> str | None:
+    lakectl = find_lakectl()
+    if lakectl is None:
+        log("lakectl not found (PATH, PERAGO_LAKECTL_BIN, perago dev's cache): perago rows only")
+    return lakectl
+
+
 @dataclass(frozen=True)
 class DataSet:
     scenario_suffix: str
@@ -245,6 +284,7 @@ class Workload:
     repeat: int
     concurrency: int | None
     namespace_root: str
+    topology: str = Blockstore.LOCAL.value
 
     def datasets(self, work: Path) -> list[DataSet]:
         out: list[DataSet] = []
@@ -265,8 +305,10 @@ def _measured_rows(
     *,
     repeat: int,
     log: Callable[[str], None],
+    topology: str = Blockstore.LOCAL.value,
 ) -> list[Row]:
-    """``repeat`` runs per tool on one data set, one row per tool (scenario ``<kind>-<set>``).
+    """``repeat`` runs per tool on one data set, one row per tool (scenario ``<kind>-<set>``),
+    each row marked with the ``topology`` it ran on.
 
     Tools alternate run by run, and every run starts after ``sync``: the gigabytes the previous
     run (or the seeding) left dirty in the page cache are written back first instead of slowing
@@ -279,7 +321,8 @@ def _measured_rows(
             runs[tool].append(one_run(n))
     rows = []
     for tool, measured in runs.items():
-        rows.append(_row(f"{kind}-{data.scenario_suffix}", tool, measured, data.files, data.bytes))
+        scenario = f"{kind}-{data.scenario_suffix}"
+        rows.append(_row(scenario, tool, measured, data.files, data.bytes, topology=topology))
         log(json.dumps(asdict(rows[-1])))
     return rows
 
@@ -313,7 +356,7 @@ def _download_rows(
 
     creds = LakeFSCredentials(server.access_key_id, server.secret_access_key)
     rows: list[Row] = []
-    lakectl = _lakectl()
+    lakectl = _find_lakectl_or_say(log)
     for data in load.datasets(work):
         upload_files(
             server.endpoint, creds, repo, "main", upload_items(data.source, data.scenario_suffix)
@@ -330,7 +373,9 @@ def _download_rows(
             tool: partial(_download_once, server, work / f"dl-{tool}", command)
             for tool, command in tools.items()
         }
-        rows += _measured_rows("download", data, runs_by_tool, repeat=load.repeat, log=log)
+        rows += _measured_rows(
+            "download", data, runs_by_tool, repeat=load.repeat, log=log, topology=load.topology
+        )
     return rows
 
 
@@ -351,7 +396,7 @@ def run_upload(
     from perago.bench.repository import bench_repository  # imported late: it builds on this module
 
     rows: list[Row] = []
-    lakectl = _lakectl()
+    lakectl = _find_lakectl_or_say(log)
     with bench_repository(server, load.namespace_root, log=log) as repo:
         for data in load.datasets(work):
             runs_by_tool = {
@@ -365,7 +410,9 @@ def run_upload(
                 ).upload_once
                 for tool in ["perago"] + (["lakectl"] if lakectl else [])
             }
-            rows += _measured_rows("upload", data, runs_by_tool, repeat=load.repeat, log=log)
+            rows += _measured_rows(
+                "upload", data, runs_by_tool, repeat=load.repeat, log=log, topology=load.topology
+            )
     return rows
 
 
@@ -411,13 +458,13 @@ class _UploadTarget:
 
 def format_table(rows: Sequence[Row]) -> str:
     header = (
-        f"{'scenario':<18} {'tool':<8} {'median_s':>9} {'MB/s':>8} {'files/s':>10} "
-        f"{'peak_rss_mb':>11}"
+        f"{'scenario':<18} {'tool':<8} {'topology':<8} {'median_s':>9} {'MB/s':>8} "
+        f"{'files/s':>10} {'peak_rss_mb':>11}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
-            f"{r.scenario:<18} {r.tool:<8} {r.median_s:>9.3f} {r.mb_per_s:>8.1f} "
+            f"{r.scenario:<18} {r.tool:<8} {r.topology:<8} {r.median_s:>9.3f} {r.mb_per_s:>8.1f} "
             f"{r.files_per_s:>10.1f} {r.peak_rss_mb:>11.1f}"
         )
     return "\n".join(lines)
@@ -435,7 +482,6 @@ _CONCURRENCY = typer.Option(
     "--concurrency",
     help=f"perago parallel requests (default {DEFAULT_CONCURRENCY}).",
 )
-_NAMESPACE = typer.Option("local://perago-bench", "--namespace", help="Storage namespace root.")
 _JSON = typer.Option(None, "--json", help="Write the rows as JSON to this file.")
 _WORKDIR = typer.Option(None, "--workdir", help="Scratch directory (default: a temp dir).")
 _PART_SIZE = typer.Option(
@@ -462,32 +508,35 @@ def _command(
     large_size: str,
     repeat: int,
     concurrency: int | None,
-    namespace: str,
+    namespace: str | None,
+    blockstore: Blockstore,
     json_path: Path | None,
     workdir: Path | None,
     extra: Callable[[], dict[str, object]] = dict,
 ) -> None:
+    def log(line: str) -> None:
+        typer.echo(line, err=True)
+
     try:
-        server = server_from_env()
         small, large = parse_size(size), parse_size(large_size)
         options = extra()
-        work = Path(tempfile.mkdtemp(prefix="perago-bench-", dir=workdir))
-        load = Workload(
-            files=files,
-            size=small,
-            large_files=large_files,
-            large_size=large,
-            repeat=max(1, repeat),
-            concurrency=concurrency,
-            namespace_root=namespace,
-        )
-        try:
-            rows = runner(
-                server, work, load, log=lambda line: typer.echo(line, err=True), **options
+        with bench_target(blockstore, namespace, work_dir=workdir, log=log) as target:
+            work = Path(tempfile.mkdtemp(prefix="perago-bench-", dir=workdir))
+            load = Workload(
+                files=files,
+                size=small,
+                large_files=large_files,
+                large_size=large,
+                repeat=max(1, repeat),
+                concurrency=concurrency,
+                namespace_root=target.namespace_root,
+                topology=target.topology.value,
             )
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    except (ValueError, RuntimeError, OSError) as exc:
+            try:
+                rows = runner(target.server, work, load, log=log, **options)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    except (ValueError, RuntimeError, OSError) as exc:  # DevServerError is a RuntimeError
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(format_table(rows))
@@ -502,7 +551,8 @@ def download_command(  # noqa: PLR0917 - typer options are parameters
     large_size: str = _LARGE_SIZE,
     repeat: int = _REPEAT,
     concurrency: int | None = _CONCURRENCY,
-    namespace: str = _NAMESPACE,
+    namespace: str | None = NamespaceOpt,
+    blockstore: Blockstore = BlockstoreOpt,
     json_path: Path | None = _JSON,
     workdir: Path | None = _WORKDIR,
     part_size: str | None = _PART_SIZE,
@@ -527,6 +577,7 @@ def download_command(  # noqa: PLR0917 - typer options are parameters
         repeat=repeat,
         concurrency=concurrency,
         namespace=namespace,
+        blockstore=blockstore,
         json_path=json_path,
         workdir=workdir,
         extra=ranged,
@@ -540,7 +591,8 @@ def upload_command(  # noqa: PLR0917 - typer options are parameters
     large_size: str = _LARGE_SIZE,
     repeat: int = _REPEAT,
     concurrency: int | None = _CONCURRENCY,
-    namespace: str = _NAMESPACE,
+    namespace: str | None = NamespaceOpt,
+    blockstore: Blockstore = BlockstoreOpt,
     json_path: Path | None = _JSON,
     workdir: Path | None = _WORKDIR,
 ) -> None:
@@ -554,6 +606,7 @@ def upload_command(  # noqa: PLR0917 - typer options are parameters
         repeat=repeat,
         concurrency=concurrency,
         namespace=namespace,
+        blockstore=blockstore,
         json_path=json_path,
         workdir=workdir,
     )
