@@ -66,6 +66,32 @@ pub fn list_objects(
     cancel: &CancelToken,
 ) -> Result<Vec<ObjectInfo>> {
     let mut objects = Vec::new();
+    for_each_listing_page(
+        client,
+        repo,
+        reference,
+        raw_prefix,
+        presign,
+        cancel,
+        |page| {
+            objects.extend(page);
+            Ok(())
+        },
+    )?;
+    Ok(objects)
+}
+
+/// [`list_objects`] one page (at most [`PAGE_SIZE`] objects) at a time, in listing order, so a
+/// caller never needs to hold the whole listing.
+pub fn for_each_listing_page(
+    client: &LakeFsClient,
+    repo: &str,
+    reference: &str,
+    raw_prefix: &str,
+    presign: bool,
+    cancel: &CancelToken,
+    mut on_page: impl FnMut(Vec<ObjectInfo>) -> Result<()>,
+) -> Result<()> {
     let mut after = String::new();
     let amount = PAGE_SIZE.to_string();
     let target = || format!("{repo}@{reference}:{raw_prefix}");
@@ -104,6 +130,7 @@ pub fn list_objects(
                 })
             },
         )?;
+        let mut objects = Vec::with_capacity(page.results.len());
         for entry in page.results {
             // Only objects: listings without a delimiter never return common prefixes, but be safe.
             if entry.path_type.as_deref().is_none_or(|t| t == "object") {
@@ -134,8 +161,9 @@ pub fn list_objects(
                 });
             }
         }
+        on_page(objects)?;
         if !page.pagination.has_more {
-            return Ok(objects);
+            return Ok(());
         }
         if page.pagination.next_offset.is_empty() || page.pagination.next_offset == after {
             return Err(Error::LakeFs {

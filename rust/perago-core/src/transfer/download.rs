@@ -18,12 +18,11 @@ use super::paths::{
 };
 use super::progress::TransferProgress;
 use super::tree_hash;
+use super::url_feed::UrlFeed;
 use super::workers::{run_jobs, DEFAULT_CONCURRENCY};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::lakefs::presigned::{
-    is_refused_signature, open_presigned, presign_download, PresignedUrl,
-};
+use crate::lakefs::presigned::{is_refused_signature, open_presigned, presign_download};
 use crate::lakefs::{data_path, list_objects, open_object, LakeFsClient, ObjectBody};
 use crate::retry::{with_retries, AttemptError, Failure};
 
@@ -131,8 +130,10 @@ struct Plan<'a> {
     files: Vec<PlannedFile>,
     ranged: Vec<Option<RangedFile>>,
     hashes: Vec<OnceLock<blake3::Hash>>,
-    /// Per file, its presigned GET URL (refreshed in place); empty when bytes come through lakeFS.
-    urls: Vec<Mutex<PresignedUrl>>,
+    /// Presigned GET URLs, handed out while the download runs; `None` when bytes come through
+    /// lakeFS.
+    urls: Option<UrlFeed>,
+    raw_prefix: String,
     options: DownloadOptions,
     progress: &'a TransferProgress,
 }
@@ -161,12 +162,10 @@ pub fn download_prefix(
     }
     let raw_prefix = listing_prefix(&normalize_prefix(prefix)?);
     let presign = data_path(client, cancel)?.presign;
-    let mut objects = list_objects(client, repo, reference, &raw_prefix, presign, cancel)?;
+    // Keys and sizes only, however the bytes travel: presigned URLs are listed again, a page
+    // at a time, while the download runs (see `url_feed`).
+    let objects = list_objects(client, repo, reference, &raw_prefix, false, cancel)?;
     let files = plan_local_paths(&raw_prefix, &objects)?;
-    let urls: Vec<Mutex<PresignedUrl>> = objects
-        .iter_mut()
-        .filter_map(|o| o.presigned.take().map(Mutex::new))
-        .collect();
     drop(objects);
     let total: u64 = files.iter().map(|f| f.size).sum();
     progress.set_totals(files.len() as u64, total);
@@ -185,32 +184,50 @@ pub fn download_prefix(
         root,
         hashes: files.iter().map(|_| OnceLock::new()).collect(),
         ranged: Vec::with_capacity(files.len()),
+        urls: presign.then(|| UrlFeed::new(files.len())),
         files,
-        urls,
+        raw_prefix,
         options: options.clone(),
         progress,
     };
-    let jobs = plan.build_jobs()?;
+    let jobs = plan.build_jobs(cancel)?;
     let buffer_size = options.buffer_size.max(4096);
-    run_jobs(
-        options.concurrency,
-        jobs.len(),
-        cancel,
-        || vec![0u8; buffer_size],
-        |i, buffer, stop| match jobs[i] {
-            Job::Whole { file } => plan.fetch_whole(file, buffer, stop),
-            Job::Part { file, part } => plan.fetch_part(file, part, buffer, stop),
-        },
-    )?;
+    let run = || {
+        run_jobs(
+            options.concurrency,
+            jobs.len(),
+            cancel,
+            || vec![0u8; buffer_size],
+            |i, buffer, stop| match jobs[i] {
+                Job::Whole { file } => plan.fetch_whole(file, buffer, stop),
+                Job::Part { file, part } => plan.fetch_part(file, part, buffer, stop),
+            },
+        )
+    };
+    match &plan.urls {
+        None => run()?,
+        Some(feed) => std::thread::scope(|scope| {
+            let feeder =
+                scope.spawn(|| feed.run(client, repo, reference, &plan.raw_prefix, &plan.files));
+            let transferred = run();
+            feed.close();
+            let listed = feeder.join().unwrap_or(Err(Error::Cancelled));
+            match (transferred, listed) {
+                // The feeder's failure is the cause; workers only saw it stop.
+                (Err(_), Err(err)) if !matches!(err, Error::Cancelled) => Err(err),
+                (transferred, _) => transferred,
+            }
+        })?,
+    }
 
-    let mut out: Vec<DownloadedFile> = plan
-        .files
-        .iter()
-        .zip(&plan.hashes)
+    let hashes = std::mem::take(&mut plan.hashes);
+    let mut out: Vec<DownloadedFile> = std::mem::take(&mut plan.files)
+        .into_iter()
+        .zip(hashes)
         .map(|(f, hash)| DownloadedFile {
-            rel_path: f.rel_path.clone(),
             size: f.size,
-            blake3: *hash.get().expect("every job finished successfully"),
+            rel_path: f.into_rel_path(),
+            blake3: hash.into_inner().expect("every job finished successfully"),
         })
         .collect();
     out.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
@@ -223,13 +240,30 @@ pub fn download_prefix(
 
 impl Plan<'_> {
     /// Ranged parts first (they are the long poles), then whole objects in listing order.
-    fn build_jobs(&mut self) -> Result<Vec<Job>> {
+    fn build_jobs(&mut self, cancel: &CancelToken) -> Result<Vec<Job>> {
         let mut ranged_jobs = Vec::new();
         let mut whole_jobs = Vec::new();
         for (index, file) in self.files.iter().enumerate() {
             let parts = file.size.div_ceil(self.options.part_size) as usize;
             if file.size >= self.options.ranged_threshold && parts >= 2 {
-                let path = self.root.join(&file.rel_path);
+                if let Some(feed) = &self.urls {
+                    let url = with_retries(
+                        self.client.retry_policy(),
+                        cancel,
+                        "presign download",
+                        &|| format!("{}@{}:{}", self.repo, self.reference, file.key),
+                        || {
+                            Ok(presign_download(
+                                self.client,
+                                self.repo,
+                                self.reference,
+                                &file.key,
+                            )?)
+                        },
+                    )?;
+                    feed.preset(index, url);
+                }
+                let path = self.root.join(file.rel_path());
                 let handle = create_new_file(&path)?;
                 handle.set_len(file.size).map_err(|e| Error::io(&path, e))?;
                 self.ranged.push(Some(RangedFile {
@@ -257,7 +291,7 @@ impl Plan<'_> {
         refreshed: &mut bool,
     ) -> std::result::Result<ObjectBody, AttemptError> {
         let key = &self.files[index].key;
-        let Some(slot) = self.urls.get(index) else {
+        let Some(feed) = &self.urls else {
             return Ok(open_object(
                 self.client,
                 self.repo,
@@ -267,21 +301,25 @@ impl Plan<'_> {
             )?);
         };
         let url = {
-            let mut url = slot
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if url.expires_within(URL_REFRESH_MARGIN) {
-                *url = presign_download(self.client, self.repo, self.reference, key)?;
+            let mut slot = feed.slot(index);
+            let stale = slot
+                .as_ref()
+                .is_none_or(|url| url.expires_within(URL_REFRESH_MARGIN));
+            if stale {
+                *slot = Some(presign_download(
+                    self.client,
+                    self.repo,
+                    self.reference,
+                    key,
+                )?);
             }
-            url.clone()
+            slot.clone().expect("just filled")
         };
         match open_presigned(self.client, &url, range) {
             Err(failure) if is_refused_signature(&failure) && !*refreshed => {
                 *refreshed = true;
                 let fresh = presign_download(self.client, self.repo, self.reference, key)?;
-                *slot
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+                feed.preset(index, fresh);
                 Err(Failure::transient(failure.status, failure.detail).into())
             }
             other => Ok(other?),
@@ -294,7 +332,10 @@ impl Plan<'_> {
 
     fn fetch_whole(&self, index: usize, buffer: &mut [u8], stop: &CancelToken) -> Result<()> {
         let planned = &self.files[index];
-        let path = self.root.join(&planned.rel_path);
+        if let Some(feed) = &self.urls {
+            feed.wait_for(index, stop)?;
+        }
+        let path = self.root.join(planned.rel_path());
         let mut handle = create_new_file(&path)?;
         reserve_blocks(&handle, planned.size);
         let mut first_try = true;
@@ -343,7 +384,7 @@ impl Plan<'_> {
         let ranged = self.ranged[index]
             .as_ref()
             .expect("part jobs exist only for ranged files");
-        let path = self.root.join(&planned.rel_path);
+        let path = self.root.join(planned.rel_path());
         let start = part as u64 * self.options.part_size;
         let end = (start + self.options.part_size).min(planned.size);
         let mut refreshed = false;
@@ -391,6 +432,9 @@ impl Plan<'_> {
     }
 
     fn finish(&self, index: usize, hash: blake3::Hash) {
+        if let Some(feed) = &self.urls {
+            feed.release(index);
+        }
         let _ = self.hashes[index].set(hash);
         self.progress.file_done();
     }

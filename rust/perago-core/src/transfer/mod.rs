@@ -6,6 +6,7 @@ pub mod paths;
 pub mod progress;
 pub mod tree_hash;
 pub mod upload;
+mod url_feed;
 mod workers;
 
 pub use download::{

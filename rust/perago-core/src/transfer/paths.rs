@@ -12,12 +12,26 @@ use crate::names::ATTEMPT_MARKER;
 /// Longest file name most Linux file systems accept (`NAME_MAX`).
 const MAX_SEGMENT_BYTES: usize = 255;
 
-/// A listed object and the relative local path (`/`-separated) it will be written to.
+/// A listed object and the relative local path (`/`-separated) it will be written to: the key
+/// without the listing prefix (kept once: a million-file plan holds each name once).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedFile {
     pub key: String,
-    pub rel_path: String,
+    rel_start: usize,
     pub size: u64,
+}
+
+impl PlannedFile {
+    pub fn rel_path(&self) -> &str {
+        &self.key[self.rel_start..]
+    }
+
+    /// The relative path, reusing the key's allocation.
+    pub fn into_rel_path(self) -> String {
+        let mut key = self.key;
+        key.drain(..self.rel_start);
+        key
+    }
 }
 
 /// Workspace prefix without leading/trailing slashes; `""` (or `"/"`) is the repository root.
@@ -71,7 +85,7 @@ pub fn plan_local_paths(raw_prefix: &str, objects: &[ObjectInfo]) -> Result<Vec<
         }
         planned.push(PlannedFile {
             key: object.path.clone(),
-            rel_path: rel.to_owned(),
+            rel_start: object.path.len() - rel.len(),
             size: object.size,
         });
     }
@@ -83,7 +97,7 @@ pub fn plan_local_paths(raw_prefix: &str, objects: &[ObjectInfo]) -> Result<Vec<
 pub fn parent_directories(files: &[PlannedFile]) -> Vec<String> {
     let mut dirs: Vec<String> = files
         .iter()
-        .flat_map(|f| ancestors(&f.rel_path))
+        .flat_map(|f| ancestors(f.rel_path()))
         .map(str::to_owned)
         .collect::<HashSet<_>>()
         .into_iter()
@@ -126,10 +140,10 @@ fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
 fn check_file_directory_clashes(files: &[PlannedFile]) -> Result<()> {
     let by_rel: std::collections::HashMap<&str, &str> = files
         .iter()
-        .map(|f| (f.rel_path.as_str(), f.key.as_str()))
+        .map(|f| (f.rel_path(), f.key.as_str()))
         .collect();
     for file in files {
-        for dir in ancestors(&file.rel_path) {
+        for dir in ancestors(file.rel_path()) {
             if let Some(other) = by_rel.get(dir) {
                 return Err(Error::unsafe_key(
                     other,
@@ -171,7 +185,7 @@ mod tests {
             &objects(&["audio/render/a.wav", "audio/render/ü/ñ/d.txt"]),
         )
         .unwrap();
-        let rels: Vec<_> = plan.iter().map(|p| p.rel_path.as_str()).collect();
+        let rels: Vec<_> = plan.iter().map(PlannedFile::rel_path).collect();
         assert_eq!(rels, ["a.wav", "ü/ñ/d.txt"]);
         let root = plan_local_paths("", &objects(&["x", "sub/.perago-attempt.json"])).unwrap();
         assert_eq!(

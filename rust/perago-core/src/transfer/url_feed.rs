@@ -1,0 +1,167 @@
+//! Presigned GET URLs for a download, listed page by page while the download runs.
+//!
+//! A presigned URL is several hundred bytes; a million-file download cannot hold them all. The
+//! plan is made from a compact listing first (every key checked before anything is written); a
+//! feeder thread then lists again with `presign=true` and hands each file its URL just ahead of
+//! the workers, at most [`LOOKAHEAD`] files ahead, and a finished file drops its URL.
+
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::paths::PlannedFile;
+use crate::cancel::CancelToken;
+use crate::error::{Error, Result};
+use crate::lakefs::presigned::PresignedUrl;
+use crate::lakefs::{for_each_listing_page, LakeFsClient, PAGE_SIZE};
+
+/// URLs listed ahead of the furthest file a worker asked for.
+const LOOKAHEAD: usize = 2 * PAGE_SIZE;
+
+#[derive(Default)]
+struct FeedState {
+    /// Files `0..filled` have been given their URL (or had one already).
+    filled: usize,
+    /// One past the furthest file a worker waited for.
+    wanted: usize,
+    /// The feeder stopped early (failed or was closed); waiting workers give up.
+    stopped: bool,
+}
+
+pub(super) struct UrlFeed {
+    slots: Vec<Mutex<Option<PresignedUrl>>>,
+    state: Mutex<FeedState>,
+    changed: Condvar,
+    stop: CancelToken,
+}
+
+impl UrlFeed {
+    pub(super) fn new(files: usize) -> Self {
+        Self {
+            slots: (0..files).map(|_| Mutex::new(None)).collect(),
+            state: Mutex::new(FeedState::default()),
+            changed: Condvar::new(),
+            stop: CancelToken::new(),
+        }
+    }
+
+    pub(super) fn slot(&self, index: usize) -> MutexGuard<'_, Option<PresignedUrl>> {
+        self.slots[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Give `index` its URL now (a ranged file, whose parts start before the feeder gets there).
+    pub(super) fn preset(&self, index: usize, url: PresignedUrl) {
+        *self.slot(index) = Some(url);
+    }
+
+    /// The file is written: its URL is no longer needed.
+    pub(super) fn release(&self, index: usize) {
+        *self.slot(index) = None;
+    }
+
+    fn state(&self) -> MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wait until file `index` has its URL; `Err(Cancelled)` if `stop` fires or the feeder
+    /// stopped first (the feeder's own error is what the download reports).
+    pub(super) fn wait_for(&self, index: usize, stop: &CancelToken) -> Result<()> {
+        let mut state = self.state();
+        if state.wanted <= index {
+            state.wanted = index + 1;
+            self.changed.notify_all();
+        }
+        while state.filled <= index {
+            if state.stopped || stop.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            state = self
+                .changed
+                .wait_timeout(state, Duration::from_millis(50))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Ok(())
+    }
+
+    /// Stop the feeder (the workers are done, or gave up).
+    pub(super) fn close(&self) {
+        self.stop.cancel();
+        self.state().stopped = true;
+        self.changed.notify_all();
+    }
+
+    /// The feeder: list `repo@reference` under `raw_prefix` with presigned URLs and hand them
+    /// out in listing order, which must be the plan's order (the same keys as the first pass).
+    pub(super) fn run(
+        &self,
+        client: &LakeFsClient,
+        repo: &str,
+        reference: &str,
+        raw_prefix: &str,
+        files: &[PlannedFile],
+    ) -> Result<()> {
+        let changed = || Error::LakeFs {
+            operation: "list objects",
+            target: format!("{repo}@{reference}:{raw_prefix}"),
+            status: None,
+            detail: "the listing changed between its two passes (a branch that moved?); \
+                     download a commit id"
+                .into(),
+        };
+        let outcome = for_each_listing_page(
+            client,
+            repo,
+            reference,
+            raw_prefix,
+            true,
+            &self.stop,
+            |page| {
+                let start = {
+                    let mut state = self.state();
+                    while state.filled >= state.wanted + LOOKAHEAD {
+                        if state.stopped {
+                            return Err(Error::Cancelled);
+                        }
+                        state = self
+                            .changed
+                            .wait_timeout(state, Duration::from_millis(50))
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                    state.filled
+                };
+                let count = page.len();
+                if start + count > files.len() {
+                    return Err(changed());
+                }
+                for (offset, object) in page.into_iter().enumerate() {
+                    let index = start + offset;
+                    if object.path != files[index].key {
+                        return Err(changed());
+                    }
+                    let mut slot = self.slot(index);
+                    if slot.is_none() {
+                        *slot = object.presigned;
+                    }
+                }
+                self.state().filled = start + count;
+                self.changed.notify_all();
+                Ok(())
+            },
+        );
+        let outcome = outcome.and_then(|()| {
+            if self.state().filled == files.len() {
+                Ok(())
+            } else {
+                Err(changed())
+            }
+        });
+        if outcome.is_err() {
+            self.state().stopped = true;
+        }
+        self.changed.notify_all();
+        outcome
+    }
+}
