@@ -210,6 +210,8 @@ def private_s3_lakefs(
     from perago.bench import transfer as bench_transfer
     from perago.devservers import supervisor
 
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)  # a fresh --workdir, like the other benches
     state_dir = Path(tempfile.mkdtemp(prefix="perago-bench-s3-", dir=work_dir))
     log(f"starting a private MinIO and a lakeFS on it under {state_dir}")
     started: list[ServerRecord] = []  # in stop order: lakeFS writes to MinIO until it stops
