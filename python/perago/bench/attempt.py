@@ -9,6 +9,7 @@ phase therefore measures no network round trip.
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 import uuid
@@ -36,18 +37,38 @@ EDITED = "d000/f000000.bin"
 FENCE_NOTE = "fence: local always-current callback (no Conductor)"
 
 AttemptsOpt = typer.Option(5, "--attempts", min=1, help="Attempts to run (median reported).")
+ChangePercentOpt = typer.Option(
+    0.0,
+    "--change-percent",
+    min=0.0,
+    max=100.0,
+    help="Rewrite this share of the seeded files per attempt (0: one file).",
+)
 
 
 class EditParams(BaseModel):
     text: str
+    # Also rewrite every ``every``-th seeded file (0: only ``EDITED``); ``files`` were seeded.
+    every: int = 0
+    files: int = 1
 
 
 class EditOutput(BaseModel):
     bytes_written: int
 
 
+def edited_files(files: int, every: int) -> list[str]:
+    """The seeded files an attempt rewrites (the layout of ``bench.transfer.generate_files``)."""
+    if every <= 0:
+        return [EDITED]
+    return [f"d{i % 100:03d}/f{i:06d}.bin" for i in range(0, files, every)]
+
+
 def _edit_one_file(workspace: Path, params: EditParams) -> EditOutput:
-    return EditOutput(bytes_written=(workspace / EDITED).write_text(params.text, encoding="utf-8"))
+    written = 0
+    for rel in edited_files(params.files, params.every):
+        written += (workspace / rel).write_text(params.text, encoding="utf-8")
+    return EditOutput(bytes_written=written)
 
 
 EDIT_TASK = TaskDefinition(
@@ -78,17 +99,27 @@ def _always_current(attempt: TaskAttempt) -> TaskAttempt:
 
 
 def run_attempt_bench(
-    seeded: lakefs_setup.SeededRepo, work: Path, attempts: int, log: Callable[[str], None]
+    seeded: lakefs_setup.SeededRepo,
+    work: Path,
+    attempts: int,
+    log: Callable[[str], None],
+    change_percent: float = 0.0,
 ) -> Row:
     runtime = LakeFSWorkspaceRuntime(seeded.config)
     totals: list[float] = []
     phases: dict[str, list[float]] = {}
     counts: list[int] = []
     ref = seeded.commit
+    every = round(100 / change_percent) if change_percent > 0 else 0
+    expected = len(edited_files(seeded.files, every))
     try:
         for number in range(attempts):
             stats = AttemptStats()
-            params = {"text": f"attempt {number} {uuid.uuid4().hex}\n"}
+            params = {
+                "text": f"attempt {number} {uuid.uuid4().hex}\n",
+                "every": every,
+                "files": seeded.files,
+            }
             input_data = workspace_task_input(seeded.repository, "main", ref, params)
             started = time.perf_counter()
             result = run_workspace_task_attempt(
@@ -119,16 +150,21 @@ def run_attempt_bench(
             log(f"attempt {number}: {totals[-1]:.1f} ms, published {published}")
     finally:
         runtime.control.close()
-    if any(count != 1 for count in counts):
-        raise RuntimeError(f"lakeFS diff reports {counts} changed objects, expected 1 each")
+    if any(count != expected for count in counts):
+        raise RuntimeError(
+            f"lakeFS diff reports {counts} changed objects, expected {expected} each"
+        )
     median_s = statistics.median(totals) / 1000.0
+    # This process ran only the attempts (seeding uploads from a child), so its high-water mark
+    # is theirs: download, body, detection, staging and publication of `seeded.files` files.
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return Row(
-        scenario=SCENARIO,
+        scenario=SCENARIO if every == 0 else f"attempt-{change_percent:g}pct-of-{seeded.files}",
         tool="perago",
         median_s=median_s,
         mb_per_s=None,
-        files_per_s=None,
-        peak_rss_mb=None,
+        files_per_s=seeded.files / median_s,
+        peak_rss_mb=round(peak_kib / 1024, 1),
         note=FENCE_NOTE,
         objects_uploaded=counts[0],
         phase_ms={name: round(statistics.median(ms), 3) for name, ms in phases.items()},
@@ -144,11 +180,19 @@ def attempt_command(
     namespace: str | None = NamespaceOpt,
     work_dir: Path | None = lakefs_setup.WorkDirOpt,
     blockstore: Blockstore = BlockstoreOpt,
+    change_percent: float = ChangePercentOpt,
 ) -> None:
-    """Per-attempt overhead of a writable task that changes 1 file (download..publish)."""
+    """Per-attempt overhead of a writable task that changes 1 file, or ``--change-percent`` of
+    them (download..publish), with the peak RSS of the process running the attempts."""
     row = lakefs_setup.run_seeded(
         lambda seeded, work: replace(
-            run_attempt_bench(seeded, work, attempts, lambda line: typer.echo(line, err=True)),
+            run_attempt_bench(
+                seeded,
+                work,
+                attempts,
+                lambda line: typer.echo(line, err=True),
+                change_percent=change_percent,
+            ),
             topology=seeded.topology,
         ),
         name="attempt",
