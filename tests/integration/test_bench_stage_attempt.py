@@ -69,6 +69,19 @@ def test_bench_attempt_reports_phases(lakefs_server: LakefsServer, tmp_path: Pat
     assert "no Conductor" in row["note"]
 
 
+def test_bench_attempt_rewrites_a_share_of_the_files(
+    lakefs_server: LakefsServer, tmp_path: Path
+) -> None:
+    rows = _run_bench(
+        lakefs_server, tmp_path, "attempt", "--files", "40", "--attempts", "1",
+        "--change-percent", "10",
+    )  # fmt: skip
+    (row,) = rows
+    assert row["scenario"] == "attempt-10pct-of-40"
+    assert row["objects_uploaded"] == 4  # counted by lakeFS's diff of the published commit
+    assert row["peak_rss_mb"] > 0
+
+
 def test_bench_stage_rejects_bad_size(lakefs_server: LakefsServer, tmp_path: Path) -> None:
     completed = subprocess.run(
         [str(PERAGO), "bench", "stage", "--size", "lots"],

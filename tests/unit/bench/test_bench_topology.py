@@ -354,3 +354,12 @@ def test_every_stage_json_row_carries_its_topology(
 def test_rows_of_benches_without_lakefs_have_no_topology() -> None:
     row = Row.measured("snapshot-small", "perago", 1.0, total_bytes=1, files=1, peak_rss_kb=None)
     assert "topology" not in row.as_json()
+
+
+def test_attempt_edits_every_nth_seeded_file() -> None:
+    from perago.bench.attempt import EDITED, edited_files
+
+    assert edited_files(1000, 0) == [EDITED]
+    ten_percent = edited_files(1000, 10)
+    assert len(ten_percent) == 100
+    assert ten_percent[:2] == [EDITED, "d010/f000010.bin"]
