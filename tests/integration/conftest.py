@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import lakefs_sdk
 import pytest
@@ -39,6 +40,23 @@ from .publication_support import (
 
 def _quiet(_: str) -> None:
     pass
+
+
+class _KeyedServer(Protocol):
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def access_key_id(self) -> str: ...
+    @property
+    def secret_access_key(self) -> str: ...
+
+
+def _config_of(server: _KeyedServer) -> LakeFSConfig:
+    return LakeFSConfig(
+        endpoint_url=server.endpoint,
+        access_key_id=server.access_key_id,
+        secret_access_key=SecretStr(server.secret_access_key),
+    )
 
 
 @dataclass
@@ -77,11 +95,7 @@ class LakeFSServer:
         self.launched = None
 
     def config(self) -> LakeFSConfig:
-        return LakeFSConfig(
-            endpoint_url=self.endpoint,
-            access_key_id=self.access_key_id,
-            secret_access_key=SecretStr(self.secret_access_key),
-        )
+        return _config_of(self)
 
     def sdk(self) -> lakefs_sdk.ApiClient:
         return sdk_client(self.config())
@@ -96,11 +110,7 @@ class SessionLakeFS:
     secret_access_key: str
 
     def config(self) -> LakeFSConfig:
-        return LakeFSConfig(
-            endpoint_url=self.endpoint,
-            access_key_id=self.access_key_id,
-            secret_access_key=SecretStr(self.secret_access_key),
-        )
+        return _config_of(self)
 
     def sdk(self) -> lakefs_sdk.ApiClient:
         return sdk_client(self.config())

@@ -6,10 +6,10 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-use super::client::{status_failure, transport_failure, LakeFsClient};
+use super::client::{lakefs_json, LakeFsClient};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::retry::{with_retries, AttemptError, Failure};
+use crate::retry::with_retries;
 
 /// The user's choice of data path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -137,24 +137,7 @@ pub fn storage_capabilities(
         cancel,
         "read config",
         &|| client.api_base().to_owned(),
-        || {
-            let mut response = client.get(&url).call().map_err(transport_failure)?;
-            if !response.status().is_success() {
-                return Err(status_failure(&mut response).into());
-            }
-            let text = response
-                .body_mut()
-                .with_config()
-                .limit(1024 * 1024)
-                .read_to_string()
-                .map_err(transport_failure)?;
-            serde_json::from_str(&text).map_err(|e| {
-                AttemptError::Remote(Failure::permanent(
-                    None,
-                    format!("unexpected config response: {e}"),
-                ))
-            })
-        },
+        || Ok(lakefs_json(client.get(&url).call(), "config")?),
     )?;
     // One blockstore per server here; with several, presign only if every one offers it.
     let capabilities = match config.storage_config {

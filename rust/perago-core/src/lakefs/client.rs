@@ -309,13 +309,58 @@ pub(super) fn transport_failure(err: ureq::Error) -> Failure {
 /// Turn a non-success response into a classified failure carrying lakeFS's own message.
 pub(super) fn status_failure(response: &mut Response<Body>) -> Failure {
     let status = response.status().as_u16();
-    let body = response
+    failure_from_status(status, &error_body(response))
+}
+
+/// The start of an error response's body (enough for any message), or "" if unreadable.
+pub(super) fn error_body(response: &mut Response<Body>) -> String {
+    response
         .body_mut()
         .with_config()
         .limit(64 * 1024)
         .read_to_string()
-        .unwrap_or_default();
-    failure_from_status(status, &body)
+        .unwrap_or_default()
+}
+
+/// The JSON body of a lakeFS answer (`what` names it in the error), or the classified failure
+/// of a non-success status or a broken body. One try.
+pub(super) fn lakefs_json<T: for<'de> serde::Deserialize<'de>>(
+    request: std::result::Result<Response<Body>, ureq::Error>,
+    what: &str,
+) -> std::result::Result<T, Failure> {
+    let mut response = request.map_err(transport_failure)?;
+    if !response.status().is_success() {
+        return Err(status_failure(&mut response));
+    }
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(256 * 1024 * 1024)
+        .read_to_string()
+        .map_err(transport_failure)?;
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::permanent(None, format!("unexpected {what} response: {e}")))
+}
+
+/// The body of an object GET that must answer 200 (or 206 for a `range`), else the failure
+/// `refusal` classifies.
+pub(super) fn object_response(
+    mut response: Response<Body>,
+    range: bool,
+    refusal: fn(&mut Response<Body>) -> Failure,
+) -> std::result::Result<ureq::BodyReader<'static>, Failure> {
+    let status = response.status().as_u16();
+    let expected = if range { 206 } else { 200 };
+    if status != expected {
+        if response.status().is_success() {
+            return Err(Failure::permanent(
+                Some(status),
+                format!("expected HTTP {expected}, got HTTP {status}"),
+            ));
+        }
+        return Err(refusal(&mut response));
+    }
+    Ok(response.into_body().into_reader())
 }
 
 /// Classify a non-success `status` whose body is `body` (lakeFS's JSON error or plain text).

@@ -4,7 +4,9 @@ use std::io::Read;
 
 use serde::Deserialize;
 
-use super::client::{status_failure, transport_failure, LakeFsClient};
+use super::client::{
+    lakefs_json, object_response, status_failure, transport_failure, LakeFsClient,
+};
 use super::presigned::PresignedUrl;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
@@ -111,24 +113,7 @@ pub fn for_each_listing_page(
             cancel,
             "list objects",
             &target,
-            || {
-                let mut response = client.get(&url).call().map_err(transport_failure)?;
-                if !response.status().is_success() {
-                    return Err(status_failure(&mut response).into());
-                }
-                let text = response
-                    .body_mut()
-                    .with_config()
-                    .limit(256 * 1024 * 1024)
-                    .read_to_string()
-                    .map_err(transport_failure)?;
-                serde_json::from_str(&text).map_err(|e| {
-                    AttemptError::Remote(Failure::permanent(
-                        None,
-                        format!("unexpected listing response: {e}"),
-                    ))
-                })
-            },
+            || Ok(lakefs_json(client.get(&url).call(), "listing")?),
         )?;
         let mut objects = Vec::with_capacity(page.results.len());
         for entry in page.results {
@@ -210,19 +195,12 @@ pub fn open_object(
     if let Some((start, end)) = range {
         request = request.header("Range", format!("bytes={}-{}", start, end - 1));
     }
-    let mut response = request.call().map_err(transport_failure)?;
-    let status = response.status().as_u16();
-    let expected = if range.is_some() { 206 } else { 200 };
-    if status != expected {
-        if response.status().is_success() {
-            return Err(Failure::permanent(
-                Some(status),
-                format!("expected HTTP {expected}, got HTTP {status}"),
-            ));
-        }
-        return Err(status_failure(&mut response));
-    }
-    Ok(ObjectBody(response.into_body().into_reader()))
+    let response = request.call().map_err(transport_failure)?;
+    Ok(ObjectBody(object_response(
+        response,
+        range.is_some(),
+        status_failure,
+    )?))
 }
 
 /// Upload `len` bytes read from `body` as the object `path` on `branch` (raw octet-stream body,

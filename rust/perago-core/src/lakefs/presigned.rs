@@ -12,7 +12,9 @@ use serde::Deserialize;
 use ureq::http::Response;
 use ureq::Body;
 
-use super::client::{status_failure, transport_failure, LakeFsClient};
+use super::client::{
+    error_body, lakefs_json, object_response, status_failure, transport_failure, LakeFsClient,
+};
 use super::objects::ObjectBody;
 use crate::retry::Failure;
 
@@ -70,19 +72,12 @@ pub fn open_presigned(
     if let Some((start, end)) = range {
         request = request.header("Range", format!("bytes={}-{}", start, end - 1));
     }
-    let mut response = request.call().map_err(object_store_transport_failure)?;
-    let status = response.status().as_u16();
-    let expected = if range.is_some() { 206 } else { 200 };
-    if status != expected {
-        if response.status().is_success() {
-            return Err(Failure::permanent(
-                Some(status),
-                format!("object store answered HTTP {status}, expected HTTP {expected}"),
-            ));
-        }
-        return Err(object_store_failure(&mut response));
-    }
-    Ok(ObjectBody::new(response.into_body().into_reader()))
+    let response = request.call().map_err(object_store_transport_failure)?;
+    Ok(ObjectBody::new(object_response(
+        response,
+        range.is_some(),
+        object_store_failure,
+    )?))
 }
 
 /// PUT `len` bytes from `body` to a presigned URL (a whole object or one multipart part).
@@ -138,12 +133,7 @@ fn object_store_transport_failure(err: ureq::Error) -> Failure {
 /// only (other elements, such as a canonical request, can quote the signature).
 fn object_store_failure(response: &mut Response<Body>) -> Failure {
     let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024)
-        .read_to_string()
-        .unwrap_or_default();
+    let body = error_body(response);
     let mut detail = format!("object store HTTP {status}");
     let code = xml_element(&body, "Code");
     let message = xml_element(&body, "Message");
@@ -180,31 +170,6 @@ struct StagingLocationJson {
 pub struct StagingLocation {
     pub physical_address: String,
     pub url: PresignedUrl,
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(
-    response: &mut Response<Body>,
-    what: &str,
-) -> Result<T, Failure> {
-    let text = response
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024 * 1024)
-        .read_to_string()
-        .map_err(transport_failure)?;
-    serde_json::from_str(&text)
-        .map_err(|e| Failure::permanent(None, format!("unexpected {what} response: {e}")))
-}
-
-fn lakefs_json<T: for<'de> Deserialize<'de>>(
-    request: Result<Response<Body>, ureq::Error>,
-    what: &str,
-) -> Result<T, Failure> {
-    let mut response = request.map_err(transport_failure)?;
-    if !response.status().is_success() {
-        return Err(status_failure(&mut response));
-    }
-    read_json(&mut response, what)
 }
 
 fn lakefs_ok(request: Result<Response<Body>, ureq::Error>) -> Result<(), Failure> {
@@ -398,6 +363,23 @@ struct StatJson {
     physical_address_expiry: Option<i64>,
 }
 
+fn stat(
+    client: &LakeFsClient,
+    repo: &str,
+    reference: &str,
+    path: &str,
+    presign: bool,
+) -> Result<StatJson, Failure> {
+    let url = client.url(
+        &["repositories", repo, "refs", reference, "objects", "stat"],
+        &[
+            ("path", path),
+            ("presign", if presign { "true" } else { "false" }),
+        ],
+    );
+    lakefs_json(client.get(&url).call(), "object stat")
+}
+
 /// The physical address lakeFS records for `path` on `reference` (`statObject`). One try.
 pub fn physical_address(
     client: &LakeFsClient,
@@ -405,12 +387,7 @@ pub fn physical_address(
     reference: &str,
     path: &str,
 ) -> Result<String, Failure> {
-    let url = client.url(
-        &["repositories", repo, "refs", reference, "objects", "stat"],
-        &[("path", path), ("presign", "false")],
-    );
-    let stat: StatJson = lakefs_json(client.get(&url).call(), "object stat")?;
-    Ok(stat.physical_address)
+    Ok(stat(client, repo, reference, path, false)?.physical_address)
 }
 
 /// A fresh presigned GET URL for one object (`statObject` with `presign=true`). One try.
@@ -420,11 +397,7 @@ pub fn presign_download(
     reference: &str,
     path: &str,
 ) -> Result<PresignedUrl, Failure> {
-    let url = client.url(
-        &["repositories", repo, "refs", reference, "objects", "stat"],
-        &[("path", path), ("presign", "true")],
-    );
-    let stat: StatJson = lakefs_json(client.get(&url).call(), "object stat")?;
+    let stat = stat(client, repo, reference, path, true)?;
     if !stat.physical_address.starts_with("http") {
         return Err(Failure::permanent(
             None,

@@ -64,6 +64,14 @@ impl UrlFeed {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Wait for a change, waking regularly: cancellation is a flag, not a notification.
+    fn wait<'a>(&self, state: MutexGuard<'a, FeedState>) -> MutexGuard<'a, FeedState> {
+        self.changed
+            .wait_timeout(state, Duration::from_millis(50))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+    }
+
     /// Wait until file `index` has its URL; `Err(Cancelled)` if `stop` fires or the feeder
     /// stopped first (the feeder's own error is what the download reports).
     pub(super) fn wait_for(&self, index: usize, stop: &CancelToken) -> Result<()> {
@@ -76,11 +84,7 @@ impl UrlFeed {
             if state.stopped || stop.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            state = self
-                .changed
-                .wait_timeout(state, Duration::from_millis(50))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            state = self.wait(state);
         }
         Ok(())
     }
@@ -124,11 +128,7 @@ impl UrlFeed {
                         if state.stopped {
                             return Err(Error::Cancelled);
                         }
-                        state = self
-                            .changed
-                            .wait_timeout(state, Duration::from_millis(50))
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .0;
+                        state = self.wait(state);
                     }
                     state.filled
                 };
