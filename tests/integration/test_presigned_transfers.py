@@ -258,3 +258,30 @@ def test_presigned_errors_never_quote_a_presigned_url(s3_repo: LakefsRepo, tmp_p
     assert "X-Amz-" not in text, text
     assert "http" not in text.rsplit("failed:", 1)[-1], text
     assert "object store HTTP 404" in text, text
+
+
+@pytest.mark.slow
+def test_an_object_over_the_single_put_limit_is_published_and_read_back(
+    s3_repo: LakefsRepo, tmp_path: Path
+) -> None:
+    size = 5 * 1024**3 + 3 * 1024 * 1024 + 17  # over S3's 5 GiB single-PUT limit
+    block = os.urandom(64 * 1024 * 1024)
+    with (tmp_path / "huge.bin").open("wb") as out:
+        left = size
+        while left:
+            # Shift the block per chunk so no two parts are equal.
+            chunk = block[left % 4096 :][: min(left, len(block) - 4096)]
+            out.write(chunk)
+            left -= len(chunk)
+    client = _client(s3_repo.server)
+    before = _operation_counts(s3_repo.server)
+    upload_files(client, None, s3_repo.name, "main", [(tmp_path / "huge.bin", "huge.bin")])
+    after = _operation_counts(s3_repo.server)
+    assert _delta(before, after, "completePresignMultipartUpload") == 1
+    with s3_repo.server.api_client() as api:
+        stat = lakefs_sdk.ObjectsApi(api).stat_object(s3_repo.name, "main", "huge.bin")
+    assert stat.size_bytes == size
+    expected = engine.hash_file(tmp_path / "huge.bin")
+    (tmp_path / "huge.bin").unlink()  # room for the copy read back
+    result = download_prefix(client, None, s3_repo.name, "main", "", tmp_path / "back")
+    assert result.hash_of("huge.bin") == expected

@@ -42,7 +42,9 @@ def command(binary: Path) -> list[str]:
     return [str(binary), "run"]
 
 
-def s3_blockstore_environment(target: S3Target) -> dict[str, str]:
+def s3_blockstore_environment(
+    target: S3Target, presigned_expiry: str = PRE_SIGNED_EXPIRY
+) -> dict[str, str]:
     """``blockstore.s3.*`` for an S3-compatible store on loopback (names checked against lakeFS
     v1.86.0's pkg/config/config.go ``BlockstoreS3``): path-style addressing (MinIO has no
     virtual-host buckets here), the endpoint, static credentials, a fixed region (no bucket-region
@@ -59,7 +61,7 @@ def s3_blockstore_environment(target: S3Target) -> dict[str, str]:
         "LAKEFS_BLOCKSTORE_S3_CREDENTIALS_SECRET_ACCESS_KEY": target.secret_access_key,
         "LAKEFS_BLOCKSTORE_S3_DISABLE_PRE_SIGNED": "false",
         "LAKEFS_BLOCKSTORE_S3_DISABLE_PRE_SIGNED_MULTIPART": "false",
-        "LAKEFS_BLOCKSTORE_S3_PRE_SIGNED_EXPIRY": PRE_SIGNED_EXPIRY,
+        "LAKEFS_BLOCKSTORE_S3_PRE_SIGNED_EXPIRY": presigned_expiry,
     }
 
 
@@ -71,6 +73,7 @@ def environment(
     s3: S3Target | None = None,
     *,
     tls: TlsFiles | None = None,
+    presigned_expiry: str = PRE_SIGNED_EXPIRY,
 ) -> dict[str, str]:
     """All configuration by environment: loopback only, nothing phones home.
 
@@ -86,7 +89,7 @@ def environment(
             "LAKEFS_BLOCKSTORE_LOCAL_PATH": str(block_dir(data_dir)),
         }
     else:
-        blockstore = s3_blockstore_environment(s3)
+        blockstore = s3_blockstore_environment(s3, presigned_expiry)
     env.update(
         LAKEFS_LISTEN_ADDRESS=f"{LOOPBACK}:{port}",
         LAKEFS_DATABASE_TYPE="local",

@@ -173,6 +173,7 @@ def launch_lakefs(
     port: int | None = None,
     s3: S3Target | None = None,
     tls: TlsFiles | None = None,
+    presigned_expiry: str = lakefs.PRE_SIGNED_EXPIRY,
 ) -> tuple[Launched, LakefsCredentials]:
     """Start lakeFS with its data under ``lakefs_data_dir(state_dir)`` on ``port`` (default: a
     free one), on the local blockstore or, with ``s3``, on that bucket.
@@ -190,7 +191,9 @@ def launch_lakefs(
     progress(f"starting lakeFS v{bins.version} on 127.0.0.1:{port}{where}")
     proc = process.spawn(
         lakefs.command(bins.lakefs),
-        env=lakefs.environment(data, port, creds, encrypt, s3, tls=tls),
+        env=lakefs.environment(
+            data, port, creds, encrypt, s3, tls=tls, presigned_expiry=presigned_expiry
+        ),
         cwd=data,
         log_path=log,
     )
