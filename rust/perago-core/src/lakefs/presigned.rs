@@ -270,6 +270,12 @@ pub fn create_multipart(
     let url = object.url(client, &["pmpu"], &[("parts", &count)]);
     let upload: MultipartJson = lakefs_json(client.post(&url).send_empty(), "multipart upload")?;
     if upload.presigned_urls.len() != parts {
+        let opened = MultipartUpload {
+            upload_id: upload.upload_id,
+            physical_address: upload.physical_address,
+            part_urls: Vec::new(),
+        };
+        let _ = abort_multipart(client, object, &opened); // unusable: leave nothing behind
         return Err(Failure::permanent(
             None,
             format!(
@@ -361,6 +367,8 @@ struct StatJson {
     physical_address: String,
     #[serde(default)]
     physical_address_expiry: Option<i64>,
+    #[serde(default)]
+    size_bytes: Option<u64>,
 }
 
 fn stat(
@@ -390,13 +398,14 @@ pub fn physical_address(
     Ok(stat(client, repo, reference, path, false)?.physical_address)
 }
 
-/// A fresh presigned GET URL for one object (`statObject` with `presign=true`). One try.
+/// A fresh presigned GET URL for one object (`statObject` with `presign=true`), and the size
+/// lakeFS now records for it. One try.
 pub fn presign_download(
     client: &LakeFsClient,
     repo: &str,
     reference: &str,
     path: &str,
-) -> Result<PresignedUrl, Failure> {
+) -> Result<(PresignedUrl, Option<u64>), Failure> {
     let stat = stat(client, repo, reference, path, true)?;
     if !stat.physical_address.starts_with("http") {
         return Err(Failure::permanent(
@@ -404,9 +413,9 @@ pub fn presign_download(
             "lakeFS returned no presigned URL for the object",
         ));
     }
-    Ok(PresignedUrl::new(
-        stat.physical_address,
-        stat.physical_address_expiry,
+    Ok((
+        PresignedUrl::new(stat.physical_address, stat.physical_address_expiry),
+        stat.size_bytes,
     ))
 }
 

@@ -22,7 +22,9 @@ use super::url_feed::UrlFeed;
 use super::workers::{run_jobs, DEFAULT_CONCURRENCY};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::lakefs::presigned::{is_refused_signature, open_presigned, presign_download};
+use crate::lakefs::presigned::{
+    is_refused_signature, open_presigned, presign_download, PresignedUrl,
+};
 use crate::lakefs::{data_path, list_objects, open_object, LakeFsClient, ObjectBody};
 use crate::retry::{with_retries, AttemptError, Failure};
 
@@ -209,12 +211,16 @@ pub fn download_prefix(
         Some(feed) => std::thread::scope(|scope| {
             let feeder =
                 scope.spawn(|| feed.run(client, repo, reference, &plan.raw_prefix, &plan.files));
-            let transferred = run();
-            feed.close();
-            let listed = feeder.join().unwrap_or(Err(Error::Cancelled));
+            let transferred = {
+                let _closed = feed.close_on_drop(); // also when a worker panics
+                run()
+            };
+            let listed = feeder
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             match (transferred, listed) {
-                // The feeder's failure is the cause; workers only saw it stop.
-                (Err(_), Err(err)) if !matches!(err, Error::Cancelled) => Err(err),
+                // Workers saw the feeder stop: its failure is the cause.
+                (Err(Error::Cancelled), Err(err)) => Err(err),
                 (transferred, _) => transferred,
             }
         })?,
@@ -251,15 +257,8 @@ impl Plan<'_> {
                         self.client.retry_policy(),
                         cancel,
                         "presign download",
-                        &|| format!("{}@{}:{}", self.repo, self.reference, file.key),
-                        || {
-                            Ok(presign_download(
-                                self.client,
-                                self.repo,
-                                self.reference,
-                                &file.key,
-                            )?)
-                        },
+                        &|| self.target(index),
+                        || self.fresh_url(index),
                     )?;
                     feed.preset(index, url);
                 }
@@ -306,24 +305,39 @@ impl Plan<'_> {
                 .as_ref()
                 .is_none_or(|url| url.expires_within(URL_REFRESH_MARGIN));
             if stale {
-                *slot = Some(presign_download(
-                    self.client,
-                    self.repo,
-                    self.reference,
-                    key,
-                )?);
+                *slot = Some(self.fresh_url(index)?);
             }
             slot.clone().expect("just filled")
         };
         match open_presigned(self.client, &url, range) {
             Err(failure) if is_refused_signature(&failure) && !*refreshed => {
                 *refreshed = true;
-                let fresh = presign_download(self.client, self.repo, self.reference, key)?;
-                feed.preset(index, fresh);
+                feed.preset(index, self.fresh_url(index)?);
                 Err(Failure::transient(failure.status, failure.detail).into())
             }
             other => Ok(other?),
         }
+    }
+
+    /// A new presigned URL for the file; the object must still be the one planned (a ref that
+    /// moved mid-download would mix versions into one file).
+    fn fresh_url(&self, index: usize) -> std::result::Result<PresignedUrl, AttemptError> {
+        let planned = &self.files[index];
+        let (url, size) = presign_download(self.client, self.repo, self.reference, &planned.key)?;
+        if size.is_some_and(|size| size != planned.size) {
+            return Err(AttemptError::Fatal(Error::LakeFs {
+                operation: "download",
+                target: self.target(index),
+                status: None,
+                detail: format!(
+                    "the object changed since it was listed ({} bytes, now {}); download a \
+                     commit id",
+                    planned.size,
+                    size.unwrap_or_default()
+                ),
+            }));
+        }
+        Ok(url)
     }
 
     fn target(&self, file: usize) -> String {

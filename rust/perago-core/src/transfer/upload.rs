@@ -333,7 +333,7 @@ impl Uploader<'_> {
         let item = open.item;
         let start = part as u64 * open.part_size;
         let len = open.part_size.min(open.size - start);
-        let mut refreshed = false;
+        let mut tries = 0u32;
         let etag = with_retries(
             self.client.retry_policy(),
             stop,
@@ -347,6 +347,16 @@ impl Uploader<'_> {
                 )
             },
             || {
+                // A retry gets a fresh URL: the old one may have expired, or been refused
+                // after its body went up (a reset connection carries no 403).
+                tries += 1;
+                if tries > 1 {
+                    let fresh =
+                        presign_part(self.client, self.object(item), &open.upload, part + 1)?;
+                    *open.urls[part]
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = fresh;
+                }
                 let url = open.urls[part]
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -359,15 +369,8 @@ impl Uploader<'_> {
                 match self.send(source, len, stop, |body| {
                     put_presigned(self.client, &url, body, len)
                 }) {
-                    Err(AttemptError::Remote(failure))
-                        if is_refused_signature(&failure) && !refreshed =>
-                    {
-                        refreshed = true;
-                        let fresh =
-                            presign_part(self.client, self.object(item), &open.upload, part + 1)?;
-                        *open.urls[part]
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner) = fresh;
+                    // An expired URL is refused with 403: worth a retry with a new one.
+                    Err(AttemptError::Remote(failure)) if is_refused_signature(&failure) => {
                         Err(Failure::transient(failure.status, failure.detail).into())
                     }
                     other => other,

@@ -96,6 +96,17 @@ impl UrlFeed {
         self.changed.notify_all();
     }
 
+    /// [`UrlFeed::close`] when the guard drops, on return or unwinding alike.
+    pub(super) fn close_on_drop(&self) -> impl Drop + '_ {
+        struct Close<'a>(&'a UrlFeed);
+        impl Drop for Close<'_> {
+            fn drop(&mut self) {
+                self.0.close();
+            }
+        }
+        Close(self)
+    }
+
     /// The feeder: list `repo@reference` under `raw_prefix` with presigned URLs and hand them
     /// out in listing order, which must be the plan's order (the same keys as the first pass).
     pub(super) fn run(
@@ -114,6 +125,8 @@ impl UrlFeed {
                      download a commit id"
                 .into(),
         };
+        // Waiting workers give up however the feeder ends (error or panic included).
+        let _stopped = StopOnDrop(self);
         let outcome = for_each_listing_page(
             client,
             repo,
@@ -138,7 +151,7 @@ impl UrlFeed {
                 }
                 for (offset, object) in page.into_iter().enumerate() {
                     let index = start + offset;
-                    if object.path != files[index].key {
+                    if object.path != files[index].key || object.size != files[index].size {
                         return Err(changed());
                     }
                     let mut slot = self.slot(index);
@@ -158,10 +171,22 @@ impl UrlFeed {
                 Err(changed())
             }
         });
-        if outcome.is_err() {
-            self.state().stopped = true;
-        }
-        self.changed.notify_all();
         outcome
+    }
+}
+
+/// Marks the feed stopped when the feeder ends; workers still waiting then give up. After a
+/// complete feed nobody waits any more, so this changes nothing.
+struct StopOnDrop<'a>(&'a UrlFeed);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        {
+            let mut state = self.0.state();
+            if state.filled < self.0.slots.len() {
+                state.stopped = true;
+            }
+        }
+        self.0.changed.notify_all();
     }
 }
