@@ -469,8 +469,20 @@ def test_bench_fleet_runs_and_verifies_every_workflow(
         lakefs_server.url, lakefs_server.access_key_id, lakefs_server.secret_access_key
     )
     env = clean_environment({"CONDUCTOR_SERVER_URL": conductor_server.api_url, **lakectl})
+    namespace = f"{lakefs_server.namespace_root}perago-bench"  # the topology's scheme
     done = run_captured(
-        [PERAGO, "bench", "fleet", "--workflows", "6", "-j", "2", "--json"],
+        [
+            PERAGO,
+            "bench",
+            "fleet",
+            "--workflows",
+            "6",
+            "-j",
+            "2",
+            "--json",
+            "--namespace",
+            namespace,
+        ],
         cwd=tmp_path,
         env=env,
         timeout=600,
