@@ -13,6 +13,7 @@ import hmac
 import os
 import secrets
 import string
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -173,9 +174,21 @@ def s3_call(
         raise DevServerError(f"MinIO at {url} did not answer: {exc}") from exc
 
 
-def ensure_bucket(endpoint: str, bucket: str, creds: MinioCredentials) -> bool:
-    """Create ``bucket`` (path-style); False when it already existed and is ours."""
-    status, body = s3_call("PUT", f"{endpoint}/{bucket}", creds)
+def ensure_bucket(
+    endpoint: str, bucket: str, creds: MinioCredentials, *, init_timeout: float = 60.0
+) -> bool:
+    """Create ``bucket`` (path-style); False when it already existed and is ours.
+
+    MinIO answers its liveness probe before its object layer is ready and refuses requests
+    with 503 ``XMinioServerNotInitialized`` meanwhile: those are retried for ``init_timeout``.
+    """
+    deadline = time.monotonic() + init_timeout
+    while True:
+        status, body = s3_call("PUT", f"{endpoint}/{bucket}", creds)
+        if status == 503 and b"XMinioServerNotInitialized" in body and time.monotonic() < deadline:
+            time.sleep(0.2)
+            continue
+        break
     if 200 <= status < 300:
         return True
     if status == 409 and b"BucketAlreadyOwnedByYou" in body:

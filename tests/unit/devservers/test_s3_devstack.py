@@ -155,3 +155,21 @@ def test_s3_state_has_no_local_block_dir(tmp_path: Path, monkeypatch: pytest.Mon
 def test_up_refuses_an_unknown_blockstore(tmp_path: Path) -> None:
     with pytest.raises(DevServerError, match="unknown blockstore"):
         supervisor.up(tmp_path, blockstore="gcs")
+
+
+def test_bucket_creation_waits_for_minio_to_initialise(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = [(503, b"<Code>XMinioServerNotInitialized</Code>")] * 2 + [(200, b"")]
+    calls: list[str] = []
+
+    def fake_call(method: str, url: str, creds: minio.MinioCredentials) -> tuple[int, bytes]:
+        calls.append(f"{method} {url}")
+        return answers.pop(0)
+
+    monkeypatch.setattr(minio, "s3_call", fake_call)
+    monkeypatch.setattr("perago.devservers.minio.time.sleep", lambda _: None)
+    creds = minio.MinioCredentials("AK", "SECRETKEY")
+    assert minio.ensure_bucket("http://127.0.0.1:9", "b", creds) is True
+    assert calls == ["PUT http://127.0.0.1:9/b"] * 3
+    answers[:] = [(503, b"<Code>SlowDown</Code>")]  # any other refusal is final at once
+    with pytest.raises(DevServerError, match="HTTP 503"):
+        minio.ensure_bucket("http://127.0.0.1:9", "b", creds)
