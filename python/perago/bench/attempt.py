@@ -182,8 +182,11 @@ def attempt_command(
     blockstore: Blockstore = BlockstoreOpt,
     change_percent: float = ChangePercentOpt,
 ) -> None:
-    """Per-attempt overhead of a writable task that changes 1 file, or ``--change-percent`` of
-    them (download..publish), with the peak RSS of the process running the attempts."""
+    """Per-attempt overhead of a writable task that changes 1 file (download..publish).
+
+    ``--change-percent P`` rewrites P % of the seeded files instead. The row reports files per
+    second and the peak RSS of the process running the attempts (seeding runs in a child).
+    """
     row = lakefs_setup.run_seeded(
         lambda seeded, work: replace(
             run_attempt_bench(
