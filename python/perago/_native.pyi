@@ -74,6 +74,11 @@ def snapshot_from_known_hashes(
     known: Iterable[tuple[str, bytes | str]],
     threads: int | None = None,
 ) -> Snapshot: ...
+def snapshot_from_download(
+    root: str | os.PathLike[str],
+    download: DownloadResult,
+    threads: int | None = None,
+) -> Snapshot: ...
 def detect_changes(
     root: str | os.PathLike[str],
     baseline: Snapshot,

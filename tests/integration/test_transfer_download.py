@@ -56,6 +56,27 @@ def test_download_10000_small_files_with_hashes(transfer_repo: LakeFSRepo, tmp_p
     assert final.bytes_done == final.bytes_total == result.bytes
 
 
+def test_baseline_from_a_download_equals_a_cold_snapshot(
+    transfer_repo: LakeFSRepo, tmp_path: Path
+) -> None:
+    files = {f"ü/{i % 7}/f{i:04d}.bin": os.urandom(i % 500) for i in range(700)}
+    files["top.txt"] = b"top"
+    write_tree(tmp_path / "source", files)
+    seed_with_engine(transfer_repo, tmp_path / "source", "data")
+    ws = tmp_path / "ws"
+    result = download_from(transfer_repo, transfer_repo.commit(), "data", ws)
+
+    baseline = engine.snapshot_from_download(ws, result)
+    cold = engine.take_snapshot(ws)
+    assert baseline.file_count == len(files)
+    assert [(e.path, e.size, e.digest, e.inode) for e in baseline] == [
+        (e.path, e.size, e.digest, e.inode) for e in cold
+    ]
+    (ws / "ü/3/f0003.bin").write_bytes(b"changed")
+    changes = engine.detect_changes(ws, baseline)
+    assert (changes.modified, changes.added, changes.removed) == (("ü/3/f0003.bin",), (), ())
+
+
 def test_sibling_prefixes_are_never_listed(transfer_repo: LakeFSRepo, tmp_path: Path) -> None:
     for path in ["audio/render/a.wav", "audio/render2/b.wav", "audio/renderx", "audio/c.wav"]:
         transfer_repo.put(path, path.encode())

@@ -178,6 +178,17 @@ def snapshot_from_known_hashes(
     return Snapshot(_native.snapshot_from_known_hashes(root, known, threads))
 
 
+def snapshot_from_download(
+    root: str | os.PathLike[str],
+    download: _native.DownloadResult,
+    *,
+    threads: int | None = None,
+) -> Snapshot:
+    """Baseline of ``root`` right after ``download`` wrote it: the digests computed while
+    downloading, each file stat'ed; the per-file list stays in Rust (no Python object per file)."""
+    return Snapshot(_native.snapshot_from_download(root, download, threads))
+
+
 def detect_changes(
     root: str | os.PathLike[str],
     baseline: Snapshot,

@@ -200,8 +200,7 @@ class LakeFSWorkspaceRuntime:
                 progress=self._progress,
                 before_write=before_write,
             )
-        known = [(path, digest) for path, _size, digest in result.entries()]
-        return snapshot.snapshot_from_known_hashes(directory, known)
+        return snapshot.snapshot_from_download(directory, result)
 
     # -- stage ---------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<snapshot::PyChangeSet>()?;
     m.add_function(wrap_pyfunction!(snapshot::take_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::snapshot_from_known_hashes, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot::snapshot_from_download, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::detect_changes, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::stat_walk, m)?)?;
     m.add_class::<transfer::PyLakeFsClient>()?;

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use crate::interrupt::run_interruptible;
+use crate::transfer::DownloadResult;
 
 /// Immutable, shareable snapshot held by Python.
 #[pyclass(name = "Snapshot", module = "perago._native", frozen)]
@@ -235,6 +236,28 @@ pub fn snapshot_from_known_hashes(
     let options = SnapshotOptions { threads };
     let snapshot = run_interruptible(py, move |cancel| {
         Snapshot::from_known_hashes(&root, pairs, &options, cancel)
+    })?;
+    Ok(PySnapshot {
+        inner: Arc::new(snapshot),
+    })
+}
+
+/// Baseline of `root` right after a download into it: every downloaded file is stat'ed, none
+/// read, with the digests computed while downloading. The per-file list never becomes Python
+/// objects (a million-file workspace would cost hundreds of MB).
+#[pyfunction]
+#[pyo3(signature = (root, download, threads=None))]
+pub fn snapshot_from_download(
+    py: Python<'_>,
+    root: PathBuf,
+    download: &DownloadResult,
+    threads: Option<usize>,
+) -> PyResult<PySnapshot> {
+    let files = Arc::clone(&download.files);
+    let options = SnapshotOptions { threads };
+    let snapshot = run_interruptible(py, move |cancel| {
+        let known = files.iter().map(|f| (f.rel_path, f.blake3));
+        Snapshot::from_known_hashes(&root, known, &options, cancel)
     })?;
     Ok(PySnapshot {
         inner: Arc::new(snapshot),

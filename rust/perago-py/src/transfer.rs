@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use perago_core::lakefs::{self, ClientOptions, Credentials, LakeFsClient, TransferMode};
 use perago_core::retry::RetryPolicy;
 use perago_core::transfer::{
-    self, BeforeWrite, DownloadOptions, DownloadedFile, TransferProgress, UploadItem, UploadOptions,
+    self, BeforeWrite, DownloadOptions, DownloadedFiles, TransferProgress, UploadItem,
+    UploadOptions,
 };
 use pyo3::prelude::*;
 
@@ -107,7 +108,7 @@ fn positive_duration(name: &str, seconds: f64) -> PyResult<Duration> {
 #[pyclass(frozen, module = "perago._native")]
 pub struct DownloadResult {
     pub(crate) root: PathBuf,
-    pub(crate) files: Arc<Vec<DownloadedFile>>,
+    pub(crate) files: Arc<DownloadedFiles>,
     pub(crate) bytes: u64,
 }
 
@@ -135,16 +136,15 @@ impl DownloadResult {
     /// BLAKE3 hex digest of one downloaded file (relative `/`-separated path), or None.
     fn hash_of(&self, rel_path: &str) -> Option<String> {
         self.files
-            .binary_search_by(|f| f.rel_path.as_str().cmp(rel_path))
-            .ok()
-            .map(|i| self.files[i].blake3.to_hex().to_string())
+            .get(rel_path)
+            .map(|f| f.blake3.to_hex().to_string())
     }
 
     /// All files as (relative path, size, BLAKE3 hex), sorted by path.
     fn entries(&self) -> Vec<(String, u64, String)> {
         self.files
             .iter()
-            .map(|f| (f.rel_path.clone(), f.size, f.blake3.to_hex().to_string()))
+            .map(|f| (f.rel_path.to_owned(), f.size, f.blake3.to_hex().to_string()))
             .collect()
     }
 

@@ -13,19 +13,18 @@ use super::fsutil::{
     check_free_space, create_directories, create_new_file, page_aligned_start, prepare_destination,
     reserve_blocks,
 };
-use super::paths::{
-    listing_prefix, normalize_prefix, parent_directories, plan_local_paths, PlannedFile,
-};
+use super::paths::{listing_prefix, normalize_prefix, parent_directories, PlannedFiles};
 use super::progress::TransferProgress;
 use super::tree_hash;
 use super::url_feed::UrlFeed;
 use super::workers::{run_jobs, DEFAULT_CONCURRENCY};
+use crate::arena::{PathArena, Span};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::lakefs::presigned::{
     is_refused_signature, open_presigned, presign_download, PresignedUrl,
 };
-use crate::lakefs::{data_path, list_objects, open_object, LakeFsClient, ObjectBody};
+use crate::lakefs::{data_path, for_each_listing_page, open_object, LakeFsClient, ObjectBody};
 use crate::retry::{with_retries, AttemptError, Failure};
 
 /// A presigned URL this close to its expiry is replaced before use rather than after a refusal.
@@ -96,25 +95,78 @@ impl DownloadOptions {
 }
 
 /// One downloaded file: relative `/`-separated path, size and BLAKE3 of its content.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DownloadedFile {
-    pub rel_path: String,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownloadedFile<'a> {
+    pub rel_path: &'a str,
     pub size: u64,
     pub blake3: blake3::Hash,
+}
+
+/// Every downloaded file, sorted by relative path; names packed in one arena (about 48 bytes
+/// plus the name per file).
+#[derive(Clone, Debug, Default)]
+pub struct DownloadedFiles {
+    arena: PathArena,
+    entries: Vec<(Span, u64, [u8; 32])>,
+}
+
+impl DownloadedFiles {
+    fn new(arena: PathArena, mut entries: Vec<(Span, u64, [u8; 32])>) -> Self {
+        // Listing order is path order already; the sort only confirms it.
+        entries.sort_by(|a, b| arena.get(a.0).cmp(arena.get(b.0)));
+        Self { arena, entries }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = DownloadedFile<'_>> + '_ {
+        self.entries.iter().map(|e| self.file(e))
+    }
+
+    /// The file at a relative `/`-separated path (binary search).
+    pub fn get(&self, rel_path: &str) -> Option<DownloadedFile<'_>> {
+        self.entries
+            .binary_search_by(|e| self.arena.get(e.0).cmp(rel_path.as_bytes()))
+            .ok()
+            .map(|i| self.file(&self.entries[i]))
+    }
+
+    /// Heap memory held (entries + names).
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<(Span, u64, [u8; 32])>()
+            + self.arena.heap_bytes()
+    }
+
+    fn file(&self, entry: &(Span, u64, [u8; 32])) -> DownloadedFile<'_> {
+        DownloadedFile {
+            // Planned paths are checked `&str`s (see `PlannedFiles::push`).
+            rel_path: std::str::from_utf8(self.arena.get(entry.0)).expect("UTF-8 paths"),
+            size: entry.1,
+            blake3: blake3::Hash::from_bytes(entry.2),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct DownloadReport {
     /// Canonical destination directory.
     pub root: PathBuf,
-    /// Sorted by `rel_path`.
-    pub files: Vec<DownloadedFile>,
+    /// Sorted by relative path.
+    pub files: DownloadedFiles,
     pub bytes: u64,
 }
 
+/// One unit of work; `u32` indices keep a million-job list at 12 bytes a job.
+#[derive(Clone, Copy)]
 enum Job {
-    Whole { file: usize },
-    Part { file: usize, part: usize },
+    Whole { file: u32 },
+    Part { file: u32, part: u32 },
 }
 
 /// Shared state of one object fetched as ranges.
@@ -129,8 +181,9 @@ struct Plan<'a> {
     repo: &'a str,
     reference: &'a str,
     root: PathBuf,
-    files: Vec<PlannedFile>,
-    ranged: Vec<Option<RangedFile>>,
+    files: PlannedFiles,
+    /// Boxed: most files are not ranged, and `None` is then one pointer wide.
+    ranged: Vec<Option<Box<RangedFile>>>,
     hashes: Vec<OnceLock<blake3::Hash>>,
     /// Presigned GET URLs, handed out while the download runs; `None` when bytes come through
     /// lakeFS.
@@ -165,11 +218,26 @@ pub fn download_prefix(
     let raw_prefix = listing_prefix(&normalize_prefix(prefix)?);
     let presign = data_path(client, cancel)?.presign;
     // Keys and sizes only, however the bytes travel: presigned URLs are listed again, a page
-    // at a time, while the download runs (see `url_feed`).
-    let objects = list_objects(client, repo, reference, &raw_prefix, false, cancel)?;
-    let files = plan_local_paths(&raw_prefix, &objects)?;
-    drop(objects);
-    let total: u64 = files.iter().map(|f| f.size).sum();
+    // at a time, while the download runs (see `url_feed`). Planned a page at a time, so the
+    // listing itself is never held whole.
+    let mut planned = PlannedFiles::new(&raw_prefix);
+    for_each_listing_page(
+        client,
+        repo,
+        reference,
+        &raw_prefix,
+        false,
+        cancel,
+        |page| {
+            page.into_iter()
+                .try_for_each(|object| planned.push(&object.path, object.size))
+        },
+    )?;
+    let files = planned.finish()?;
+    if u32::try_from(files.len()).is_err() {
+        return Err(Error::Limit("more than 4 billion files in one download"));
+    }
+    let total = files.total_bytes();
     progress.set_totals(files.len() as u64, total);
 
     let root = prepare_destination(dest)?;
@@ -184,7 +252,7 @@ pub fn download_prefix(
         repo,
         reference,
         root,
-        hashes: files.iter().map(|_| OnceLock::new()).collect(),
+        hashes: (0..files.len()).map(|_| OnceLock::new()).collect(),
         ranged: Vec::with_capacity(files.len()),
         urls: presign.then(|| UrlFeed::new(files.len())),
         files,
@@ -201,8 +269,10 @@ pub fn download_prefix(
             cancel,
             || vec![0u8; buffer_size],
             |i, buffer, stop| match jobs[i] {
-                Job::Whole { file } => plan.fetch_whole(file, buffer, stop),
-                Job::Part { file, part } => plan.fetch_part(file, part, buffer, stop),
+                Job::Whole { file } => plan.fetch_whole(file as usize, buffer, stop),
+                Job::Part { file, part } => {
+                    plan.fetch_part(file as usize, part as usize, buffer, stop)
+                }
             },
         )
     };
@@ -227,19 +297,17 @@ pub fn download_prefix(
     }
 
     let hashes = std::mem::take(&mut plan.hashes);
-    let mut out: Vec<DownloadedFile> = std::mem::take(&mut plan.files)
-        .into_iter()
+    let (arena, spans) = std::mem::take(&mut plan.files).into_parts();
+    let entries = spans
         .zip(hashes)
-        .map(|(f, hash)| DownloadedFile {
-            size: f.size,
-            rel_path: f.into_rel_path(),
-            blake3: hash.into_inner().expect("every job finished successfully"),
+        .map(|((span, size), hash)| {
+            let hash = hash.into_inner().expect("every job finished successfully");
+            (span, size, *hash.as_bytes())
         })
         .collect();
-    out.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
     Ok(DownloadReport {
         root: plan.root,
-        files: out,
+        files: DownloadedFiles::new(arena, entries),
         bytes: total,
     })
 }
@@ -249,9 +317,10 @@ impl Plan<'_> {
     fn build_jobs(&mut self, cancel: &CancelToken) -> Result<Vec<Job>> {
         let mut ranged_jobs = Vec::new();
         let mut whole_jobs = Vec::new();
-        for (index, file) in self.files.iter().enumerate() {
-            let parts = file.size.div_ceil(self.options.part_size) as usize;
-            if file.size >= self.options.ranged_threshold && parts >= 2 {
+        for index in 0..self.files.len() {
+            let size = self.files.size(index);
+            let parts = size.div_ceil(self.options.part_size) as usize;
+            if size >= self.options.ranged_threshold && parts >= 2 {
                 if let Some(feed) = &self.urls {
                     let url = with_retries(
                         self.client.retry_policy(),
@@ -262,18 +331,22 @@ impl Plan<'_> {
                     )?;
                     feed.preset(index, url);
                 }
-                let path = self.root.join(file.rel_path());
+                let path = self.root.join(self.files.rel_path(index));
                 let handle = create_new_file(&path)?;
-                handle.set_len(file.size).map_err(|e| Error::io(&path, e))?;
-                self.ranged.push(Some(RangedFile {
+                handle.set_len(size).map_err(|e| Error::io(&path, e))?;
+                self.ranged.push(Some(Box::new(RangedFile {
                     handle,
                     parts: (0..parts).map(|_| OnceLock::new()).collect(),
                     remaining: Mutex::new(parts),
-                }));
-                ranged_jobs.extend((0..parts).map(|part| Job::Part { file: index, part }));
+                })));
+                let parts = u32::try_from(parts)
+                    .map_err(|_| Error::Limit("more than 4 billion parts in one file"))?;
+                // `index` fits: the plan was checked to hold fewer than 2^32 files.
+                let file = index as u32;
+                ranged_jobs.extend((0..parts).map(|part| Job::Part { file, part }));
             } else {
                 self.ranged.push(None);
-                whole_jobs.push(Job::Whole { file: index });
+                whole_jobs.push(Job::Whole { file: index as u32 });
             }
         }
         ranged_jobs.extend(whole_jobs);
@@ -289,25 +362,22 @@ impl Plan<'_> {
         range: Option<(u64, u64)>,
         refreshed: &mut bool,
     ) -> std::result::Result<ObjectBody, AttemptError> {
-        let key = &self.files[index].key;
         let Some(feed) = &self.urls else {
             return Ok(open_object(
                 self.client,
                 self.repo,
                 self.reference,
-                key,
+                &self.files.key(index),
                 range,
             )?);
         };
-        let url = {
-            let mut slot = feed.slot(index);
-            let stale = slot
-                .as_ref()
-                .is_none_or(|url| url.expires_within(URL_REFRESH_MARGIN));
-            if stale {
-                *slot = Some(self.fresh_url(index)?);
+        let url = match feed.url(index) {
+            Some(url) if !url.expires_within(URL_REFRESH_MARGIN) => url,
+            _ => {
+                let url = self.fresh_url(index)?;
+                feed.preset(index, url.clone());
+                url
             }
-            slot.clone().expect("just filled")
         };
         match open_presigned(self.client, &url, range) {
             Err(failure) if is_refused_signature(&failure) && !*refreshed => {
@@ -322,9 +392,14 @@ impl Plan<'_> {
     /// A new presigned URL for the file; the object must still be the one planned (a ref that
     /// moved mid-download would mix versions into one file).
     fn fresh_url(&self, index: usize) -> std::result::Result<PresignedUrl, AttemptError> {
-        let planned = &self.files[index];
-        let (url, size) = presign_download(self.client, self.repo, self.reference, &planned.key)?;
-        if size.is_some_and(|size| size != planned.size) {
+        let planned = self.files.size(index);
+        let (url, size) = presign_download(
+            self.client,
+            self.repo,
+            self.reference,
+            &self.files.key(index),
+        )?;
+        if size.is_some_and(|size| size != planned) {
             return Err(AttemptError::Fatal(Error::LakeFs {
                 operation: "download",
                 target: self.target(index),
@@ -332,7 +407,7 @@ impl Plan<'_> {
                 detail: format!(
                     "the object changed since it was listed ({} bytes, now {}); download a \
                      commit id",
-                    planned.size,
+                    planned,
                     size.unwrap_or_default()
                 ),
             }));
@@ -341,17 +416,17 @@ impl Plan<'_> {
     }
 
     fn target(&self, file: usize) -> String {
-        format!("{}@{}:{}", self.repo, self.reference, self.files[file].key)
+        format!("{}@{}:{}", self.repo, self.reference, self.files.key(file))
     }
 
     fn fetch_whole(&self, index: usize, buffer: &mut [u8], stop: &CancelToken) -> Result<()> {
-        let planned = &self.files[index];
+        let size = self.files.size(index);
         if let Some(feed) = &self.urls {
             feed.wait_for(index, stop)?;
         }
-        let path = self.root.join(planned.rel_path());
+        let path = self.root.join(self.files.rel_path(index));
         let mut handle = create_new_file(&path)?;
-        reserve_blocks(&handle, planned.size);
+        reserve_blocks(&handle, size);
         let mut first_try = true;
         let mut refreshed = false;
         let hash = with_retries(
@@ -368,18 +443,10 @@ impl Plan<'_> {
                 }
                 let mut body = self.open(index, None, &mut refreshed)?;
                 let mut hasher = blake3::Hasher::new();
-                self.copy(
-                    &mut body,
-                    0,
-                    planned.size,
-                    buffer,
-                    stop,
-                    &path,
-                    |chunk, _| {
-                        hasher.update(chunk);
-                        handle.write_all(chunk)
-                    },
-                )?;
+                self.copy(&mut body, 0, size, buffer, stop, &path, |chunk, _| {
+                    hasher.update(chunk);
+                    handle.write_all(chunk)
+                })?;
                 Ok(hasher.finalize())
             },
         )?;
@@ -394,13 +461,13 @@ impl Plan<'_> {
         buffer: &mut [u8],
         stop: &CancelToken,
     ) -> Result<()> {
-        let planned = &self.files[index];
+        let size = self.files.size(index);
         let ranged = self.ranged[index]
             .as_ref()
             .expect("part jobs exist only for ranged files");
-        let path = self.root.join(planned.rel_path());
+        let path = self.root.join(self.files.rel_path(index));
         let start = part as u64 * self.options.part_size;
-        let end = (start + self.options.part_size).min(planned.size);
+        let end = (start + self.options.part_size).min(size);
         let mut refreshed = false;
         let cv = with_retries(
             self.client.retry_policy(),
@@ -439,7 +506,7 @@ impl Plan<'_> {
                 .collect();
             self.finish(
                 index,
-                tree_hash::combine(&cvs, self.options.part_size, planned.size),
+                tree_hash::combine(&cvs, self.options.part_size, size),
             );
         }
         Ok(())

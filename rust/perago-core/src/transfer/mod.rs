@@ -10,10 +10,10 @@ mod url_feed;
 mod workers;
 
 pub use download::{
-    download_prefix, BeforeWrite, DownloadOptions, DownloadReport, DownloadedFile,
+    download_prefix, BeforeWrite, DownloadOptions, DownloadReport, DownloadedFile, DownloadedFiles,
     DEFAULT_PART_SIZE, REMOTE_RANGED_THRESHOLD,
 };
-pub use paths::{listing_prefix, normalize_prefix, plan_local_paths, PlannedFile};
+pub use paths::{listing_prefix, normalize_prefix, plan_local_paths, PlannedFiles};
 pub use progress::{ProgressSnapshot, TransferProgress};
 pub use upload::{
     upload_files, UploadItem, UploadOptions, UploadReport, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD,

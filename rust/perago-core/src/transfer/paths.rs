@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use crate::arena::{PathArena, Span};
 use crate::error::{Error, Result};
 use crate::lakefs::ObjectInfo;
 use crate::names::ATTEMPT_MARKER;
@@ -12,26 +13,132 @@ use crate::names::ATTEMPT_MARKER;
 /// Longest file name most Linux file systems accept (`NAME_MAX`).
 const MAX_SEGMENT_BYTES: usize = 255;
 
-/// A listed object and the relative local path (`/`-separated) it will be written to: the key
-/// without the listing prefix (kept once: a million-file plan holds each name once).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlannedFile {
-    pub key: String,
-    rel_start: usize,
-    pub size: u64,
+/// The files a download will write, in listing order: each relative local path (`/`-separated,
+/// the key without the listing prefix) packed into one arena, so a million-file plan costs about
+/// 16 bytes plus the name per file instead of a `String` (and its allocation) per key.
+#[derive(Clone, Debug, Default)]
+pub struct PlannedFiles {
+    /// The raw listing prefix every key starts with (`"a/b/"`, or `""`).
+    prefix: String,
+    arena: PathArena,
+    files: Vec<PlannedFile>,
 }
 
-impl PlannedFile {
-    pub fn rel_path(&self) -> &str {
-        &self.key[self.rel_start..]
+#[derive(Clone, Copy, Debug)]
+struct PlannedFile {
+    rel: Span,
+    size: u64,
+}
+
+impl PlannedFiles {
+    /// An empty plan for keys listed under `raw_prefix`.
+    pub fn new(raw_prefix: &str) -> Self {
+        Self {
+            prefix: raw_prefix.to_owned(),
+            ..Self::default()
+        }
     }
 
-    /// The relative path, reusing the key's allocation.
-    pub fn into_rel_path(self) -> String {
-        let mut key = self.key;
-        key.drain(..self.rel_start);
-        key
+    /// Check one listed key (in listing order) and add it to the plan.
+    pub fn push(&mut self, key: &str, size: u64) -> Result<()> {
+        let rel = key.strip_prefix(self.prefix.as_str()).ok_or_else(|| {
+            Error::unsafe_key(key, format!("it is outside the prefix {:?}", self.prefix))
+        })?;
+        if rel.is_empty() {
+            return Err(Error::unsafe_key(
+                key,
+                "it names the prefix itself (a folder marker object)",
+            ));
+        }
+        check_relative(rel).map_err(|reason| Error::unsafe_key(key, reason))?;
+        if rel == ATTEMPT_MARKER {
+            return Err(Error::unsafe_key(
+                key,
+                format!(
+                    "{ATTEMPT_MARKER} at the workspace root is reserved for perago's attempt marker"
+                ),
+            ));
+        }
+        let rel = self.arena.push(&[rel.as_bytes()])?;
+        self.files.push(PlannedFile { rel, size });
+        Ok(())
     }
+
+    /// The plan is complete: refuse a key that is both a file and another key's directory.
+    pub fn finish(mut self) -> Result<Self> {
+        self.arena.shrink_to_fit();
+        self.files.shrink_to_fit();
+        check_file_directory_clashes(&self)?;
+        Ok(self)
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    pub fn size(&self, index: usize) -> u64 {
+        self.files[index].size
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    pub fn rel_path(&self, index: usize) -> &str {
+        self.rel_str(self.files[index].rel)
+    }
+
+    /// The file's object key (prefix + relative path).
+    pub fn key(&self, index: usize) -> String {
+        format!("{}{}", self.prefix, self.rel_path(index))
+    }
+
+    /// Whether `key` is file `index`'s object key.
+    pub fn is_key(&self, index: usize, key: &str) -> bool {
+        key.strip_prefix(self.prefix.as_str()) == Some(self.rel_path(index))
+    }
+
+    /// `(relative path, size)` in plan order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, u64)> + '_ {
+        self.files.iter().map(|f| (self.rel_str(f.rel), f.size))
+    }
+
+    /// The path arena and each file's (span, size), for a report that keeps the names.
+    pub(super) fn into_parts(self) -> (PathArena, impl ExactSizeIterator<Item = (Span, u64)>) {
+        (self.arena, self.files.into_iter().map(|f| (f.rel, f.size)))
+    }
+
+    fn rel_str(&self, span: Span) -> &str {
+        // Only `&str` bytes are ever pushed (see `push`).
+        std::str::from_utf8(self.arena.get(span)).expect("planned paths are UTF-8")
+    }
+
+    /// Indices of the files ordered by relative path (the listing order, unless a server
+    /// returned keys unsorted).
+    fn sorted_indices(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        let sorted = self
+            .files
+            .windows(2)
+            .all(|w| self.arena.get(w[0].rel) <= self.arena.get(w[1].rel));
+        if !sorted {
+            order.sort_by(|&a, &b| self.rel_path(a).cmp(self.rel_path(b)));
+        }
+        order
+    }
+}
+
+/// Plan the local paths of listed objects (every key checked; see [`PlannedFiles::push`]).
+pub fn plan_local_paths(raw_prefix: &str, objects: &[ObjectInfo]) -> Result<PlannedFiles> {
+    let mut plan = PlannedFiles::new(raw_prefix);
+    for object in objects {
+        plan.push(&object.path, object.size)?;
+    }
+    plan.finish()
 }
 
 /// Workspace prefix without leading/trailing slashes; `""` (or `"/"`) is the repository root.
@@ -58,49 +165,14 @@ pub fn listing_prefix(normalized: &str) -> String {
     }
 }
 
-/// Map every object under `raw_prefix` to a safe relative path, or fail naming the first bad key.
-pub fn plan_local_paths(raw_prefix: &str, objects: &[ObjectInfo]) -> Result<Vec<PlannedFile>> {
-    let mut planned = Vec::with_capacity(objects.len());
-    for object in objects {
-        let rel = object.path.strip_prefix(raw_prefix).ok_or_else(|| {
-            Error::unsafe_key(
-                &object.path,
-                format!("it is outside the prefix {raw_prefix:?}"),
-            )
-        })?;
-        if rel.is_empty() {
-            return Err(Error::unsafe_key(
-                &object.path,
-                "it names the prefix itself (a folder marker object)",
-            ));
-        }
-        check_relative(rel).map_err(|reason| Error::unsafe_key(&object.path, reason))?;
-        if rel == ATTEMPT_MARKER {
-            return Err(Error::unsafe_key(
-                &object.path,
-                format!(
-                    "{ATTEMPT_MARKER} at the workspace root is reserved for perago's attempt marker"
-                ),
-            ));
-        }
-        planned.push(PlannedFile {
-            key: object.path.clone(),
-            rel_start: object.path.len() - rel.len(),
-            size: object.size,
-        });
-    }
-    check_file_directory_clashes(&planned)?;
-    Ok(planned)
-}
-
 /// Every parent directory (relative, `/`-separated) the planned files need, parents first.
-pub fn parent_directories(files: &[PlannedFile]) -> Vec<String> {
+pub fn parent_directories(files: &PlannedFiles) -> Vec<String> {
     let mut dirs: Vec<String> = files
         .iter()
-        .flat_map(|f| ancestors(f.rel_path()))
-        .map(str::to_owned)
+        .flat_map(|(rel, _)| ancestors(rel))
         .collect::<HashSet<_>>()
         .into_iter()
+        .map(str::to_owned)
         .collect();
     // A parent is a strict prefix of its children, so sorting by depth puts it first.
     dirs.sort_by_key(|d| (d.matches('/').count(), d.clone()));
@@ -137,17 +209,25 @@ fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
     rel.match_indices('/').map(move |(i, _)| &rel[..i])
 }
 
-fn check_file_directory_clashes(files: &[PlannedFile]) -> Result<()> {
-    let by_rel: std::collections::HashMap<&str, &str> = files
-        .iter()
-        .map(|f| (f.rel_path(), f.key.as_str()))
-        .collect();
-    for file in files {
-        for dir in ancestors(file.rel_path()) {
-            if let Some(other) = by_rel.get(dir) {
+/// A key that is also another key's directory cannot be materialised. Checked by binary search
+/// over the paths in order, so no per-file index is built.
+fn check_file_directory_clashes(files: &PlannedFiles) -> Result<()> {
+    let order = files.sorted_indices();
+    let find = |path: &str| {
+        order
+            .binary_search_by(|&i| files.rel_path(i).cmp(path))
+            .ok()
+            .map(|at| order[at])
+    };
+    for index in 0..files.len() {
+        for dir in ancestors(files.rel_path(index)) {
+            if let Some(other) = find(dir) {
                 return Err(Error::unsafe_key(
-                    other,
-                    format!("it is a file but {:?} needs it to be a directory", file.key),
+                    &files.key(other),
+                    format!(
+                        "it is a file but {:?} needs it to be a directory",
+                        files.key(index)
+                    ),
                 ));
             }
         }
@@ -185,7 +265,7 @@ mod tests {
             &objects(&["audio/render/a.wav", "audio/render/ü/ñ/d.txt"]),
         )
         .unwrap();
-        let rels: Vec<_> = plan.iter().map(PlannedFile::rel_path).collect();
+        let rels: Vec<_> = plan.iter().map(|(rel, _)| rel).collect();
         assert_eq!(rels, ["a.wav", "ü/ñ/d.txt"]);
         let root = plan_local_paths("", &objects(&["x", "sub/.perago-attempt.json"])).unwrap();
         assert_eq!(
@@ -225,8 +305,12 @@ mod tests {
         assert!(text.contains("\"a/b\""), "{text}");
         let text = reason("r/", &["r/x/y/z", "r/x/y"]);
         assert!(text.starts_with("r/x/y |"), "{text}");
+        // Found in any listing order (a server is expected to list sorted, but need not).
+        let text = reason("", &["b/c/d", "a", "b/c", "a.txt"]);
+        assert!(text.starts_with("b/c |"), "{text}");
+        assert!(text.contains("\"b/c/d\""), "{text}");
         // Names sharing a string prefix are not ancestors.
-        plan_local_paths("", &objects(&["a", "ab/c", "a-b/c"])).unwrap();
+        plan_local_paths("", &objects(&["a", "ab/c", "a-b/c", "a.txt"])).unwrap();
     }
 
     #[test]

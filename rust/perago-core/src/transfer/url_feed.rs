@@ -5,10 +5,11 @@
 //! feeder thread then lists again with `presign=true` and hands each file its URL just ahead of
 //! the workers, at most [`LOOKAHEAD`] files ahead, and a finished file drops its URL.
 
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::paths::PlannedFile;
+use super::paths::PlannedFiles;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::lakefs::presigned::PresignedUrl;
@@ -28,7 +29,10 @@ struct FeedState {
 }
 
 pub(super) struct UrlFeed {
-    slots: Vec<Mutex<Option<PresignedUrl>>>,
+    /// The URLs handed out and not yet released, by file index: about [`LOOKAHEAD`] plus the
+    /// files in flight, never one slot per file.
+    urls: Mutex<HashMap<usize, PresignedUrl>>,
+    files: usize,
     state: Mutex<FeedState>,
     changed: Condvar,
     stop: CancelToken,
@@ -37,27 +41,32 @@ pub(super) struct UrlFeed {
 impl UrlFeed {
     pub(super) fn new(files: usize) -> Self {
         Self {
-            slots: (0..files).map(|_| Mutex::new(None)).collect(),
+            urls: Mutex::new(HashMap::with_capacity(LOOKAHEAD)),
+            files,
             state: Mutex::new(FeedState::default()),
             changed: Condvar::new(),
             stop: CancelToken::new(),
         }
     }
 
-    pub(super) fn slot(&self, index: usize) -> MutexGuard<'_, Option<PresignedUrl>> {
-        self.slots[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn urls(&self) -> MutexGuard<'_, HashMap<usize, PresignedUrl>> {
+        self.urls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Give `index` its URL now (a ranged file, whose parts start before the feeder gets there).
+    /// The URL file `index` was given, if any (a copy: the lock is never held across a request).
+    pub(super) fn url(&self, index: usize) -> Option<PresignedUrl> {
+        self.urls().get(&index).cloned()
+    }
+
+    /// Give `index` a URL now (a ranged file, whose parts start before the feeder gets there, or
+    /// a replacement for one that expired or was refused).
     pub(super) fn preset(&self, index: usize, url: PresignedUrl) {
-        *self.slot(index) = Some(url);
+        self.urls().insert(index, url);
     }
 
     /// The file is written: its URL is no longer needed.
     pub(super) fn release(&self, index: usize) {
-        *self.slot(index) = None;
+        self.urls().remove(&index);
     }
 
     fn state(&self) -> MutexGuard<'_, FeedState> {
@@ -115,7 +124,7 @@ impl UrlFeed {
         repo: &str,
         reference: &str,
         raw_prefix: &str,
-        files: &[PlannedFile],
+        files: &PlannedFiles,
     ) -> Result<()> {
         let changed = || Error::LakeFs {
             operation: "list objects",
@@ -149,16 +158,17 @@ impl UrlFeed {
                 if start + count > files.len() {
                     return Err(changed());
                 }
+                let mut urls = self.urls();
                 for (offset, object) in page.into_iter().enumerate() {
                     let index = start + offset;
-                    if object.path != files[index].key || object.size != files[index].size {
+                    if !files.is_key(index, &object.path) || object.size != files.size(index) {
                         return Err(changed());
                     }
-                    let mut slot = self.slot(index);
-                    if slot.is_none() {
-                        *slot = object.presigned;
+                    if let Some(url) = object.presigned {
+                        urls.entry(index).or_insert(url);
                     }
                 }
+                drop(urls);
                 self.state().filled = start + count;
                 self.changed.notify_all();
                 Ok(())
@@ -183,7 +193,7 @@ impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         {
             let mut state = self.0.state();
-            if state.filled < self.0.slots.len() {
+            if state.filled < self.0.files {
                 state.stopped = true;
             }
         }
