@@ -321,7 +321,9 @@ impl Plan<'_> {
             let size = self.files.size(index);
             let parts = size.div_ceil(self.options.part_size) as usize;
             if size >= self.options.ranged_threshold && parts >= 2 {
-                if let Some(feed) = &self.urls {
+                let parts_u32 = u32::try_from(parts)
+                    .map_err(|_| Error::Limit("more than 4 billion parts in one file"))?;
+                if self.urls.is_some() {
                     let url = with_retries(
                         self.client.retry_policy(),
                         cancel,
@@ -329,7 +331,9 @@ impl Plan<'_> {
                         &|| self.target(index),
                         || self.fresh_url(index),
                     )?;
-                    feed.preset(index, url);
+                    if let Some(feed) = self.urls.as_mut() {
+                        feed.pin(index, url);
+                    }
                 }
                 let path = self.root.join(self.files.rel_path(index));
                 let handle = create_new_file(&path)?;
@@ -339,11 +343,9 @@ impl Plan<'_> {
                     parts: (0..parts).map(|_| OnceLock::new()).collect(),
                     remaining: Mutex::new(parts),
                 })));
-                let parts = u32::try_from(parts)
-                    .map_err(|_| Error::Limit("more than 4 billion parts in one file"))?;
                 // `index` fits: the plan was checked to hold fewer than 2^32 files.
                 let file = index as u32;
-                ranged_jobs.extend((0..parts).map(|part| Job::Part { file, part }));
+                ranged_jobs.extend((0..parts_u32).map(|part| Job::Part { file, part }));
             } else {
                 self.ranged.push(None);
                 whole_jobs.push(Job::Whole { file: index as u32 });

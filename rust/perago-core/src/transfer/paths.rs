@@ -112,6 +112,10 @@ impl PlannedFiles {
         (self.arena, self.files.into_iter().map(|f| (f.rel, f.size)))
     }
 
+    fn rel_bytes(&self, index: usize) -> &[u8] {
+        self.arena.get(self.files[index].rel)
+    }
+
     fn rel_str(&self, span: Span) -> &str {
         // Only `&str` bytes are ever pushed (see `push`).
         std::str::from_utf8(self.arena.get(span)).expect("planned paths are UTF-8")
@@ -126,7 +130,7 @@ impl PlannedFiles {
             .windows(2)
             .all(|w| self.arena.get(w[0].rel) <= self.arena.get(w[1].rel));
         if !sorted {
-            order.sort_by(|&a, &b| self.rel_path(a).cmp(self.rel_path(b)));
+            order.sort_by(|&a, &b| self.rel_bytes(a).cmp(self.rel_bytes(b)));
         }
         order
     }
@@ -215,7 +219,7 @@ fn check_file_directory_clashes(files: &PlannedFiles) -> Result<()> {
     let order = files.sorted_indices();
     let find = |path: &str| {
         order
-            .binary_search_by(|&i| files.rel_path(i).cmp(path))
+            .binary_search_by(|&i| files.rel_bytes(i).cmp(path.as_bytes()))
             .ok()
             .map(|at| order[at])
     };

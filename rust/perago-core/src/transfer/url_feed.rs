@@ -5,7 +5,7 @@
 //! feeder thread then lists again with `presign=true` and hands each file its URL just ahead of
 //! the workers, at most [`LOOKAHEAD`] files ahead, and a finished file drops its URL.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ pub(super) struct UrlFeed {
     /// The URLs handed out and not yet released, by file index: about [`LOOKAHEAD`] plus the
     /// files in flight, never one slot per file.
     urls: Mutex<HashMap<usize, PresignedUrl>>,
+    /// Files given their URL before the feeder started (ranged files): the feeder skips them, so
+    /// a URL released once its parts are written is not handed out again.
+    pinned: HashSet<usize>,
     files: usize,
     state: Mutex<FeedState>,
     changed: Condvar,
@@ -42,6 +45,7 @@ impl UrlFeed {
     pub(super) fn new(files: usize) -> Self {
         Self {
             urls: Mutex::new(HashMap::with_capacity(LOOKAHEAD)),
+            pinned: HashSet::new(),
             files,
             state: Mutex::new(FeedState::default()),
             changed: Condvar::new(),
@@ -58,10 +62,16 @@ impl UrlFeed {
         self.urls().get(&index).cloned()
     }
 
-    /// Give `index` a URL now (a ranged file, whose parts start before the feeder gets there, or
-    /// a replacement for one that expired or was refused).
+    /// Give `index` a replacement URL (its own expired or was refused).
     pub(super) fn preset(&self, index: usize, url: PresignedUrl) {
         self.urls().insert(index, url);
+    }
+
+    /// Give `index` its URL before the feeder starts (a ranged file, whose parts start before the
+    /// feeder gets there); the feeder then leaves it alone.
+    pub(super) fn pin(&mut self, index: usize, url: PresignedUrl) {
+        self.pinned.insert(index);
+        self.preset(index, url);
     }
 
     /// The file is written: its URL is no longer needed.
@@ -164,7 +174,7 @@ impl UrlFeed {
                     if !files.is_key(index, &object.path) || object.size != files.size(index) {
                         return Err(changed());
                     }
-                    if let Some(url) = object.presigned {
+                    if let Some(url) = object.presigned.filter(|_| !self.pinned.contains(&index)) {
                         urls.entry(index).or_insert(url);
                     }
                 }
