@@ -137,12 +137,6 @@ impl DownloadedFiles {
             .map(|i| self.file(&self.entries[i]))
     }
 
-    /// Heap memory held (entries + names).
-    pub fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<(Span, u64, [u8; 32])>()
-            + self.arena.heap_bytes()
-    }
-
     fn file(&self, entry: &(Span, u64, [u8; 32])) -> DownloadedFile<'_> {
         DownloadedFile {
             // Planned paths are checked `&str`s (see `PlannedFiles::push`).
