@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PY_DIRS := python tests examples $(wildcard benches)
 DIST ?= dist
-export PERAGO_CACHE_DIR ?= $(HOME)/.cache/perago
+export PERAGO_DEV_CACHE_DIR ?= $(HOME)/.cache/perago
 
 .PHONY: help install venv tools build test test-model test-rust test-unit test-cli \
-	test-integration test-e2e lint fmt demo bench wheel wheel-check clean servers servers-up \
+	test-integration test-e2e lint fmt demo bench wheel wheel-check clean fs-tools servers servers-up \
 	servers-down model
 
 ## help: list every target with a one-line description
@@ -34,6 +34,15 @@ install: $(PY)
 ## build: same as install
 build: install
 
+## fs-tools: install xfsprogs (mkfs.xfs) so the reflink test can make its XFS image (root + apt)
+fs-tools:
+	@if command -v mkfs.xfs >/dev/null; then echo "mkfs.xfs: $$(command -v mkfs.xfs)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q xfsprogs >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q xfsprogs >/dev/null; }; \
+		echo "mkfs.xfs: $$(command -v mkfs.xfs)"; \
+	else echo "fs-tools: not root or no apt-get: the reflink test will say it is skipped and why"; fi
+
 ## servers: provision lakeFS + lakectl + MinIO (Go module proxy) and Conductor (Maven Central) into the cache
 servers: install
 	$(BIN)/perago dev provision
@@ -48,7 +57,7 @@ servers-down: install
 
 ## test: everything: the protocol model, Rust unit tests, then pytest over all of tests/
 # (unit + cli + integration + e2e against real servers, which the session fixtures start and stop).
-test: install servers model
+test: install servers model fs-tools
 	cargo test -q --workspace
 	$(BIN)/pytest
 

@@ -100,7 +100,7 @@ trap cleanup EXIT
 # Nothing from this shell may point the installed package at the source tree or at other servers.
 for name in $(compgen -e); do
 	case $name in
-	PERAGO_CACHE_DIR | PERAGO_JAVA) ;;
+	PERAGO_DEV_CACHE_DIR | PERAGO_JAVA) ;;
 	PERAGO_* | CONDUCTOR_* | LAKECTL_* | LAKEFS_* | PYTHON* | VIRTUAL_ENV) unset "$name" ;;
 	esac
 done
@@ -147,7 +147,7 @@ for name in render_audio word_count; do
 	cmp "$work/$name.json" "$repo/tests/golden/$name.json"
 done
 
-phase "perago dev provision (cached in ${PERAGO_CACHE_DIR:-~/.cache/perago})"
+phase "perago dev provision (cached in ${PERAGO_DEV_CACHE_DIR:-~/.cache/perago})"
 "$venv/bin/perago" dev provision
 
 phase "the end-to-end demo from the installed wheel (servers on free ports in $state)"

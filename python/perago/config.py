@@ -31,9 +31,12 @@ from perago.host.secure_files import ensure_private_directory, unsafe_directory_
 
 __all__ = [
     "BODY_ENV_PASSTHROUGH",
+    "CACHE_DIR",
+    "CACHE_MAX_SIZE",
     "CREDENTIAL_VARIABLES",
     "DOTENV_FILENAME",
     "REPLACE_ME",
+    "CacheConfig",
     "ConductorAuth",
     "ConductorConfig",
     "ExecutionMode",
@@ -89,6 +92,9 @@ CONDUCTOR_AUTH_KEY = "CONDUCTOR_AUTH_KEY"
 CONDUCTOR_AUTH_SECRET = "CONDUCTOR_AUTH_SECRET"
 # Names of credential variables a task body's process (and its subprocesses) may still see.
 BODY_ENV_PASSTHROUGH = "PERAGO_BODY_ENV_PASSTHROUGH"
+# The host's content cache of downloaded objects (off unless a directory is named).
+CACHE_DIR = "PERAGO_CACHE_DIR"
+CACHE_MAX_SIZE = "PERAGO_CACHE_MAX_SIZE"
 # perago's own credentials: a worker removes them from its environment once its clients exist.
 CREDENTIAL_VARIABLES = (
     LAKEFS_ACCESS_KEY_ID,
@@ -100,6 +106,7 @@ _CREDENTIAL_PREFIXES = ("LAKECTL_CREDENTIALS_", "CONDUCTOR_AUTH_")
 
 DEFAULT_LOG_FILE_MAX_SIZE = 100 * 1024 * 1024
 DEFAULT_LOG_RETENTION = timedelta(days=30)
+DEFAULT_CACHE_MAX_SIZE = 10 * 1024**3
 DEFAULT_WORKSPACE_GC_TTL = timedelta(hours=24)
 DEFAULT_WORKSPACE_GC_INTERVAL = timedelta(hours=1)
 DEFAULT_FAILURE_REASON_MAX_LENGTH = 500
@@ -107,8 +114,8 @@ DEFAULT_FAILURE_REASON_MAX_LENGTH = 500
 DEFAULT_CONTROL_TIMEOUT_SECONDS = 60.0
 DEFAULT_CONTROL_TIMEOUT = timedelta(seconds=DEFAULT_CONTROL_TIMEOUT_SECONDS)
 
-_SIZE_RE = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?\s*(KB|MB|GB)", re.IGNORECASE)
-_SIZE_UNITS = {"KB": 1024, "MB": 1024**2, "GB": 1024**3}
+_SIZE_RE = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?\s*(KB|MB|GB|TB)", re.IGNORECASE)
+_SIZE_UNITS = {"KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _RETENTION_RE = re.compile(r"([1-9][0-9]*)d", re.IGNORECASE)
 _DURATION_RE = re.compile(r"([1-9][0-9]*)([smhd])", re.IGNORECASE)
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -136,6 +143,16 @@ class LakeFSConfig(BaseModel):
     access_key_id: str
     secret_access_key: SecretStr
     transfer_mode: TransferMode = "auto"
+
+
+class CacheConfig(BaseModel):
+    """The host's content cache (``PERAGO_CACHE_DIR``, ``PERAGO_CACHE_MAX_SIZE``): shared by
+    every worker slot and supervisor that names the same directory."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    directory: Path
+    max_size: int = DEFAULT_CACHE_MAX_SIZE
 
 
 class ConductorAuth(BaseModel):
@@ -173,6 +190,7 @@ class RuntimeConfig(BaseModel):
     control_timeout: timedelta = DEFAULT_CONTROL_TIMEOUT
     conductor: ConductorConfig | None = None
     lakefs: LakeFSConfig | None = None
+    cache: CacheConfig | None = None
     body_env_passthrough: tuple[str, ...] = ()
 
     # A plain dict (not a proxy) so the config stays picklable for spawned worker processes.
@@ -432,6 +450,27 @@ def conductor_auth(environment: Mapping[str, str]) -> ConductorAuth | None:
     return _conductor_auth(_Reader(environment))
 
 
+def _cache(
+    reader: _Reader, as_path: Callable[[str, str], Path], workspace_root: Path
+) -> CacheConfig | None:
+    directory = reader.parsed(CACHE_DIR, as_path, None)
+    max_size = reader.parsed(CACHE_MAX_SIZE, _parse_size, DEFAULT_CACHE_MAX_SIZE)
+    if directory is None:
+        if reader.value(CACHE_MAX_SIZE) is not None:
+            raise RuntimeConfigError(
+                f"{CACHE_MAX_SIZE} is set but {CACHE_DIR} is not; "
+                f"set {CACHE_DIR} to enable the content cache"
+            )
+        return None
+    resolved, root = directory.resolve(), workspace_root.resolve()
+    if resolved == root or root in resolved.parents:
+        raise RuntimeConfigError(
+            f"{CACHE_DIR} must not be inside {WORKSPACE_ROOT} ({root}): "
+            "the workspace sweep would remove it"
+        )
+    return CacheConfig(directory=directory, max_size=max_size)
+
+
 def _parse_passthrough(name: str, value: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
     if any(_ENV_NAME_RE.fullmatch(item) is None for item in names):
@@ -534,6 +573,7 @@ def load_runtime_config(
     server_url = reader.value(CONDUCTOR_SERVER_URL)
     conductor = None if server_url is None else ConductorConfig(server_url=server_url)
     lakefs = _lakefs(reader)
+    cache = _cache(reader, as_path, workspace_root)
     _conductor_auth(reader)  # validated here; the SDK configuration reads it from merged_env
     no_passthrough: tuple[str, ...] = ()
     body_env_passthrough = reader.parsed(BODY_ENV_PASSTHROUGH, _parse_passthrough, no_passthrough)
@@ -543,6 +583,8 @@ def load_runtime_config(
         for root, variable in ((workspace_root, WORKSPACE_ROOT), (log_root, LOG_ROOT)):
             shared = (default_base,) if root.parent == default_base else ()
             probe_writable_root(root, variable=variable, parents=shared)
+        if cache is not None:
+            probe_writable_root(cache.directory, variable=CACHE_DIR)
 
     config = RuntimeConfig(
         workspace_root=workspace_root,
@@ -558,6 +600,7 @@ def load_runtime_config(
         control_timeout=control_timeout,
         conductor=conductor,
         lakefs=lakefs,
+        cache=cache,
         body_env_passthrough=body_env_passthrough,
     )
     config._merged_env = environment

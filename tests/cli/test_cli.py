@@ -104,6 +104,7 @@ def test_check_prints_the_documented_lines(project: Project) -> None:
         "conductor: not configured",
         "lakefs: not configured",
         "conductor_auth: not configured",
+        "content_cache: off (set PERAGO_CACHE_DIR to enable)",
         "sdk_worker: domain=(none) poll_interval_ms=100 poll_timeout_ms=100",
         "body_env_passthrough: (none)",
     ]
@@ -141,6 +142,7 @@ def test_check_json(project: Project) -> None:
         "conductor": "not configured",
         "lakefs": "not configured",
         "conductor_auth": "not configured",
+        "content_cache": None,
         "sdk_worker": {
             "domain": None,
             "poll_interval_ms": 100.0,

@@ -171,6 +171,7 @@ class AttemptRun:
     changes: list[ChangeSet] = field(default_factory=list)
     before_publish: Callable[[], object] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stats: list[AttemptStats] = field(default_factory=list)
 
     def run(
         self,
@@ -209,6 +210,9 @@ class AttemptRun:
             return self.runtime.publish_workspace(staged, workspace, spec, context)
 
         input_data = workspace_task_input(repository, branch, ref, dict(params))
+        stats = AttemptStats()
+        with self.lock:
+            self.stats.append(stats)
         return run_workspace_task_attempt(
             task,
             input_data,
@@ -220,5 +224,5 @@ class AttemptRun:
             publish_workspace=publish,
             cleanup_staging=self.runtime.cleanup_staging,
             complete_noop_workspace=self.runtime.complete_noop_workspace,
-            stats=AttemptStats(),
+            stats=stats,
         )

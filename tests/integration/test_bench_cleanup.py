@@ -2,7 +2,7 @@
 ``perago dev up`` server, the repository's objects in the local blockstore too.
 
 The "dev server" here is a real lakeFS launched by ``perago.devservers`` under a private cache
-directory (``PERAGO_CACHE_DIR``/state/default), with the state record ``perago dev up`` writes; the
+directory (``PERAGO_DEV_CACHE_DIR``/state/default), with the state record ``perago dev up`` writes; the
 Conductor half of that record is a placeholder, as no bench here talks to Conductor.
 """
 
@@ -33,7 +33,7 @@ class DevLakefs:
 
     def env(self) -> dict[str, str]:
         lakectl = lakectl_env(self.url, self.access_key_id, self.secret_access_key)
-        values = {"PERAGO_CACHE_DIR": str(self.cache), **lakectl}
+        values = {"PERAGO_DEV_CACHE_DIR": str(self.cache), **lakectl}
         return clean_environment(values, without=("LAKECTL_",))
 
     def repositories(self) -> set[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from perago.config import (
+    CacheConfig,
     RuntimeConfig,
     current_worker_id,
     derive_worker_id_prefix,
@@ -67,6 +68,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.control_timeout == timedelta(seconds=60)
     assert config.conductor is None
     assert config.lakefs is None
+    assert config.cache is None
 
 
 def test_config_is_frozen(tmp_path: Path) -> None:
@@ -88,6 +90,8 @@ def test_blank_values_mean_unset(tmp_path: Path) -> None:
             "PERAGO_WORKSPACE_GC_INTERVAL",
             "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
             "PERAGO_FAILURE_REASON_MAX_LENGTH",
+            "PERAGO_CACHE_DIR",
+            "PERAGO_CACHE_MAX_SIZE",
             "CONDUCTOR_SERVER_URL",
             *LAKEFS_ENV,
         )
@@ -147,6 +151,7 @@ def test_probe_failure_names_the_unwritable_root(tmp_path: Path, variable: str) 
         ("2 mb", 2 * 1024**2),
         ("0.001KB", 2),  # 1.024 bytes, rounded up
         ("0.5KB", 512),
+        ("1TB", 1024**4),
     ],
 )
 def test_log_file_max_size_forms(tmp_path: Path, value: str, expected: int) -> None:
@@ -154,7 +159,7 @@ def test_log_file_max_size_forms(tmp_path: Path, value: str, expected: int) -> N
     assert config.log_file_max_size == expected
 
 
-@pytest.mark.parametrize("value", ["100", "100B", "1TB", "01MB", "-1MB", ".5MB", "1.MB", "MB"])
+@pytest.mark.parametrize("value", ["100", "100B", "1PB", "01MB", "-1MB", ".5MB", "1.MB", "MB"])
 def test_log_file_max_size_bad_format(tmp_path: Path, value: str) -> None:
     assert load_error(tmp_path, {"PERAGO_LOG_FILE_MAX_SIZE": value}) == (
         "PERAGO_LOG_FILE_MAX_SIZE must be a positive size such as '512KB', '100MB', or '1.5GB'"
@@ -345,6 +350,7 @@ def test_lakefs_incomplete(tmp_path: Path, present: list[str], missing: str) -> 
         "PERAGO_WORKSPACE_GC_INTERVAL",
         "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
         "PERAGO_FAILURE_REASON_MAX_LENGTH",
+        "PERAGO_CACHE_DIR",
     ],
 )
 def test_replace_me_is_rejected(tmp_path: Path, variable: str) -> None:
@@ -534,3 +540,81 @@ def test_transfer_mode(tmp_path: Path, value: str | None, mode: str) -> None:
 def test_transfer_mode_bad_value_names_the_choices(tmp_path: Path) -> None:
     message = load_error(tmp_path, LAKEFS_ENV | {"PERAGO_TRANSFER_MODE": "direct"})
     assert message == "PERAGO_TRANSFER_MODE must be one of auto, presign, lakefs, got 'direct'"
+
+
+# --- content cache --------------------------------------------------------------------------
+
+
+def test_cache_directory_relative_to_cwd_with_the_default_size(tmp_path: Path) -> None:
+    config = load(tmp_path, {"PERAGO_CACHE_DIR": "  rel/cache  "})
+    assert config.cache == CacheConfig(directory=tmp_path / "rel" / "cache", max_size=10 * 1024**3)
+
+
+def test_cache_directory_absolute_and_from_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"PERAGO_CACHE_DIR={tmp_path / 'c'}\n")
+    config = load(tmp_path)
+    assert config.cache is not None
+    assert config.cache.directory == tmp_path / "c"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("512MB", 512 * 1024**2), ("10GB", 10 * 1024**3), ("1TB", 1024**4), ("1.5 tb", 3 * 2**39)],
+)
+def test_cache_max_size_forms(tmp_path: Path, value: str, expected: int) -> None:
+    config = load(tmp_path, {"PERAGO_CACHE_DIR": "cache", "PERAGO_CACHE_MAX_SIZE": value})
+    assert config.cache is not None
+    assert config.cache.max_size == expected
+
+
+def test_cache_max_size_without_directory(tmp_path: Path) -> None:
+    assert load_error(tmp_path, {"PERAGO_CACHE_MAX_SIZE": "1GB"}) == (
+        "PERAGO_CACHE_MAX_SIZE is set but PERAGO_CACHE_DIR is not; "
+        "set PERAGO_CACHE_DIR to enable the content cache"
+    )
+
+
+@pytest.mark.parametrize("value", ["10", "10G", "1PB", "lots"])
+def test_cache_max_size_bad_format(tmp_path: Path, value: str) -> None:
+    env = {"PERAGO_CACHE_DIR": "cache", "PERAGO_CACHE_MAX_SIZE": value}
+    assert load_error(tmp_path, env) == (
+        "PERAGO_CACHE_MAX_SIZE must be a positive size such as '512KB', '100MB', or '1.5GB'"
+    )
+
+
+def test_cache_max_size_zero(tmp_path: Path) -> None:
+    env = {"PERAGO_CACHE_DIR": "cache", "PERAGO_CACHE_MAX_SIZE": "0GB"}
+    assert load_error(tmp_path, env) == "PERAGO_CACHE_MAX_SIZE must be greater than zero"
+
+
+@pytest.mark.parametrize("inside", ["", "cache", "deeper/cache"])
+def test_cache_directory_inside_the_workspace_root(tmp_path: Path, inside: str) -> None:
+    root = tmp_path / "ws"
+    env = {"PERAGO_WORKSPACE_ROOT": str(root), "PERAGO_CACHE_DIR": str(root / inside)}
+    assert load_error(tmp_path, env) == (
+        f"PERAGO_CACHE_DIR must not be inside PERAGO_WORKSPACE_ROOT ({root.resolve()}): "
+        "the workspace sweep would remove it"
+    )
+
+
+def test_cache_directory_beside_the_workspace_root(tmp_path: Path) -> None:
+    env = {"PERAGO_WORKSPACE_ROOT": str(tmp_path / "ws"), "PERAGO_CACHE_DIR": "ws-cache"}
+    config = load(tmp_path, env)
+    assert config.cache is not None
+    assert config.cache.directory == tmp_path / "ws-cache"
+
+
+def test_cache_directory_probed_with_the_roots(tmp_path: Path) -> None:
+    env = {
+        "PERAGO_WORKSPACE_ROOT": str(tmp_path / "ws"),
+        "PERAGO_LOG_ROOT": str(tmp_path / "l"),
+        "PERAGO_CACHE_DIR": "c",
+    }
+    load(tmp_path, env, probe_roots=True)
+    assert (tmp_path / "c").is_dir()
+    assert list((tmp_path / "c").iterdir()) == []
+    (tmp_path / "blocker").write_text("not a directory")
+    env["PERAGO_CACHE_DIR"] = str(tmp_path / "blocker" / "c")
+    with pytest.raises(RuntimeConfigError) as info:
+        load(tmp_path, env, probe_roots=True)
+    assert str(info.value).startswith(f"{tmp_path / 'blocker' / 'c'} is not writable: ")

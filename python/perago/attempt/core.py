@@ -220,6 +220,8 @@ def run_workspace_task_attempt(
         if baseline is not None:
             stats.files_downloaded += baseline.file_count
             stats.bytes_downloaded += baseline.total_bytes
+            if baseline.fetch is not None:
+                stats.fetch = baseline.fetch.as_log_fields()
         with stats.phase("body"):
             # Before the post guardrails look at it: the workspace must still be the directory
             # perago made (a body may have replaced it by a symlink to somewhere else).

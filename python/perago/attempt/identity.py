@@ -44,6 +44,9 @@ class AttemptStats:
     files_uploaded: int = 0
     bytes_uploaded: int = 0
     objects_deleted: int = 0
+    # Where the download's bytes came from (content cache hits, fetched); empty when the
+    # baseline was not written by a download.
+    fetch: dict[str, int] = field(default_factory=dict)
     phase_ms: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
@@ -63,5 +66,6 @@ class AttemptStats:
             "files_uploaded": self.files_uploaded,
             "bytes_uploaded": self.bytes_uploaded,
             "objects_deleted": self.objects_deleted,
+            **({"fetch": dict(self.fetch)} if self.fetch else {}),
             "phase_ms": {name: round(ms, 3) for name, ms in self.phase_ms.items()},
         }

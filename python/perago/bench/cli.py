@@ -28,6 +28,10 @@ BENCH_COMMANDS = {
         "perago.bench.transfer:upload_command",
         "Upload (+ commit) throughput: perago vs `lakectl local commit`.",
     ),
+    "cache": LazyCommand(
+        "perago.bench.cache:cache_command",
+        "Content cache: cold, warm and 1%-changed downloads vs `lakectl local clone`.",
+    ),
     "worker": LazyCommand(
         "perago.bench.worker_cli:bench_worker_command",
         "Workspace-free no-op tasks per second through the real Conductor (CONDUCTOR_SERVER_URL).",

@@ -34,6 +34,12 @@ class Row:
     verified: int | None = None
     # The lakeFS benches (download, upload, stage, attempt): lakeFS's blockstore, "local" or "s3".
     topology: str | None = None
+    # ``perago bench cache``: the case of the scenario (cold, warm...), the files and bytes the
+    # run produced and, of those bytes, how many were fetched from lakeFS (not from the cache).
+    case: str | None = None
+    files: int | None = None
+    total_bytes: int | None = None
+    bytes_fetched: int | None = None
 
     @classmethod
     def measured(
@@ -75,6 +81,9 @@ class Row:
             extra["workflows"] = self.workflows
         if self.verified is not None:
             extra["verified"] = self.verified
+        for name in ("case", "files", "total_bytes", "bytes_fetched"):
+            if getattr(self, name) is not None:
+                extra[name] = getattr(self, name)
         return {
             "scenario": self.scenario,
             "tool": self.tool,
@@ -97,16 +106,21 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def print_table(rows: Sequence[Row], *, title: str, console: Console | None = None) -> None:
+    """The rows as a table; the files / bytes / fetched columns only when some row has them."""
     table = Table(title=title)
     for header in ("scenario", "tool"):
         table.add_column(header)
-    for header in ("median s", "MB/s", "files/s", "peak RSS MB"):
+    sized = any(row.bytes_fetched is not None for row in rows)
+    counts = ("files", "bytes", "fetched") if sized else ()
+    for header in (*counts, "median s", "MB/s", "files/s", "peak RSS MB"):
         table.add_column(header, justify="right")
     table.add_column("note")
     for row in rows:
+        cells = (row.files, row.total_bytes, row.bytes_fetched) if sized else ()
         table.add_row(
             row.scenario,
             row.tool,
+            *(_fmt(cell, 0) for cell in cells),
             _fmt(row.median_s, 3),
             _fmt(row.mb_per_s, 0),
             _fmt(row.files_per_s, 0),

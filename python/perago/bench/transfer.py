@@ -14,6 +14,7 @@ carries the ``topology`` it was measured on.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -23,8 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -139,10 +140,16 @@ def server_from_env() -> Server:
     return Server(endpoint, key, merged[ENV_SECRET].strip(), block_dir)
 
 
-def generate_files(root: Path, count: int, size: int) -> None:
-    """``count`` files of ``size`` bytes with distinct content, in 100 subdirectories."""
+def generate_files(
+    root: Path, count: int, size: int, *, indices: Iterable[int] | None = None
+) -> None:
+    """``count`` files of ``size`` bytes with distinct content, in 100 subdirectories.
+
+    ``indices`` writes only those of the ``count`` files (same paths, new bytes: the random block
+    is drawn afresh on every call), as a bench rewriting some files of a seeded tree does.
+    """
     block = os.urandom(min(size, 4 * MIB) + 64)
-    for i in range(count):
+    for i in range(count) if indices is None else indices:
         directory = root / f"d{i % 100:03d}"
         directory.mkdir(parents=True, exist_ok=True)
         with (directory / f"f{i:06d}.bin").open("wb") as out:
@@ -472,12 +479,12 @@ def format_table(rows: Sequence[Row]) -> str:
 
 # --- typer commands -------------------------------------------------------------------------
 
-_FILES = typer.Option(10_000, "--files", help="Number of small files.")
-_SIZE = typer.Option("100KiB", "--size", help="Size of each small file.")
-_LARGE_FILES = typer.Option(2, "--large-files", help="Number of large files (0 = skip).")
-_LARGE_SIZE = typer.Option("1GiB", "--large-size", help="Size of each large file.")
-_REPEAT = typer.Option(3, "--repeat", help="Runs per tool; the median is reported.")
-_CONCURRENCY = typer.Option(
+SmallFilesOpt = typer.Option(10_000, "--files", help="Number of small files.")
+SmallSizeOpt = typer.Option("100KiB", "--size", help="Size of each small file.")
+LargeFilesOpt = typer.Option(2, "--large-files", help="Number of large files (0 = skip).")
+LargeSizeOpt = typer.Option("1GiB", "--large-size", help="Size of each large file.")
+RepeatOpt = typer.Option(3, "--repeat", help="Runs per tool; the median is reported.")
+ConcurrencyOpt = typer.Option(
     None,
     "--concurrency",
     help=f"perago parallel requests (default {DEFAULT_CONCURRENCY}).",
@@ -499,6 +506,48 @@ _RANGED_THRESHOLD = typer.Option(
 )
 
 
+def parse_workload(
+    *,
+    files: int,
+    size: str,
+    large_files: int,
+    large_size: str,
+    repeat: int,
+    concurrency: int | None,
+) -> Workload:
+    """The workload the shared transfer options describe (a ValueError for a bad size), without
+    its lakeFS target yet (see :func:`workload_target`)."""
+    return Workload(
+        files=files,
+        size=parse_size(size),
+        large_files=large_files,
+        large_size=parse_size(large_size),
+        repeat=max(1, repeat),
+        concurrency=concurrency,
+        namespace_root="",
+    )
+
+
+@contextlib.contextmanager
+def workload_target(
+    shape: Workload,
+    blockstore: Blockstore,
+    namespace: str | None,
+    workdir: Path | None,
+    log: Callable[[str], None],
+) -> Iterator[tuple[Server, Path, Workload]]:
+    """The lakeFS of ``blockstore`` (:func:`perago.bench.topology.bench_target`), a scratch
+    directory under ``workdir`` (removed on exit) and ``shape`` with that target's namespace root
+    and topology filled in."""
+    with bench_target(blockstore, namespace, work_dir=workdir, log=log) as target:
+        work = Path(tempfile.mkdtemp(prefix="perago-bench-", dir=workdir))
+        load = replace(shape, namespace_root=target.namespace_root, topology=target.topology.value)
+        try:
+            yield target.server, work, load
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def _command(
     runner: Callable[..., list[Row]],
     *,
@@ -518,24 +567,17 @@ def _command(
         typer.echo(line, err=True)
 
     try:
-        small, large = parse_size(size), parse_size(large_size)
+        shape = parse_workload(
+            files=files,
+            size=size,
+            large_files=large_files,
+            large_size=large_size,
+            repeat=repeat,
+            concurrency=concurrency,
+        )
         options = extra()
-        with bench_target(blockstore, namespace, work_dir=workdir, log=log) as target:
-            work = Path(tempfile.mkdtemp(prefix="perago-bench-", dir=workdir))
-            load = Workload(
-                files=files,
-                size=small,
-                large_files=large_files,
-                large_size=large,
-                repeat=max(1, repeat),
-                concurrency=concurrency,
-                namespace_root=target.namespace_root,
-                topology=target.topology.value,
-            )
-            try:
-                rows = runner(target.server, work, load, log=log, **options)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+        with workload_target(shape, blockstore, namespace, workdir, log) as (server, work, load):
+            rows = runner(server, work, load, log=log, **options)
     except (ValueError, RuntimeError, OSError) as exc:  # DevServerError is a RuntimeError
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -545,12 +587,12 @@ def _command(
 
 
 def download_command(  # noqa: PLR0917 - typer options are parameters
-    files: int = _FILES,
-    size: str = _SIZE,
-    large_files: int = _LARGE_FILES,
-    large_size: str = _LARGE_SIZE,
-    repeat: int = _REPEAT,
-    concurrency: int | None = _CONCURRENCY,
+    files: int = SmallFilesOpt,
+    size: str = SmallSizeOpt,
+    large_files: int = LargeFilesOpt,
+    large_size: str = LargeSizeOpt,
+    repeat: int = RepeatOpt,
+    concurrency: int | None = ConcurrencyOpt,
     namespace: str | None = NamespaceOpt,
     blockstore: Blockstore = BlockstoreOpt,
     json_path: Path | None = _JSON,
@@ -585,12 +627,12 @@ def download_command(  # noqa: PLR0917 - typer options are parameters
 
 
 def upload_command(  # noqa: PLR0917 - typer options are parameters
-    files: int = _FILES,
-    size: str = _SIZE,
-    large_files: int = _LARGE_FILES,
-    large_size: str = _LARGE_SIZE,
-    repeat: int = _REPEAT,
-    concurrency: int | None = _CONCURRENCY,
+    files: int = SmallFilesOpt,
+    size: str = SmallSizeOpt,
+    large_files: int = LargeFilesOpt,
+    large_size: str = LargeSizeOpt,
+    repeat: int = RepeatOpt,
+    concurrency: int | None = ConcurrencyOpt,
     namespace: str | None = NamespaceOpt,
     blockstore: Blockstore = BlockstoreOpt,
     json_path: Path | None = _JSON,

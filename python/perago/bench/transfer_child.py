@@ -6,13 +6,20 @@ CLI scaffolding (typer, urllib, ...) on every run.
 
     python -m perago.bench.transfer_child _download REPO REF PREFIX DEST CONCURRENCY PART THRESHOLD
     python -m perago.bench.transfer_child _upload REPO BRANCH PREFIX SOURCE CONCURRENCY
+    python -m perago.bench.transfer_child _cached_download REPO REF PREFIX DEST CONCURRENCY \
+        CACHE_DIR MAX_SIZE STATS [LIST_PREFIX]
 
 The lakeFS endpoint and keys come from the ``LAKECTL_*`` variables that lakectl reads too. The
 commit after an upload is the bench driver's (:class:`perago.bench.transfer._UploadTarget`).
+``_cached_download`` (``perago bench cache``) downloads through the content cache at CACHE_DIR
+and writes the download's ``cache_stats()`` and the cache's ``mode`` to the JSON file STATS; with
+LIST_PREFIX it first lists ``REF`` under that prefix once, on the same client, and adds the
+number of objects listed as ``listed``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -33,7 +40,13 @@ def upload_items(source: Path, prefix: str) -> list[tuple[str | os.PathLike[str]
 
 
 def main(argv: Sequence[str]) -> None:
-    from perago.engine.transfer import LakeFSCredentials, download_prefix, upload_files
+    from perago.engine.transfer import (
+        LakeFSCredentials,
+        connect,
+        download_prefix,
+        list_objects,
+        upload_files,
+    )
 
     endpoint = os.environ[ENV_ENDPOINT]
     creds = LakeFSCredentials(os.environ[ENV_KEY], os.environ[ENV_SECRET])
@@ -61,6 +74,20 @@ def main(argv: Sequence[str]) -> None:
             upload_items(Path(source), prefix),
             concurrency=int(concurrency) or None,
         )
+    elif action == "_cached_download":
+        from perago.engine.cache import open_cache
+
+        repo, ref, prefix, dest, concurrency, cache_dir, max_size, stats_path, *listing = rest
+        client = connect(endpoint, creds)
+        report: dict[str, object] = {}
+        for list_prefix in listing:
+            report["listed"] = len(list_objects(client, None, repo, ref, list_prefix))
+        cache = open_cache(cache_dir, int(max_size))
+        result = download_prefix(
+            client, None, repo, ref, prefix, dest, concurrency=int(concurrency) or None, cache=cache
+        )
+        report.update(result.cache_stats(), mode=cache.mode)
+        Path(stats_path).write_text(json.dumps(report))
     else:
         raise SystemExit(f"unknown action {action}")
 

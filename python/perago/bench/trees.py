@@ -23,7 +23,7 @@ class Tree:
 
 
 def default_work_dir() -> Path:
-    cache = os.environ.get("PERAGO_CACHE_DIR") or str(Path.home() / ".cache" / "perago")
+    cache = os.environ.get("PERAGO_DEV_CACHE_DIR") or str(Path.home() / ".cache" / "perago")
     return Path(cache) / "bench"
 
 

@@ -33,6 +33,10 @@ COMMANDS = {
         "perago.cli.gc:gc_command",
         "Remove attempt workspaces whose owner is gone and staging branches proven abandoned.",
     ),
+    "cache": LazyCommand(
+        "perago.cli.cache:cache_app",
+        "Show, prune or verify the host's content cache of lakeFS objects.",
+    ),
     "run": LazyCommand(
         "perago.cli.run:run_command",
         "Run one attempt of a task locally, without Conductor.",

@@ -225,7 +225,9 @@ def _run_on_lakefs(
     input_data = workspace_task_input(target.repository, branch, commit, params)
     recorder = _ChangeRecorder()
     with _transfer_progress() as progress:
-        runtime = LakeFSWorkspaceRuntime(config.lakefs, publish_budget=budget, progress=progress)
+        runtime = LakeFSWorkspaceRuntime(
+            config.lakefs, publish_budget=budget, progress=progress, cache=config.cache
+        )
         result = _run_attempt(
             task,
             config,

@@ -7,8 +7,10 @@ from pathlib import Path
 
 
 def cache_root() -> Path:
-    """``$PERAGO_CACHE_DIR`` or ``~/.cache/perago``: shared by developers' runs and CI."""
-    configured = os.environ.get("PERAGO_CACHE_DIR", "").strip()
+    """``$PERAGO_DEV_CACHE_DIR`` or ``~/.cache/perago``: shared by developers' runs and CI.
+
+    (``PERAGO_CACHE_DIR`` is the workers' content cache of downloaded objects, not this.)"""
+    configured = os.environ.get("PERAGO_DEV_CACHE_DIR", "").strip()
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "perago"
 
 

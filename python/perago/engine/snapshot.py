@@ -13,6 +13,7 @@ from typing import Literal, NamedTuple, cast
 from pydantic import BaseModel, ConfigDict
 
 from perago import _native
+from perago.engine.cache import FetchStats
 
 NativeSnapshot = _native.Snapshot
 NativeChangeSet = _native.ChangeSet
@@ -59,10 +60,17 @@ def _entry(raw: EntryTuple) -> SnapshotEntry:
 class Snapshot:
     """The recorded state of a workspace tree (immutable; entries sorted by path)."""
 
-    __slots__ = ("_native",)
+    __slots__ = ("_fetch", "_native")
 
-    def __init__(self, native: NativeSnapshot) -> None:
+    def __init__(self, native: NativeSnapshot, *, fetch: FetchStats | None = None) -> None:
         self._native = native
+        self._fetch = fetch
+
+    @property
+    def fetch(self) -> FetchStats | None:
+        """For a baseline a download wrote: what came from the content cache and what was
+        fetched; ``None`` for a snapshot of a tree as found."""
+        return self._fetch
 
     @property
     def native(self) -> NativeSnapshot:
@@ -186,7 +194,10 @@ def snapshot_from_download(
 ) -> Snapshot:
     """Baseline of ``root`` right after ``download`` wrote it: the digests computed while
     downloading, each file stat'ed; the per-file list stays in Rust (no Python object per file)."""
-    return Snapshot(_native.snapshot_from_download(root, download, threads))
+    return Snapshot(
+        _native.snapshot_from_download(root, download, threads),
+        fetch=FetchStats.from_counters(download.cache_stats()),
+    )
 
 
 def detect_changes(

@@ -172,6 +172,7 @@ def download_prefix(  # noqa: PLR0917 - positional order is the documented API
     ranged_threshold: int | None = None,
     progress: ProgressCallback | None = None,
     before_write: Callable[[str, int], object] | None = None,
+    cache: _native.ContentCache | None = None,
 ) -> DownloadResult:
     """Materialise ``repo@ref`` under ``prefix`` into ``dest`` (created if missing).
 
@@ -186,6 +187,10 @@ def download_prefix(  # noqa: PLR0917 - positional order is the documented API
     ``before_write(canonical dest, listed total bytes)`` is called once after the listing and
     before anything is written (see :mod:`perago.attempt.space_ledger`: the attempt reserves disk
     space there); an exception it raises ends the download unchanged.
+
+    ``cache`` (:mod:`perago.engine.cache`): objects it holds are materialised from it (cloned or
+    copied, never hard-linked) instead of fetched; what is fetched enters it as it streams.
+    ``result.cache_stats()`` tells what came from where.
     """
     return _native.download_prefix(
         _client(endpoint, credentials),
@@ -198,6 +203,7 @@ def download_prefix(  # noqa: PLR0917 - positional order is the documented API
         ranged_threshold=ranged_threshold,
         progress=_raw_progress(progress),
         before_write=before_write,
+        cache=cache,
     )
 
 

@@ -23,10 +23,11 @@ from perago.attempt.core import StagedWorkspace, TaskExecutionContext, staging_b
 from perago.attempt.decision import AttemptIdentity
 from perago.attempt.guard import OwnPublication
 from perago.attempt.space_ledger import reserve_for_download
-from perago.config import LakeFSConfig
+from perago.config import CacheConfig, LakeFSConfig
 from perago.definition.controls import PublishBudget
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
 from perago.engine import snapshot, transfer
+from perago.engine.cache import ContentCache, open_cache
 from perago.errors import PublishFenceError, TaskInputError
 from perago.lakefs.client import (
     DEFAULT_CONTROL_TIMEOUT_SECONDS,
@@ -109,8 +110,11 @@ class LakeFSWorkspaceRuntime:
         progress: transfer.ProgressCallback | None = None,
         task_states: TaskStateReader | None = None,
         control_timeout_seconds: float = DEFAULT_CONTROL_TIMEOUT_SECONDS,
+        cache: CacheConfig | None = None,
     ) -> None:
         self._config = config
+        self._cache_config = cache
+        self._cache: ContentCache | None = None
         # Runtime calls (staging branch, commit, gc reads) retry transient failures within
         # their timeout (perago.lakefs.client); the publisher retries on its own schedule and
         # must never have a branch move re-sent under it, so it gets a client without retries.
@@ -152,12 +156,14 @@ class LakeFSWorkspaceRuntime:
         *,
         task_states: TaskStateReader | None = None,
         control_timeout_seconds: float = DEFAULT_CONTROL_TIMEOUT_SECONDS,
+        cache: CacheConfig | None = None,
     ) -> LakeFSWorkspaceRuntime:
         return cls(
             config,
             publish_budget=publish_budget,
             task_states=task_states,
             control_timeout_seconds=control_timeout_seconds,
+            cache=cache,
         )
 
     def __repr__(self) -> str:
@@ -179,6 +185,13 @@ class LakeFSWorkspaceRuntime:
             self._client_pid = pid
         return self._client
 
+    def _content_cache(self) -> ContentCache | None:
+        # Opened once per process, on the first download (a worker that never downloads never
+        # touches the cache directory).
+        if self._cache is None and self._cache_config is not None:
+            self._cache = open_cache(self._cache_config.directory, self._cache_config.max_size)
+        return self._cache
+
     # -- download ------------------------------------------------------------------------------
 
     def download_workspace(
@@ -199,6 +212,7 @@ class LakeFSWorkspaceRuntime:
                 concurrency=self._download_concurrency,
                 progress=self._progress,
                 before_write=before_write,
+                cache=self._content_cache(),
             )
         return snapshot.snapshot_from_download(directory, result)
 

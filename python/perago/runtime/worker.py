@@ -432,6 +432,7 @@ def _build_workspace_runtime(
         publish_budget=budget,
         task_states=client,
         control_timeout_seconds=config.control_timeout.total_seconds(),
+        cache=config.cache,
     )
 
 

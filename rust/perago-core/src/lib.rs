@@ -3,6 +3,7 @@
 //! The Python binding lives in `perago-py`; it maps [`Error`] to Python exceptions in one place.
 
 mod arena;
+pub mod cache;
 pub mod cancel;
 pub mod diff;
 pub mod error;

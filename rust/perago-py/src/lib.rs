@@ -1,5 +1,6 @@
 //! perago._native: thin `PyO3` wrappers over perago-core. No engine logic lives here.
 
+mod cache;
 mod errors;
 mod interrupt;
 mod snapshot;
@@ -44,6 +45,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(snapshot::snapshot_from_download, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::detect_changes, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::stat_walk, m)?)?;
+    m.add_class::<cache::PyContentCache>()?;
     m.add_class::<transfer::PyLakeFsClient>()?;
     m.add_class::<transfer::DownloadResult>()?;
     m.add_function(wrap_pyfunction!(transfer::list_objects, m)?)?;

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use perago_core::lakefs::{self, ClientOptions, Credentials, LakeFsClient, TransferMode};
 use perago_core::retry::RetryPolicy;
 use perago_core::transfer::{
-    self, BeforeWrite, DownloadOptions, DownloadedFiles, TransferProgress, UploadItem,
+    self, BeforeWrite, CacheStats, DownloadOptions, DownloadedFiles, TransferProgress, UploadItem,
     UploadOptions,
 };
 use pyo3::prelude::*;
 
+use crate::cache::PyContentCache;
 use crate::errors::into_pyerr;
 use crate::interrupt::{run_interruptible, run_interruptible_ticking};
 
@@ -110,6 +111,7 @@ pub struct DownloadResult {
     pub(crate) root: PathBuf,
     pub(crate) files: Arc<DownloadedFiles>,
     pub(crate) bytes: u64,
+    pub(crate) cache: CacheStats,
 }
 
 #[pymethods]
@@ -131,6 +133,26 @@ impl DownloadResult {
 
     fn __len__(&self) -> usize {
         self.files.len()
+    }
+
+    /// What came from the content cache and what was fetched: `hits`, `hit_bytes`, `fetched`,
+    /// `fetched_bytes`, `inserted`, `waited`, `corrupt`, `evicted`.
+    fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let c = &self.cache;
+        let out = pyo3::types::PyDict::new(py);
+        for (name, value) in [
+            ("hits", c.hits),
+            ("hit_bytes", c.hit_bytes),
+            ("fetched", c.fetched),
+            ("fetched_bytes", c.fetched_bytes),
+            ("inserted", c.inserted),
+            ("waited", c.waited),
+            ("corrupt", c.corrupt),
+            ("evicted", c.evicted),
+        ] {
+            out.set_item(name, value)?;
+        }
+        Ok(out)
     }
 
     /// BLAKE3 hex digest of one downloaded file (relative `/`-separated path), or None.
@@ -249,7 +271,7 @@ fn python_before_write(
 }
 
 #[pyfunction]
-#[pyo3(signature = (client, repo, reference, prefix, dest, *, concurrency=None, part_size=None, ranged_threshold=None, progress=None, before_write=None))]
+#[pyo3(signature = (client, repo, reference, prefix, dest, *, concurrency=None, part_size=None, ranged_threshold=None, progress=None, before_write=None, cache=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn download_prefix(
     py: Python<'_>,
@@ -263,8 +285,10 @@ pub fn download_prefix(
     ranged_threshold: Option<u64>,
     progress: Option<Py<PyAny>>,
     before_write: Option<Py<PyAny>>,
+    cache: Option<&PyContentCache>,
 ) -> PyResult<DownloadResult> {
     let mut options = DownloadOptions::for_client(&client.inner);
+    options.cache = cache.map(|cache| Arc::clone(&cache.inner));
     if let Some(n) = concurrency {
         options.concurrency = n.max(1);
     }
@@ -307,6 +331,7 @@ pub fn download_prefix(
         root: report.root,
         files: Arc::new(report.files),
         bytes: report.bytes,
+        cache: report.cache,
     })
 }
 

@@ -85,7 +85,7 @@ def _record(state_dir: Path, url: str, key: str) -> None:
 def test_finds_the_block_dir_of_a_recorded_dev_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PERAGO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PERAGO_DEV_CACHE_DIR", str(tmp_path))
     state_dir = tmp_path / "state" / "mine"
     _record(state_dir, "http://127.0.0.1:8000", "AKIA1")
     block = state_dir / "lakefs" / "block"
@@ -101,7 +101,7 @@ def test_finds_the_block_dir_of_a_recorded_dev_server(
 
 
 def test_no_block_dir_without_a_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PERAGO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PERAGO_DEV_CACHE_DIR", str(tmp_path))
     assert blockstore.known_block_dir("http://127.0.0.1:8000", "AKIA1") is None
     (tmp_path / "state" / "broken").mkdir(parents=True)
     (tmp_path / "state" / "broken" / state.STATE_FILE).write_text("{not json")

@@ -141,7 +141,7 @@ def test_env_values_add_s3_keys_only_on_s3_and_local_up_drops_them(tmp_path: Pat
 
 
 def test_s3_state_has_no_local_block_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PERAGO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PERAGO_DEV_CACHE_DIR", str(tmp_path))
     state_dir = paths.default_state_dir("s3")
     lakefs_rec, conductor_rec, minio_rec = _records()
     lakefs.block_dir(supervisor.lakefs_data_dir(state_dir)).mkdir(parents=True)

@@ -26,6 +26,9 @@ pub struct ObjectInfo {
     pub checksum: String,
     /// A presigned GET URL, when the listing asked for them.
     pub presigned: Option<PresignedUrl>,
+    /// Where the object's bytes live in the object store; empty when `presigned` holds them
+    /// (a presigned listing returns the URL in its place).
+    pub physical_address: String,
 }
 
 #[derive(Deserialize)]
@@ -119,7 +122,7 @@ pub fn for_each_listing_page(
         for entry in page.results {
             // Only objects: listings without a delimiter never return common prefixes, but be safe.
             if entry.path_type.as_deref().is_none_or(|t| t == "object") {
-                let presigned = if presign {
+                let (presigned, physical_address) = if presign {
                     if !entry.physical_address.starts_with("http") {
                         return Err(Error::LakeFs {
                             operation: "list objects",
@@ -131,18 +134,22 @@ pub fn for_each_listing_page(
                             ),
                         });
                     }
-                    Some(PresignedUrl::new(
-                        entry.physical_address,
-                        entry.physical_address_expiry,
-                    ))
+                    (
+                        Some(PresignedUrl::new(
+                            entry.physical_address,
+                            entry.physical_address_expiry,
+                        )),
+                        String::new(),
+                    )
                 } else {
-                    None
+                    (None, entry.physical_address)
                 };
                 objects.push(ObjectInfo {
                     path: entry.path,
                     size: entry.size_bytes.unwrap_or(0),
                     checksum: entry.checksum,
                     presigned,
+                    physical_address,
                 });
             }
         }

@@ -5,10 +5,13 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use blake3::hazmat::ChainingValue;
 
+use super::cache_use::{CacheStats, CacheUse, FetchCounter};
 use super::fsutil::{
     check_free_space, create_directories, create_new_file, page_aligned_start, prepare_destination,
     reserve_blocks,
@@ -19,8 +22,10 @@ use super::tree_hash;
 use super::url_feed::UrlFeed;
 use super::workers::{run_jobs, DEFAULT_CONCURRENCY};
 use crate::arena::{PathArena, Span};
+use crate::cache::{CacheWriter, Claim, ContentCache};
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
+use crate::faults;
 use crate::lakefs::presigned::{
     is_refused_signature, open_presigned, presign_download, PresignedUrl,
 };
@@ -28,7 +33,11 @@ use crate::lakefs::{data_path, for_each_listing_page, open_object, LakeFsClient,
 use crate::retry::{with_retries, AttemptError, Failure};
 
 /// A presigned URL this close to its expiry is replaced before use rather than after a refusal.
-const URL_REFRESH_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+const URL_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// Another process fetching an object this download wants is waited for while its temp file
+/// grows; one that stops growing this long is presumed hung and the object is fetched here.
+const CACHE_PEER_STALL: Duration = Duration::from_secs(120);
 
 /// Called once per download with the canonical destination and the listed total, after the
 /// listing and before anything is written (the caller reserves disk space there); an error
@@ -57,6 +66,8 @@ pub struct DownloadOptions {
     pub buffer_size: usize,
     /// See [`BeforeWrite`]; `None` checks free space only.
     pub before_write: Option<BeforeWrite>,
+    /// The host's content cache: consulted first, filled with what is fetched.
+    pub cache: Option<Arc<ContentCache>>,
 }
 
 impl Default for DownloadOptions {
@@ -67,6 +78,7 @@ impl Default for DownloadOptions {
             part_size: DEFAULT_PART_SIZE,
             buffer_size: 256 << 10,
             before_write: None,
+            cache: None,
         }
     }
 }
@@ -154,6 +166,8 @@ pub struct DownloadReport {
     /// Sorted by relative path.
     pub files: DownloadedFiles,
     pub bytes: u64,
+    /// What came from the cache and what was fetched.
+    pub cache: CacheStats,
 }
 
 /// One unit of work; `u32` indices keep a million-job list at 12 bytes a job.
@@ -163,11 +177,51 @@ enum Job {
     Part { file: u32, part: u32 },
 }
 
+/// Whether a large file is fetched as parallel ranges, with the cache's temp file to fill.
+enum Ranges {
+    Yes(Option<CacheWriter>),
+    No,
+}
+
 /// Shared state of one object fetched as ranges.
 struct RangedFile {
     handle: File,
     parts: Vec<OnceLock<ChainingValue>>,
     remaining: Mutex<usize>,
+    /// The cache's temp file for this object, taken on commit; `cache_file` is the same open
+    /// file, written at the same offsets as the workspace file by every part without a lock.
+    cache: Mutex<Option<CacheWriter>>,
+    cache_file: Option<File>,
+    /// A write to the cache's temp file failed: the object is not inserted.
+    cache_failed: AtomicBool,
+}
+
+impl RangedFile {
+    /// Write a received chunk into the cache's temp file too; a failure only stops the insert.
+    fn write_to_cache(&self, chunk: &[u8], offset: u64) {
+        if self.cache_failed.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(file) = &self.cache_file {
+            if file.write_all_at(chunk, offset).is_err() {
+                self.cache_failed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The cache's temp file once every part is in, unless a write to it failed.
+    fn take_cache_writer(&self) -> Option<CacheWriter> {
+        let writer = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()?;
+        if self.cache_failed.load(Ordering::Relaxed) || self.cache_file.is_none() {
+            writer.abandon();
+            return None;
+        }
+        Some(writer)
+    }
 }
 
 struct Plan<'a> {
@@ -185,6 +239,8 @@ struct Plan<'a> {
     raw_prefix: String,
     options: DownloadOptions,
     progress: &'a TransferProgress,
+    cache: Option<CacheUse>,
+    fetched: FetchCounter,
 }
 
 /// List `repo@reference` under `prefix` and write every object below `dest`.
@@ -211,23 +267,12 @@ pub fn download_prefix(
     }
     let raw_prefix = listing_prefix(&normalize_prefix(prefix)?);
     let presign = data_path(client, cancel)?.presign;
-    // Keys and sizes only, however the bytes travel: presigned URLs are listed again, a page
-    // at a time, while the download runs (see `url_feed`). Planned a page at a time, so the
-    // listing itself is never held whole.
-    let mut planned = PlannedFiles::new(&raw_prefix);
-    for_each_listing_page(
-        client,
-        repo,
-        reference,
-        &raw_prefix,
-        false,
-        cancel,
-        |page| {
-            page.into_iter()
-                .try_for_each(|object| planned.push(&object.path, object.size))
-        },
-    )?;
-    let files = planned.finish()?;
+    let Listed {
+        files,
+        mut cache,
+        cached_now,
+        fetch_bytes,
+    } = list_and_plan(client, repo, reference, &raw_prefix, options, cancel)?;
     if u32::try_from(files.len()).is_err() {
         return Err(Error::Limit("more than 4 billion files in one download"));
     }
@@ -235,11 +280,16 @@ pub fn download_prefix(
     progress.set_totals(files.len() as u64, total);
 
     let root = prepare_destination(dest)?;
+    let needed = match cache.as_mut() {
+        Some(cache) => cache.space_needed(&root, total, fetch_bytes)?,
+        None => total,
+    };
     if let Some(hook) = &options.before_write {
-        (hook.0)(&root, total)?;
+        (hook.0)(&root, needed)?;
     }
-    check_free_space(&root, total)?;
+    check_free_space(&root, needed)?;
     create_directories(&root, &parent_directories(&files))?;
+    let misses = cached_now.iter().filter(|hit| !**hit).count();
 
     let mut plan = Plan {
         client,
@@ -248,28 +298,16 @@ pub fn download_prefix(
         root,
         hashes: (0..files.len()).map(|_| OnceLock::new()).collect(),
         ranged: Vec::with_capacity(files.len()),
-        urls: presign.then(|| UrlFeed::new(files.len())),
+        urls: (presign && misses > 0).then(|| UrlFeed::new(cached_now)),
         files,
         raw_prefix,
         options: options.clone(),
         progress,
+        cache,
+        fetched: FetchCounter::default(),
     };
     let jobs = plan.build_jobs(cancel)?;
-    let buffer_size = options.buffer_size.max(4096);
-    let run = || {
-        run_jobs(
-            options.concurrency,
-            jobs.len(),
-            cancel,
-            || vec![0u8; buffer_size],
-            |i, buffer, stop| match jobs[i] {
-                Job::Whole { file } => plan.fetch_whole(file as usize, buffer, stop),
-                Job::Part { file, part } => {
-                    plan.fetch_part(file as usize, part as usize, buffer, stop)
-                }
-            },
-        )
-    };
+    let run = || plan.run(&jobs, cancel);
     match &plan.urls {
         None => run()?,
         Some(feed) => std::thread::scope(|scope| {
@@ -290,6 +328,7 @@ pub fn download_prefix(
         })?,
     }
 
+    let stats = plan.cache_stats(cancel);
     let hashes = std::mem::take(&mut plan.hashes);
     let (arena, spans) = std::mem::take(&mut plan.files).into_parts();
     let entries = spans
@@ -303,10 +342,107 @@ pub fn download_prefix(
         root: plan.root,
         files: DownloadedFiles::new(arena, entries),
         bytes: total,
+        cache: stats,
+    })
+}
+
+/// The checked plan of a download and what the cache already holds of it.
+struct Listed {
+    files: PlannedFiles,
+    cache: Option<CacheUse>,
+    /// Files already in the cache (they need no URL); the rest must be fetched.
+    cached_now: Vec<bool>,
+    fetch_bytes: u64,
+}
+
+/// Keys and sizes only, however the bytes travel: presigned URLs are listed again, a page at a
+/// time, while the download runs (see `url_feed`). Planned a page at a time, so the listing
+/// itself is never held whole.
+fn list_and_plan(
+    client: &LakeFsClient,
+    repo: &str,
+    reference: &str,
+    raw_prefix: &str,
+    options: &DownloadOptions,
+    cancel: &CancelToken,
+) -> Result<Listed> {
+    let mut planned = PlannedFiles::new(raw_prefix);
+    let mut cache = options.cache.clone().map(CacheUse::new);
+    let mut cached_now: Vec<bool> = Vec::new();
+    let mut fetch_bytes = 0u64;
+    for_each_listing_page(client, repo, reference, raw_prefix, false, cancel, |page| {
+        page.into_iter().try_for_each(|object| {
+            planned.push(&object.path, object.size)?;
+            let hit = cache.as_mut().is_some_and(|cache| {
+                cache.plan(&object.physical_address, &object.checksum, object.size)
+            });
+            if !hit {
+                fetch_bytes += object.size;
+            }
+            cached_now.push(hit);
+            Ok(())
+        })
+    })?;
+    Ok(Listed {
+        files: planned.finish()?,
+        cache,
+        cached_now,
+        fetch_bytes,
     })
 }
 
 impl Plan<'_> {
+    /// Every job, then the files another process was fetching meanwhile (by now mostly in the
+    /// cache).
+    fn run(&self, jobs: &[Job], cancel: &CancelToken) -> Result<()> {
+        let buffer_size = self.options.buffer_size.max(4096);
+        run_jobs(
+            self.options.concurrency,
+            jobs.len(),
+            cancel,
+            || vec![0u8; buffer_size],
+            |i, buffer, stop| match jobs[i] {
+                Job::Whole { file } => self.fetch_whole(file as usize, true, buffer, stop),
+                Job::Part { file, part } => {
+                    self.fetch_part(file as usize, part as usize, buffer, stop)
+                }
+            },
+        )?;
+        let deferred = self.cache.as_ref().map(|cache| {
+            std::mem::take(
+                &mut *cache
+                    .deferred
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            )
+        });
+        let deferred = deferred.unwrap_or_default();
+        run_jobs(
+            self.options.concurrency,
+            deferred.len(),
+            cancel,
+            || vec![0u8; buffer_size],
+            |i, buffer, stop| self.fetch_whole(deferred[i] as usize, false, buffer, stop),
+        )
+    }
+
+    /// What the download took from the cache and fetched; a download that inserted anything
+    /// then prunes the cache back to its size (best effort: a failed or skipped prune leaves
+    /// it over until the next).
+    fn cache_stats(&self, cancel: &CancelToken) -> CacheStats {
+        let Some(cache) = &self.cache else {
+            return self.fetched.stats();
+        };
+        let mut stats = cache.stats(&self.fetched);
+        if stats.inserted > 0 {
+            let limit = cache.cache.max_size();
+            if let Ok(pruned) = cache.cache.prune(limit, false, &|_, _| {}, cancel) {
+                stats.evicted = pruned.evicted;
+            }
+        }
+        stats
+    }
+
     /// Ranged parts first (they are the long poles), then whole objects in listing order.
     fn build_jobs(&mut self, cancel: &CancelToken) -> Result<Vec<Job>> {
         let mut ranged_jobs = Vec::new();
@@ -314,7 +450,12 @@ impl Plan<'_> {
         for index in 0..self.files.len() {
             let size = self.files.size(index);
             let parts = size.div_ceil(self.options.part_size) as usize;
-            if size >= self.options.ranged_threshold && parts >= 2 {
+            let ranges = if size >= self.options.ranged_threshold && parts >= 2 {
+                self.claim_for_ranges(index)?
+            } else {
+                Ranges::No
+            };
+            if let Ranges::Yes(writer) = ranges {
                 let parts_u32 = u32::try_from(parts)
                     .map_err(|_| Error::Limit("more than 4 billion parts in one file"))?;
                 if self.urls.is_some() {
@@ -336,6 +477,9 @@ impl Plan<'_> {
                     handle,
                     parts: (0..parts).map(|_| OnceLock::new()).collect(),
                     remaining: Mutex::new(parts),
+                    cache_file: writer.as_ref().and_then(|w| w.file().try_clone().ok()),
+                    cache_failed: AtomicBool::new(false),
+                    cache: Mutex::new(writer),
                 })));
                 // `index` fits: the plan was checked to hold fewer than 2^32 files.
                 let file = index as u32;
@@ -347,6 +491,31 @@ impl Plan<'_> {
         }
         ranged_jobs.extend(whole_jobs);
         Ok(ranged_jobs)
+    }
+
+    /// Whether a large file is fetched as ranges: `Some` with the cache's temp file to fill
+    /// alongside (if any), `None` when it comes whole (from the cache, or after another
+    /// process's fetch of it).
+    fn claim_for_ranges(&self, index: usize) -> Result<Ranges> {
+        let Some((cache, key)) = self.cache_key(index) else {
+            return Ok(Ranges::Yes(None));
+        };
+        if !cache.inserting {
+            return Ok(if cache.cache.contains(key) {
+                Ranges::No
+            } else {
+                Ranges::Yes(None)
+            });
+        }
+        Ok(match cache.cache.claim(key)? {
+            Claim::Fetch(writer) => Ranges::Yes(Some(writer)),
+            Claim::Ready(_) | Claim::Busy => Ranges::No,
+        })
+    }
+
+    fn cache_key(&self, index: usize) -> Option<(&CacheUse, &crate::cache::CacheKey)> {
+        let cache = self.cache.as_ref()?;
+        Some((cache, cache.key(index)?))
     }
 
     /// One try at opening the object (or a range of it): through lakeFS, or from its presigned
@@ -415,17 +584,88 @@ impl Plan<'_> {
         format!("{}@{}:{}", self.repo, self.reference, self.files.key(file))
     }
 
-    fn fetch_whole(&self, index: usize, buffer: &mut [u8], stop: &CancelToken) -> Result<()> {
+    /// One whole file: from the cache when it holds it, else fetched (and inserted). On the
+    /// first pass (`may_defer`) a file another process is fetching is put off to the end; on
+    /// the second it is waited for.
+    fn fetch_whole(
+        &self,
+        index: usize,
+        may_defer: bool,
+        buffer: &mut [u8],
+        stop: &CancelToken,
+    ) -> Result<()> {
+        let path = self.root.join(self.files.rel_path(index));
+        let Some((cache, key)) = self.cache_key(index) else {
+            let handle = create_new_file(&path)?;
+            return self.download_whole(index, handle, &path, None, buffer, stop);
+        };
+        let mut handle = None;
+        // An entry found corrupt is evicted and claimed again: at most twice, then fetched
+        // without the cache.
+        for _ in 0..2 {
+            let claim = if cache.inserting {
+                match cache.cache.claim(key)? {
+                    Claim::Busy if may_defer => {
+                        cache.defer(index);
+                        return Ok(());
+                    }
+                    Claim::Busy => {
+                        cache.waited();
+                        faults::reach("download.cache_waiting", stop);
+                        cache.cache.wait_for(key, CACHE_PEER_STALL, stop)?
+                    }
+                    claim => Some(claim),
+                }
+            } else {
+                cache.cache.lookup(key)?.map(Claim::Ready)
+            };
+            let dest = match handle.take() {
+                Some(dest) => dest,
+                None => create_new_file(&path)?,
+            };
+            match claim {
+                Some(Claim::Ready(entry)) => {
+                    if let Some(hash) = cache.materialise(&entry, &dest, &path, buffer)? {
+                        self.progress.add_bytes(entry.size());
+                        self.finish(index, hash);
+                        return Ok(());
+                    }
+                    handle = Some(dest);
+                }
+                Some(Claim::Fetch(writer)) => {
+                    return self.download_whole(index, dest, &path, Some(writer), buffer, stop)
+                }
+                Some(Claim::Busy) | None => {
+                    return self.download_whole(index, dest, &path, None, buffer, stop)
+                }
+            }
+        }
+        let dest = match handle {
+            Some(dest) => dest,
+            None => create_new_file(&path)?,
+        };
+        self.download_whole(index, dest, &path, None, buffer, stop)
+    }
+
+    /// Fetch one whole object into `handle` (a new file at `path`), and into the cache's temp
+    /// file when `writer` is given (committed once the bytes are complete and hashed).
+    fn download_whole(
+        &self,
+        index: usize,
+        mut handle: File,
+        path: &Path,
+        mut writer: Option<CacheWriter>,
+        buffer: &mut [u8],
+        stop: &CancelToken,
+    ) -> Result<()> {
         let size = self.files.size(index);
         if let Some(feed) = &self.urls {
             feed.wait_for(index, stop)?;
         }
-        let path = self.root.join(self.files.rel_path(index));
-        let mut handle = create_new_file(&path)?;
         reserve_blocks(&handle, size);
         let mut first_try = true;
         let mut refreshed = false;
-        let hash = with_retries(
+        let outcome = with_retries(
             self.client.retry_policy(),
             stop,
             "download",
@@ -435,19 +675,59 @@ impl Plan<'_> {
                     handle
                         .set_len(0)
                         .and_then(|()| handle.seek(SeekFrom::Start(0)))
-                        .map_err(|e| Error::io(&path, e))?;
+                        .map_err(|e| Error::io(path, e))?;
+                    if writer.as_ref().is_some_and(|w| w.reset().is_err()) {
+                        if let Some(writer) = writer.take() {
+                            writer.abandon();
+                        }
+                    }
                 }
                 let mut body = self.open(index, None, &mut refreshed)?;
                 let mut hasher = blake3::Hasher::new();
-                self.copy(&mut body, 0, size, buffer, stop, &path, |chunk, _| {
+                let mut cache_failed = false;
+                self.copy(&mut body, 0, size, buffer, stop, path, |chunk, offset| {
                     hasher.update(chunk);
-                    handle.write_all(chunk)
+                    handle.write_all(chunk)?;
+                    if let Some(writer) = writer.as_ref().filter(|_| !cache_failed) {
+                        // The cache is an optimisation: failing to fill it fails nothing else.
+                        cache_failed = writer.file().write_all(chunk).is_err();
+                        if offset == 0 {
+                            faults::reach("download.cache_partial", stop);
+                        }
+                    }
+                    Ok(())
                 })?;
+                if cache_failed {
+                    if let Some(writer) = writer.take() {
+                        writer.abandon();
+                    }
+                }
                 Ok(hasher.finalize())
             },
-        )?;
+        );
+        let hash = match outcome {
+            Ok(hash) => hash,
+            Err(err) => {
+                if let Some(writer) = writer {
+                    writer.abandon();
+                }
+                return Err(err);
+            }
+        };
+        self.fetched.add(size);
+        if let Some(writer) = writer {
+            self.commit_to_cache(writer, size, hash);
+        }
         self.finish(index, hash);
         Ok(())
+    }
+
+    fn commit_to_cache(&self, writer: CacheWriter, size: u64, hash: blake3::Hash) {
+        if let Some(cache) = &self.cache {
+            if writer.commit(size, hash).is_ok() {
+                cache.inserted();
+            }
+        }
     }
 
     fn fetch_part(
@@ -482,7 +762,9 @@ impl Plan<'_> {
                     &path,
                     |chunk, offset| {
                         hasher.update(chunk);
-                        ranged.handle.write_all_at(chunk, start + offset)
+                        ranged.handle.write_all_at(chunk, start + offset)?;
+                        ranged.write_to_cache(chunk, start + offset);
+                        Ok(())
                     },
                 )?;
                 Ok(tree_hash::part_chaining_value(&hasher))
@@ -500,10 +782,12 @@ impl Plan<'_> {
                 .iter()
                 .map(|cv| *cv.get().expect("all parts finished"))
                 .collect();
-            self.finish(
-                index,
-                tree_hash::combine(&cvs, self.options.part_size, size),
-            );
+            let hash = tree_hash::combine(&cvs, self.options.part_size, size);
+            self.fetched.add(size);
+            if let Some(writer) = ranged.take_cache_writer() {
+                self.commit_to_cache(writer, size, hash);
+            }
+            self.finish(index, hash);
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Parallel, streaming, path-safe transfers between lakeFS and a local directory.
 
+mod cache_use;
 pub mod download;
 pub mod fsutil;
 pub mod paths;
@@ -9,6 +10,7 @@ pub mod upload;
 mod url_feed;
 mod workers;
 
+pub use cache_use::CacheStats;
 pub use download::{
     download_prefix, BeforeWrite, DownloadOptions, DownloadReport, DownloadedFile, DownloadedFiles,
     DEFAULT_PART_SIZE, REMOTE_RANGED_THRESHOLD,

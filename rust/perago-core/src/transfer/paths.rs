@@ -251,6 +251,7 @@ mod tests {
                 size: 1,
                 checksum: String::new(),
                 presigned: None,
+                physical_address: String::new(),
             })
             .collect()
     }

@@ -5,7 +5,7 @@
 //! feeder thread then lists again with `presign=true` and hands each file its URL just ahead of
 //! the workers, at most [`LOOKAHEAD`] files ahead, and a finished file drops its URL.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -32,9 +32,10 @@ pub(super) struct UrlFeed {
     /// The URLs handed out and not yet released, by file index: about [`LOOKAHEAD`] plus the
     /// files in flight, never one slot per file.
     urls: Mutex<HashMap<usize, PresignedUrl>>,
-    /// Files given their URL before the feeder started (ranged files): the feeder skips them, so
-    /// a URL released once its parts are written is not handed out again.
-    pinned: HashSet<usize>,
+    /// Files the feeder gives no URL: those already in the content cache, and those given
+    /// theirs before it started (ranged files), so a URL released once its parts are written is
+    /// not handed out again. One byte per file.
+    skip: Vec<bool>,
     files: usize,
     state: Mutex<FeedState>,
     changed: Condvar,
@@ -42,11 +43,12 @@ pub(super) struct UrlFeed {
 }
 
 impl UrlFeed {
-    pub(super) fn new(files: usize) -> Self {
+    /// A feed for `skip.len()` files, leaving out those marked `true`.
+    pub(super) fn new(skip: Vec<bool>) -> Self {
         Self {
             urls: Mutex::new(HashMap::with_capacity(LOOKAHEAD)),
-            pinned: HashSet::new(),
-            files,
+            files: skip.len(),
+            skip,
             state: Mutex::new(FeedState::default()),
             changed: Condvar::new(),
             stop: CancelToken::new(),
@@ -70,7 +72,7 @@ impl UrlFeed {
     /// Give `index` its URL before the feeder starts (a ranged file, whose parts start before the
     /// feeder gets there); the feeder then leaves it alone.
     pub(super) fn pin(&mut self, index: usize, url: PresignedUrl) {
-        self.pinned.insert(index);
+        self.skip[index] = true;
         self.preset(index, url);
     }
 
@@ -174,7 +176,7 @@ impl UrlFeed {
                     if !files.is_key(index, &object.path) || object.size != files.size(index) {
                         return Err(changed());
                     }
-                    if let Some(url) = object.presigned.filter(|_| !self.pinned.contains(&index)) {
+                    if let Some(url) = object.presigned.filter(|_| !self.skip[index]) {
                         urls.entry(index).or_insert(url);
                     }
                 }
