@@ -107,6 +107,8 @@ def run_seeded(
         each = default_size if size is None else parse_size(size)
         with bench_target(blockstore, namespace_root, work_dir=work_dir, log=_log) as target:
             server = target.server
+            if work_dir is not None:
+                work_dir.mkdir(parents=True, exist_ok=True)  # a fresh --work-dir is fine
             work = Path(tempfile.mkdtemp(prefix=f"perago-bench-{name}-", dir=work_dir))
             try:
                 with bench_repository(server, target.namespace_root, log=_log) as repository:

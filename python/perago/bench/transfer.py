@@ -540,6 +540,8 @@ def workload_target(
     directory under ``workdir`` (removed on exit) and ``shape`` with that target's namespace root
     and topology filled in."""
     with bench_target(blockstore, namespace, work_dir=workdir, log=log) as target:
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)  # a fresh --work-dir is fine
         work = Path(tempfile.mkdtemp(prefix="perago-bench-", dir=workdir))
         load = replace(shape, namespace_root=target.namespace_root, topology=target.topology.value)
         try:

@@ -68,6 +68,20 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
         .saturating_add(meta.mtime_nsec())
 }
 
+/// The largest page-aligned, whole-pages part of `buffer`: the kernel's copy into the page
+/// cache is several times slower from a source that is not page-aligned (measured here: 71 %
+/// of a warm materialisation's time in `copy_folio_from_iter_atomic` with a heap buffer 16
+/// bytes off a page boundary).
+fn page_aligned(buffer: &mut [u8]) -> &mut [u8] {
+    const PAGE: usize = 4096;
+    let skip = buffer.as_ptr().align_offset(PAGE);
+    if buffer.len() < skip + PAGE {
+        return buffer;
+    }
+    let pages = (buffer.len() - skip) / PAGE;
+    &mut buffer[skip..skip + pages * PAGE]
+}
+
 /// An entry opened for reading. The open file keeps its bytes readable even if the entry is
 /// evicted meanwhile (eviction is an unlink), so a materialisation in progress is never cut short.
 pub struct Entry {
@@ -97,6 +111,7 @@ impl Entry {
         src.seek(SeekFrom::Start(0))
             .map_err(|e| Error::io(&self.path, e))?;
         let mut out = dest;
+        let buffer = page_aligned(buffer);
         let mut hasher = blake3::Hasher::new();
         let mut copied = 0u64;
         loop {
@@ -146,6 +161,14 @@ impl CacheWriter {
         &self.file
     }
 
+    /// Show waiting claimants that this fetcher is alive (a claim held before its bytes move:
+    /// a ranged file queued behind others). Best effort.
+    pub fn heartbeat(&self) {
+        let _ = self
+            .file
+            .set_times(std::fs::FileTimes::new().set_modified(std::time::SystemTime::now()));
+    }
+
     /// Start over (a retried fetch).
     pub fn reset(&self) -> std::io::Result<()> {
         self.file.set_len(0)?;
@@ -154,7 +177,16 @@ impl CacheWriter {
 
     /// Publish the temp file as the entry for its key: its size must be `size`, and `blake3`
     /// must be the hash of exactly the bytes written (the caller hashed them as they streamed).
+    /// On failure the temp file is removed (and the claim released).
     pub fn commit(self, size: u64, blake3: blake3::Hash) -> Result<()> {
+        let outcome = self.publish(size, blake3);
+        if outcome.is_err() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+        outcome
+    }
+
+    fn publish(&self, size: u64, blake3: blake3::Hash) -> Result<()> {
         let meta = self
             .file
             .metadata()
@@ -173,10 +205,13 @@ impl CacheWriter {
         };
         sys::set_xattr(&self.file, RECORD_ATTRIBUTE, &record.encode())
             .map_err(|e| Error::io(&self.partial, e))?;
-        self.file
-            .set_permissions(std::fs::Permissions::from_mode(0o400))
-            .map_err(|e| Error::io(&self.partial, e))?;
-        std::fs::rename(&self.partial, &self.entry).map_err(|e| Error::io(&self.entry, e))
+        std::fs::rename(&self.partial, &self.entry).map_err(|e| Error::io(&self.entry, e))?;
+        // Read-only once it is an entry (a temp file left read-only by a crash would refuse
+        // the next claimant's read-write open). Best effort: the record guards the bytes.
+        let _ = self
+            .file
+            .set_permissions(std::fs::Permissions::from_mode(0o400));
+        Ok(())
     }
 
     /// Give the fetch up and remove the temp file (a failed or abandoned insert).

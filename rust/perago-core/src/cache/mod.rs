@@ -54,15 +54,15 @@ impl CloneMode {
     }
 }
 
-/// The identity of one stored object: a keyed BLAKE3 of its physical address (without any query
-/// string: a presigned URL's signature changes, its object does not), checksum and size.
+/// The identity of one stored object: a keyed BLAKE3 of its physical address (the unsigned one
+/// lakeFS records, unique per upload), checksum and size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CacheKey([u8; 32]);
 
 impl CacheKey {
     /// `None` when lakeFS gave no address or checksum to key on (such objects are not cached).
     pub fn for_object(physical_address: &str, checksum: &str, size: u64) -> Option<Self> {
-        let address = physical_address.split('?').next().unwrap_or_default();
+        let address = physical_address;
         if address.is_empty() || checksum.is_empty() {
             return None;
         }
@@ -244,7 +244,7 @@ impl ContentCache {
         stop: &CancelToken,
     ) -> Result<Option<Claim>> {
         let partial = self.partial_path(key);
-        let mut last_size = None;
+        let mut last_seen = None;
         let mut last_change = Instant::now();
         loop {
             match self.claim(key)? {
@@ -252,9 +252,13 @@ impl ContentCache {
                 other => return Ok(Some(other)),
             }
             stop.check()?;
-            let size = std::fs::metadata(&partial).map(|m| m.len()).ok();
-            if size != last_size {
-                last_size = size;
+            // A live fetcher writes, or touches the file while its claim waits (see
+            // `CacheWriter::heartbeat`): either moves the size or the modification time.
+            let seen = std::fs::metadata(&partial)
+                .ok()
+                .map(|m| (m.len(), m.mtime(), m.mtime_nsec()));
+            if seen != last_seen {
+                last_seen = seen;
                 last_change = Instant::now();
             } else if last_change.elapsed() >= stall {
                 return Ok(None);

@@ -16,6 +16,6 @@ pub use capabilities::{
 };
 pub use client::{ClientOptions, Credentials, LakeFsClient, CA_BUNDLE_VARIABLES};
 pub use objects::{
-    delete_objects, for_each_listing_page, list_objects, open_object, upload_object, ObjectBody,
-    ObjectInfo, PAGE_SIZE,
+    delete_objects, for_each_listing_page, list_objects, open_object, resolve_commit,
+    upload_object, ObjectBody, ObjectInfo, PAGE_SIZE,
 };

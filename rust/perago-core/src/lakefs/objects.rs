@@ -169,6 +169,28 @@ pub fn for_each_listing_page(
     }
 }
 
+/// The commit id `reference` (a commit id, branch or tag) points at now.
+pub fn resolve_commit(
+    client: &LakeFsClient,
+    repo: &str,
+    reference: &str,
+    cancel: &CancelToken,
+) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Commit {
+        id: String,
+    }
+    let url = client.url(&["repositories", repo, "commits", reference], &[]);
+    let commit: Commit = with_retries(
+        client.retry_policy(),
+        cancel,
+        "get commit",
+        &|| format!("{repo}@{reference}"),
+        || Ok(lakefs_json(client.get(&url).call(), "commit")?),
+    )?;
+    Ok(commit.id)
+}
+
 /// The body of an object being received. A read error is the connection failing midway: the
 /// caller retries the whole read (or range).
 pub struct ObjectBody(ureq::BodyReader<'static>);

@@ -6,7 +6,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use blake3::hazmat::ChainingValue;
@@ -29,7 +29,9 @@ use crate::faults;
 use crate::lakefs::presigned::{
     is_refused_signature, open_presigned, presign_download, PresignedUrl,
 };
-use crate::lakefs::{data_path, for_each_listing_page, open_object, LakeFsClient, ObjectBody};
+use crate::lakefs::{
+    data_path, for_each_listing_page, open_object, resolve_commit, LakeFsClient, ObjectBody,
+};
 use crate::retry::{with_retries, AttemptError, Failure};
 
 /// A presigned URL this close to its expiry is replaced before use rather than after a refusal.
@@ -38,6 +40,9 @@ const URL_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// Another process fetching an object this download wants is waited for while its temp file
 /// grows; one that stops growing this long is presumed hung and the object is fetched here.
 const CACHE_PEER_STALL: Duration = Duration::from_secs(120);
+
+/// How often a download touches the temp files of claims it holds before their bytes move.
+const CLAIM_HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// Called once per download with the canonical destination and the listed total, after the
 /// listing and before anything is written (the caller reserves disk space there); an error
@@ -177,6 +182,16 @@ enum Job {
     Part { file: u32, part: u32 },
 }
 
+/// A failure of the cache itself is no failure of the download: `None` (fetch without it).
+/// Cancellation still stops everything.
+fn optional<T>(outcome: Result<T>) -> Result<Option<T>> {
+    match outcome {
+        Ok(value) => Ok(Some(value)),
+        Err(Error::Cancelled) => Err(Error::Cancelled),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Whether a large file is fetched as parallel ranges, with the cache's temp file to fill.
 enum Ranges {
     Yes(Option<CacheWriter>),
@@ -188,10 +203,9 @@ struct RangedFile {
     handle: File,
     parts: Vec<OnceLock<ChainingValue>>,
     remaining: Mutex<usize>,
-    /// The cache's temp file for this object, taken on commit; `cache_file` is the same open
-    /// file, written at the same offsets as the workspace file by every part without a lock.
-    cache: Mutex<Option<CacheWriter>>,
-    cache_file: Option<File>,
+    /// The cache's temp file for this object, written at the same offsets as the workspace
+    /// file by every part (shared access), taken on commit.
+    cache: RwLock<Option<CacheWriter>>,
     /// A write to the cache's temp file failed: the object is not inserted.
     cache_failed: AtomicBool,
 }
@@ -202,10 +216,25 @@ impl RangedFile {
         if self.cache_failed.load(Ordering::Relaxed) {
             return;
         }
-        if let Some(file) = &self.cache_file {
-            if file.write_all_at(chunk, offset).is_err() {
+        let cache = self
+            .cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(writer) = cache.as_ref() {
+            if writer.file().write_all_at(chunk, offset).is_err() {
                 self.cache_failed.store(true, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Touch the cache's temp file while the claim is held (see [`CacheWriter::heartbeat`]).
+    fn heartbeat(&self) {
+        let cache = self
+            .cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(writer) = cache.as_ref() {
+            writer.heartbeat();
         }
     }
 
@@ -213,10 +242,10 @@ impl RangedFile {
     fn take_cache_writer(&self) -> Option<CacheWriter> {
         let writer = self
             .cache
-            .lock()
+            .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()?;
-        if self.cache_failed.load(Ordering::Relaxed) || self.cache_file.is_none() {
+        if self.cache_failed.load(Ordering::Relaxed) {
             writer.abandon();
             return None;
         }
@@ -279,6 +308,13 @@ pub fn download_prefix(
     let total = files.total_bytes();
     progress.set_totals(files.len() as u64, total);
 
+    if let Some(cache) = cache.as_mut() {
+        // Bytes enter the cache only from a commit: on a branch the object fetched could be a
+        // newer one than the listing keyed (hits are safe either way: an entry holds the bytes
+        // of its own key).
+        let commit = optional(resolve_commit(client, repo, reference, cancel))?;
+        cache.inserting = commit.is_some_and(|id| id == reference);
+    }
     let root = prepare_destination(dest)?;
     let needed = match cache.as_mut() {
         Some(cache) => cache.space_needed(&root, total, fetch_bytes)?,
@@ -298,7 +334,7 @@ pub fn download_prefix(
         root,
         hashes: (0..files.len()).map(|_| OnceLock::new()).collect(),
         ranged: Vec::with_capacity(files.len()),
-        urls: (presign && misses > 0).then(|| UrlFeed::new(cached_now)),
+        urls: presign.then(|| UrlFeed::new(cached_now)),
         files,
         raw_prefix,
         options: options.clone(),
@@ -308,7 +344,8 @@ pub fn download_prefix(
     };
     let jobs = plan.build_jobs(cancel)?;
     let run = || plan.run(&jobs, cancel);
-    match &plan.urls {
+    // Files all in the cache need no feeder; one that vanishes meanwhile gets a URL of its own.
+    match plan.urls.as_ref().filter(|_| misses > 0) {
         None => run()?,
         Some(feed) => std::thread::scope(|scope| {
             let feeder =
@@ -395,6 +432,34 @@ impl Plan<'_> {
     /// Every job, then the files another process was fetching meanwhile (by now mostly in the
     /// cache).
     fn run(&self, jobs: &[Job], cancel: &CancelToken) -> Result<()> {
+        let done = CancelToken::new();
+        std::thread::scope(|scope| {
+            if self.cache.is_some() && self.ranged.iter().any(Option::is_some) {
+                scope.spawn(|| self.heartbeat_claims(&done));
+            }
+            let outcome = self.run_passes(jobs, cancel);
+            done.cancel();
+            outcome
+        })
+    }
+
+    /// Ranged files are claimed when planned, long before their parts may start: touch their
+    /// temp files meanwhile so peers waiting on them see this process alive.
+    fn heartbeat_claims(&self, done: &CancelToken) {
+        let mut last = std::time::Instant::now();
+        while !done.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(50));
+            if last.elapsed() >= CLAIM_HEARTBEAT {
+                last = std::time::Instant::now();
+                self.ranged
+                    .iter()
+                    .flatten()
+                    .for_each(|ranged| ranged.heartbeat());
+            }
+        }
+    }
+
+    fn run_passes(&self, jobs: &[Job], cancel: &CancelToken) -> Result<()> {
         let buffer_size = self.options.buffer_size.max(4096);
         run_jobs(
             self.options.concurrency,
@@ -477,9 +542,8 @@ impl Plan<'_> {
                     handle,
                     parts: (0..parts).map(|_| OnceLock::new()).collect(),
                     remaining: Mutex::new(parts),
-                    cache_file: writer.as_ref().and_then(|w| w.file().try_clone().ok()),
                     cache_failed: AtomicBool::new(false),
-                    cache: Mutex::new(writer),
+                    cache: RwLock::new(writer),
                 })));
                 // `index` fits: the plan was checked to hold fewer than 2^32 files.
                 let file = index as u32;
@@ -507,9 +571,10 @@ impl Plan<'_> {
                 Ranges::Yes(None)
             });
         }
-        Ok(match cache.cache.claim(key)? {
-            Claim::Fetch(writer) => Ranges::Yes(Some(writer)),
-            Claim::Ready(_) | Claim::Busy => Ranges::No,
+        Ok(match optional(cache.cache.claim(key))? {
+            Some(Claim::Fetch(writer)) => Ranges::Yes(Some(writer)),
+            Some(Claim::Ready(_) | Claim::Busy) => Ranges::No,
+            None => Ranges::Yes(None),
         })
     }
 
@@ -586,7 +651,8 @@ impl Plan<'_> {
 
     /// One whole file: from the cache when it holds it, else fetched (and inserted). On the
     /// first pass (`may_defer`) a file another process is fetching is put off to the end; on
-    /// the second it is waited for.
+    /// the second it is waited for. Any failure of the cache itself only means fetching
+    /// without it.
     fn fetch_whole(
         &self,
         index: usize,
@@ -599,52 +665,63 @@ impl Plan<'_> {
             let handle = create_new_file(&path)?;
             return self.download_whole(index, handle, &path, None, buffer, stop);
         };
-        let mut handle = None;
-        // An entry found corrupt is evicted and claimed again: at most twice, then fetched
+        // Claim only with the URL at hand: a claim held means bytes are moving, and peers
+        // waiting on it judge the fetcher alive by them.
+        if let Some(feed) = &self.urls {
+            feed.wait_for(index, stop)?;
+        }
+        let mut dest = None;
+        // An entry found corrupt is evicted and claimed again once, then the object is fetched
         // without the cache.
         for _ in 0..2 {
             let claim = if cache.inserting {
-                match cache.cache.claim(key)? {
-                    Claim::Busy if may_defer => {
+                match optional(cache.cache.claim(key))? {
+                    // Not once a file exists here: the second pass creates it anew.
+                    Some(Claim::Busy) if may_defer && dest.is_none() => {
+                        if let Some(feed) = &self.urls {
+                            feed.release(index); // the second pass asks for a fresh one
+                        }
                         cache.defer(index);
                         return Ok(());
                     }
-                    Claim::Busy => {
+                    Some(Claim::Busy) => {
                         cache.waited();
                         faults::reach("download.cache_waiting", stop);
-                        cache.cache.wait_for(key, CACHE_PEER_STALL, stop)?
+                        optional(cache.cache.wait_for(key, CACHE_PEER_STALL, stop))?.flatten()
                     }
-                    claim => Some(claim),
+                    claim => claim,
                 }
             } else {
-                cache.cache.lookup(key)?.map(Claim::Ready)
+                optional(cache.cache.lookup(key))?
+                    .flatten()
+                    .map(Claim::Ready)
             };
-            let dest = match handle.take() {
-                Some(dest) => dest,
+            let handle = match dest.take() {
+                Some(handle) => handle,
                 None => create_new_file(&path)?,
             };
             match claim {
                 Some(Claim::Ready(entry)) => {
-                    if let Some(hash) = cache.materialise(&entry, &dest, &path, buffer)? {
+                    if let Some(hash) = cache.materialise(&entry, &handle, &path, buffer)? {
                         self.progress.add_bytes(entry.size());
                         self.finish(index, hash);
                         return Ok(());
                     }
-                    handle = Some(dest);
+                    dest = Some(handle);
                 }
                 Some(Claim::Fetch(writer)) => {
-                    return self.download_whole(index, dest, &path, Some(writer), buffer, stop)
+                    return self.download_whole(index, handle, &path, Some(writer), buffer, stop)
                 }
                 Some(Claim::Busy) | None => {
-                    return self.download_whole(index, dest, &path, None, buffer, stop)
+                    return self.download_whole(index, handle, &path, None, buffer, stop)
                 }
             }
         }
-        let dest = match handle {
-            Some(dest) => dest,
+        let handle = match dest {
+            Some(handle) => handle,
             None => create_new_file(&path)?,
         };
-        self.download_whole(index, dest, &path, None, buffer, stop)
+        self.download_whole(index, handle, &path, None, buffer, stop)
     }
 
     /// Fetch one whole object into `handle` (a new file at `path`), and into the cache's temp
@@ -819,7 +896,7 @@ impl Plan<'_> {
             if let Err(err) = stop.check() {
                 break Err(AttemptError::Fatal(err));
             }
-            let at = page_aligned_start(buffer.len(), file_offset + copied);
+            let at = page_aligned_start(buffer, file_offset + copied);
             let n = match body.read(&mut buffer[at..]) {
                 Ok(0) => break Ok(()),
                 Ok(n) => n,

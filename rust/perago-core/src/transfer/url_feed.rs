@@ -96,6 +96,9 @@ impl UrlFeed {
     /// Wait until file `index` has its URL; `Err(Cancelled)` if `stop` fires or the feeder
     /// stopped first (the feeder's own error is what the download reports).
     pub(super) fn wait_for(&self, index: usize, stop: &CancelToken) -> Result<()> {
+        if self.skip[index] {
+            return Ok(()); // given its URL up front, or asks for one itself (see `skip`)
+        }
         let mut state = self.state();
         if state.wanted <= index {
             state.wanted = index + 1;
