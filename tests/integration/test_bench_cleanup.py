@@ -2,8 +2,8 @@
 ``perago dev up`` server, the repository's objects in the local blockstore too.
 
 The "dev server" here is a real lakeFS launched by ``perago.devservers`` under a private cache
-directory (``PERAGO_DEV_CACHE_DIR``/state/default), with the state record ``perago dev up`` writes; the
-Conductor half of that record is a placeholder, as no bench here talks to Conductor.
+directory (``PERAGO_DEV_CACHE_DIR``/state/default), with the state record ``perago dev up``
+writes; the Conductor half of that record is a placeholder, as no bench here talks to Conductor.
 """
 
 from __future__ import annotations
