@@ -34,8 +34,10 @@ from .publication_support import (
     AttemptRun,
     RecordedTaskStates,
     commit_files,
+    diff_paths,
     edit_task,
     make_attempt,
+    read_object,
     sdk_client,
 )
 
@@ -392,3 +394,51 @@ def test_attempts_report_what_the_cache_saved_a_retry_and_the_next_task(
     assert (fetch[0]["fetched"], fetch[0]["inserted"], fetch[0]["hits"]) == (2, 2, 0)
     assert (fetch[1]["fetched_bytes"], fetch[1]["hits"], fetch[1]["hit_bytes"]) == (0, 2, 12000)
     assert (fetch[2]["fetched"], fetch[2]["fetched_bytes"], fetch[2]["hits"]) == (1, 1, 2)
+
+
+def test_an_attempt_under_a_small_cache_limit_publishes_exactly_its_change(
+    lakefs_config: LakeFSConfig, repo: str, tmp_path: Path
+) -> None:
+    seed = {f"data/f{i:02d}.bin": os.urandom(20_000) for i in range(40)}
+    commit = commit_files(lakefs_config, repo, "main", seed)
+    limit = 200_000  # a quarter of the input: the attempt's own inserts are evicted
+    states = RecordedTaskStates()
+    runtime = LakeFSWorkspaceRuntime(
+        lakefs_config,
+        task_states=states,
+        cache=CacheConfig(directory=tmp_path / "cache", max_size=limit),
+    )
+    attempts = AttemptRun(runtime=runtime, workspace_root=tmp_path / "attempts", states=states)
+    try:
+        for n, workflow in enumerate(("wf-small-1", "wf-small-2")):
+            branch = f"small-{n}"
+            _branch(lakefs_config, repo, branch, commit)
+            result = attempts.run(
+                edit_task(),
+                repo,
+                branch,
+                commit,
+                {"write": {"f07.bin": f"edited {n}"}, "delete": ["f13.bin"]},
+                attempt=make_attempt(workflow=workflow),
+            )
+            assert result.status == "COMPLETED", result.reason_for_incompletion
+            published = result.output["workspace"]["ref"]  # type: ignore[index]
+            assert sorted(diff_paths(lakefs_config, repo, commit, published)) == [
+                "data/f07.bin",
+                "data/f13.bin",
+            ]
+            assert read_object(lakefs_config, repo, published, "data/f07.bin") == (
+                f"edited {n}".encode()
+            )
+            assert (
+                read_object(lakefs_config, repo, published, "data/f21.bin")
+                == (seed["data/f21.bin"])
+            )
+            status = content_cache.status(open_cache(tmp_path / "cache", limit))
+            assert status.bytes <= limit
+    finally:
+        runtime.control.close()
+    fetch = [stats.as_log_fields()["fetch"] for stats in attempts.stats]
+    assert fetch[0]["evicted"] > 0
+    assert fetch[1]["hits"] > 0
+    assert fetch[1]["hits"] + fetch[1]["fetched"] == 40
