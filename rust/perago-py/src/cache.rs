@@ -3,16 +3,13 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use perago_core::cache::ContentCache;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::into_pyerr;
-use crate::interrupt::{run_interruptible, run_interruptible_ticking};
-
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+use crate::interrupt::{run_interruptible, run_reporting, PROGRESS_INTERVAL};
 
 #[pyclass(frozen, module = "perago._native", name = "ContentCache")]
 pub struct PyContentCache {
@@ -142,18 +139,5 @@ where
         );
         callback.call1(py, (done, total)).map(|_| ())
     };
-    let mut last = Instant::now();
-    let out = run_interruptible_ticking(
-        py,
-        |py| {
-            if last.elapsed() < PROGRESS_INTERVAL {
-                return Ok(());
-            }
-            last = Instant::now();
-            call(py)
-        },
-        run,
-    )?;
-    call(py)?;
-    Ok(out)
+    run_reporting(py, PROGRESS_INTERVAL, call, run)
 }

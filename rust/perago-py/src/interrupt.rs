@@ -14,6 +14,9 @@ use crate::errors::into_pyerr;
 
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
+/// Python progress callbacks are called at most this often (plus once at the end).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
 pub fn run_interruptible<T, F>(py: Python<'_>, work: F) -> PyResult<T>
 where
     T: Send + 'static,
@@ -78,4 +81,32 @@ where
             }
         }
     }
+}
+
+/// Like [`run_interruptible`], calling `report` (with the GIL held) at most once per `interval`
+/// while the work runs, and once more after it succeeded: the shape of every progress callback.
+pub fn run_reporting<T, F>(
+    py: Python<'_>,
+    interval: Duration,
+    mut report: impl FnMut(Python<'_>) -> PyResult<()>,
+    work: F,
+) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&CancelToken) -> Result<T, Error> + Send + 'static,
+{
+    let mut last = std::time::Instant::now();
+    let out = run_interruptible_ticking(
+        py,
+        |py| {
+            if last.elapsed() < interval {
+                return Ok(());
+            }
+            last = std::time::Instant::now();
+            report(py)
+        },
+        work,
+    )?;
+    report(py)?;
+    Ok(out)
 }

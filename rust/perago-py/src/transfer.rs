@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use perago_core::lakefs::{self, ClientOptions, Credentials, LakeFsClient, TransferMode};
 use perago_core::retry::RetryPolicy;
@@ -14,10 +14,7 @@ use pyo3::prelude::*;
 
 use crate::cache::PyContentCache;
 use crate::errors::into_pyerr;
-use crate::interrupt::{run_interruptible, run_interruptible_ticking};
-
-/// Python progress callbacks are called at most this often (plus once at the end).
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+use crate::interrupt::{run_interruptible, run_reporting, PROGRESS_INTERVAL};
 
 /// A lakeFS endpoint with its credentials. The secret is kept in Rust and never shown.
 #[pyclass(frozen, module = "perago._native", name = "LakeFSClient")]
@@ -209,20 +206,12 @@ where
     let Some(callback) = callback else {
         return run_interruptible(py, work);
     };
-    let mut last = Instant::now();
-    let out = run_interruptible_ticking(
+    run_reporting(
         py,
-        |py| {
-            if last.elapsed() < PROGRESS_INTERVAL {
-                return Ok(());
-            }
-            last = Instant::now();
-            report_progress(py, &callback, progress)
-        },
+        PROGRESS_INTERVAL,
+        |py| report_progress(py, &callback, progress),
         work,
-    )?;
-    report_progress(py, &callback, progress)?;
-    Ok(out)
+    )
 }
 
 /// Objects under `prefix + "/"` (all objects when prefix is empty) as (path, size, checksum).
