@@ -39,7 +39,10 @@ object and hit none, ``warm`` fetched nothing and hit every object, ``1pct-chang
 exactly the rewritten files and hit the rest, ``1pct-reference`` fetched exactly them after
 listing every file; nothing was evicted or found corrupt. The caches sit in the scratch directory,
 on the destinations' file system (the cache's ``mode``, ``reflink`` or ``copy``, is in the notes),
-sized so that nothing is evicted. The page cache is not dropped between runs (that would take
+sized so that nothing is evicted. Destinations and caches are removed only after a data set's
+last round (so a 10,000 x 100 KiB set needs about 15 GB of scratch space over 3 rounds): ext4
+allocates inodes slowly for minutes after mass deletions, which would charge the bench's own
+clean-up to whichever run came next. The page cache is not dropped between runs (that would take
 root and hit the whole host): ``warm`` may read entries ``cold`` just wrote from memory, as on a
 busy worker host.
 
@@ -116,6 +119,10 @@ class _DataSetBench:
     lakectl: str | None
     log: Callable[[str], None]
     runs: dict[str, list[_Run]] = field(default_factory=dict)
+    # Every destination and cache, removed only once all rounds are measured: ext4 allocates
+    # inodes slowly for minutes after mass deletions (`recently_deleted` scans), which would
+    # charge the bench's own clean-up to whichever run comes next.
+    kept: list[Path] = field(default_factory=list)
     mode: str = ""  # the caches' ``mode`` (reflink / copy), as the children report it
 
     @property
@@ -140,19 +147,23 @@ class _DataSetBench:
                 self.lakectl, self.repo, self.seed, self.prefix
             )
             os.sync()
-            measured = bench_transfer._download_once(self.server, self.work / "dl-clone", clone, n)
+            measured = bench_transfer._download_once(
+                self.server, self.work / "dl-clone", clone, n, keep=self.kept
+            )
             self._record(CLONE, n, _Run(measured, {}))
         cache = self.work / f"cache-{n}"
         empty_cache = self.work / f"cache-{n}-reference"
-        try:
-            self._perago(COLD, n, self.seed, self.prefix, cache)
-            self._perago(WARM, n, self.seed, self.prefix, cache)
-            commit, own_prefix = self._rewrite(n)
-            self._perago(CHANGED, n, commit, self.prefix, cache)
-            self._perago(REFERENCE, n, commit, own_prefix, empty_cache, listing=self.prefix)
-        finally:
-            shutil.rmtree(cache, ignore_errors=True)
-            shutil.rmtree(empty_cache, ignore_errors=True)
+        self.kept += [cache, empty_cache]
+        self._perago(COLD, n, self.seed, self.prefix, cache)
+        self._perago(WARM, n, self.seed, self.prefix, cache)
+        commit, own_prefix = self._rewrite(n)
+        self._perago(CHANGED, n, commit, self.prefix, cache)
+        self._perago(REFERENCE, n, commit, own_prefix, empty_cache, listing=self.prefix)
+
+    def remove_kept(self) -> None:
+        for path in self.kept:
+            shutil.rmtree(path, ignore_errors=True)
+        self.kept.clear()
 
     def _rewrite(self, n: int) -> tuple[str, str]:
         """Rewrite the 1 % on ``main`` and commit the same bytes once more under the reference's
@@ -191,7 +202,9 @@ class _DataSetBench:
             )
 
         os.sync()
-        measured = bench_transfer._download_once(self.server, self.work / f"dl-{case}", command, n)
+        measured = bench_transfer._download_once(
+            self.server, self.work / f"dl-{case}", command, n, keep=self.kept
+        )
         report = json.loads(stats_file.read_text())
         stats_file.unlink()
         self.mode = str(report.pop("mode"))
@@ -287,8 +300,11 @@ def run_cache(
         seed = server.control.commit(repo, "main", "seed", {})
         for data in data_sets:
             one = _DataSetBench(server, repo, seed, data, work, load.concurrency, lakectl, log)
-            for n in range(load.repeat):
-                one.round(n)
+            try:
+                for n in range(load.repeat):
+                    one.round(n)
+            finally:
+                one.remove_kept()
             rows += one.rows(load.topology)
     return rows
 

@@ -387,11 +387,21 @@ def _download_rows(
 
 
 def _download_once(
-    server: Server, dest_stem: Path, command: Callable[[Path], list[str]], n: int
+    server: Server,
+    dest_stem: Path,
+    command: Callable[[Path], list[str]],
+    n: int,
+    *,
+    keep: list[Path] | None = None,
 ) -> Measurement:
+    """One measured download into ``<dest_stem>-<n>``, removed afterwards, or appended to
+    ``keep`` for the caller to remove later."""
     dest = dest_stem.with_name(f"{dest_stem.name}-{n}")
     measured = measure(command(dest), server.child_env())
-    shutil.rmtree(dest)
+    if keep is None:
+        shutil.rmtree(dest)
+    else:
+        keep.append(dest)
     return measured
 
 
