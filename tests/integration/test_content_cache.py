@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from perago.engine import snapshot as engine
 from perago.engine.cache import ContentCache, open_cache
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
 
+from ._lakefs_metrics import operation_counts
 from ._transfer_helpers import creds, download_from, local_hashes, seed_with_engine, write_tree
 from .conftest import LakeFSRepo, RestartableRepo
 from .publication_support import (
@@ -43,22 +42,12 @@ from .publication_support import (
 
 pytestmark = pytest.mark.integration
 
-_COUNT = re.compile(r"^api_request_duration_seconds_count\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE)
-_OPERATION = re.compile(r'operation="([^"]+)"')
 WAIT = 60.0
 
 
 def _get_objects(repo: LakeFSRepo) -> int:
     """lakeFS's count of GetObject requests served so far."""
-    root = repo.endpoint.removesuffix("/").removesuffix("/api/v1")
-    with urllib.request.urlopen(root + "/metrics", timeout=10) as response:
-        text = response.read().decode()
-    total = 0
-    for labels, value in _COUNT.findall(text):
-        match = _OPERATION.search(labels)
-        if match and match[1].lower() == "getobject":
-            total += int(float(value))
-    return total
+    return operation_counts(repo.endpoint).get("getobject", 0)
 
 
 def _is_local(repo: LakeFSRepo) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.request
 from pathlib import Path
 
 import lakefs_sdk
@@ -28,23 +27,15 @@ from perago.engine.transfer import (
 from perago.errors import LakeFSError
 from tests.servers_fixture import LakefsRepo, LakefsServer
 
+from ._lakefs_metrics import operation_counts
+
 pytestmark = pytest.mark.integration
 
-_COUNT = re.compile(r"^api_request_duration_seconds_count\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE)
-_OPERATION = re.compile(r'operation="([^"]+)"')
 GATE = "upload.part_uploaded"
 
 
 def _operation_counts(server: LakefsServer) -> dict[str, int]:
-    with urllib.request.urlopen(server.url.rstrip("/") + "/metrics", timeout=10) as response:
-        text = response.read().decode()
-    counts: dict[str, int] = {}
-    for labels, value in _COUNT.findall(text):
-        match = _OPERATION.search(labels)
-        if match:
-            name = match[1].lower()  # lakeFS names them GetObject, UploadObject, ...
-            counts[name] = counts.get(name, 0) + int(float(value))
-    return counts
+    return operation_counts(server.url)
 
 
 def _delta(before: dict[str, int], after: dict[str, int], operation: str) -> int:
