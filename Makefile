@@ -112,9 +112,31 @@ fmt:
 demo: install
 	$(PY) -m perago.demo $(CURDIR)
 
-## bench: the snapshot benchmark (perago bench snapshot)
-bench: install
-	$(BIN)/perago bench snapshot
+## bench: every benchmark (perago bench snapshot ... fleet) against a dev stack started for the run
+# `perago dev up` in a fresh state dir under the cache (servers on free ports), its env file
+# sourced; each bench's table goes to the terminal (stderr) and its JSON rows to
+# $(BENCH_OUT)/<time>/<bench>.json (default generated/bench). The stack is stopped and its state
+# dir removed however the run ends. A failing bench does not stop the others; make fails after
+# the last one. BENCHES picks some (default all); BENCH_ARGS goes to every bench, so only options
+# all of them take: e.g. make bench BENCHES="stage attempt" BENCH_ARGS="--repeat 1".
+bench: install servers
+	@set -uo pipefail; \
+	mkdir -p "$(PERAGO_DEV_CACHE_DIR)/state" || exit 1; \
+	state=$$(mktemp -d "$(PERAGO_DEV_CACHE_DIR)/state/bench.XXXXXX") || exit 1; \
+	trap '$(BIN)/perago dev down --state-dir "$$state" >&2; rm -rf "$$state"' EXIT; \
+	trap 'exit 130' INT TERM; \
+	$(BIN)/perago dev up --state-dir "$$state" --env-file "$$state/bench.env" >&2 || exit 1; \
+	set -a; . "$$state/bench.env"; set +a; \
+	out="$(or $(BENCH_OUT),generated/bench)/$$(date -u +%Y%m%dT%H%M%SZ)"; \
+	mkdir -p "$$out" || exit 1; \
+	failed=""; \
+	for name in $(or $(BENCHES),snapshot diff download upload cache stage attempt worker fleet); do \
+		echo "== perago bench $$name $(BENCH_ARGS) --json > $$out/$$name.json" >&2; \
+		$(BIN)/perago bench "$$name" $(BENCH_ARGS) --json > "$$out/$$name.json" || \
+			failed="$$failed $$name"; \
+	done; \
+	echo "bench: JSON rows in $$out/" >&2; \
+	if [ -n "$$failed" ]; then echo "error: failed benches:$$failed" >&2; exit 1; fi
 
 ## wheel: build the abi3 manylinux wheel and the sdist into dist/
 wheel: tools

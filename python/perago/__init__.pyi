@@ -1,5 +1,6 @@
 # The public API of perago, each name once. ``__init__.py`` reads this file to load every name on
 # first use, so this stub is both what type checkers see and the runtime's table of exports.
+from perago.config import MetricsConfig as MetricsConfig
 from perago.config import RuntimeConfig as RuntimeConfig
 from perago.config import load_runtime_config as load_runtime_config
 from perago.definition.controls import ExecutionLimits as ExecutionLimits
@@ -28,6 +29,8 @@ from perago.errors import TaskDefinitionError as TaskDefinitionError
 from perago.errors import TaskExecutionError as TaskExecutionError
 from perago.errors import TaskFailed as TaskFailed
 from perago.errors import TaskTerminalError as TaskTerminalError
+from perago.metrics.api import MetricRecorder as MetricRecorder
+from perago.metrics.api import MetricSpec as MetricSpec
 
 __version__: str
 __all__: list[str]

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr
 
 from perago.errors import RuntimeConfigError
 from perago.host.secure_files import ensure_private_directory, unsafe_directory_reason
+from perago.metrics.settings import MetricsConfig, load_metrics_config
 
 __all__ = [
     "BODY_ENV_PASSTHROUGH",
@@ -41,6 +42,7 @@ __all__ = [
     "ConductorConfig",
     "ExecutionMode",
     "LakeFSConfig",
+    "MetricsConfig",
     "RuntimeConfig",
     "body_environment_removals",
     "conductor_auth",
@@ -65,6 +67,11 @@ WORKSPACE_ROOT = "PERAGO_WORKSPACE_ROOT"
 LOG_ROOT = "PERAGO_LOG_ROOT"
 LOG_FILE_MAX_SIZE = "PERAGO_LOG_FILE_MAX_SIZE"
 LOG_RETENTION = "PERAGO_LOG_RETENTION"
+# What `perago start` prints to the console (the JSONL files are unaffected).
+LOG_FORMAT = "PERAGO_LOG_FORMAT"
+LOG_LEVEL = "PERAGO_LOG_LEVEL"
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 WORKER_ID_PREFIX = "PERAGO_WORKER_ID_PREFIX"
 WORKER_ID = "PERAGO_WORKER_ID"
 # Tells hosts (or containers sharing a kernel) apart: worker ids, supervisor locks, liveness.
@@ -181,6 +188,8 @@ class RuntimeConfig(BaseModel):
     log_root: Path
     log_file_max_size: int = DEFAULT_LOG_FILE_MAX_SIZE
     log_retention: timedelta = DEFAULT_LOG_RETENTION
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_id_prefix: str
     execution_mode: ExecutionMode = "process"
     workspace_gc_ttl: timedelta = DEFAULT_WORKSPACE_GC_TTL
@@ -191,6 +200,7 @@ class RuntimeConfig(BaseModel):
     conductor: ConductorConfig | None = None
     lakefs: LakeFSConfig | None = None
     cache: CacheConfig | None = None
+    metrics: MetricsConfig | None = None
     body_env_passthrough: tuple[str, ...] = ()
 
     # A plain dict (not a proxy) so the config stays picklable for spawned worker processes.
@@ -378,6 +388,23 @@ def _parse_execution_mode(name: str, value: str) -> ExecutionMode:
     raise RuntimeConfigError(f"{name} must be either 'process' or 'thread'")
 
 
+def _parse_log_format(name: str, value: str) -> Literal["text", "json"]:
+    lowered = value.lower()
+    if lowered == "text":
+        return "text"
+    if lowered == "json":
+        return "json"
+    raise RuntimeConfigError(f"{name} must be either 'text' or 'json'")
+
+
+def _parse_log_level(name: str, value: str) -> Literal["DEBUG", "INFO", "WARNING", "ERROR"]:
+    upper = value.upper()
+    for level in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        if upper == level:
+            return level
+    raise RuntimeConfigError(f"{name} must be one of DEBUG, INFO, WARNING, ERROR")
+
+
 def _parse_positive_integer(name: str, value: str) -> int:
     if _INTEGER_RE.fullmatch(value) is None:
         raise RuntimeConfigError(f"{name} must be a positive integer")
@@ -559,6 +586,8 @@ def load_runtime_config(
     log_root = reader.parsed(LOG_ROOT, as_path, default_base / "logs")
     log_file_max_size = reader.parsed(LOG_FILE_MAX_SIZE, _parse_size, DEFAULT_LOG_FILE_MAX_SIZE)
     log_retention = reader.parsed(LOG_RETENTION, _parse_retention, DEFAULT_LOG_RETENTION)
+    log_format = reader.parsed(LOG_FORMAT, _parse_log_format, "text")
+    log_level = reader.parsed(LOG_LEVEL, _parse_log_level, "INFO")
     worker_id_prefix = _worker_id_prefix(reader, module_target)
     execution_mode = reader.parsed(EXECUTION_MODE, _parse_execution_mode, "process")
     gc_ttl = reader.parsed(WORKSPACE_GC_TTL, _parse_duration, DEFAULT_WORKSPACE_GC_TTL)
@@ -574,6 +603,7 @@ def load_runtime_config(
     conductor = None if server_url is None else ConductorConfig(server_url=server_url)
     lakefs = _lakefs(reader)
     cache = _cache(reader, as_path, workspace_root)
+    metrics = load_metrics_config(reader.value)
     _conductor_auth(reader)  # validated here; the SDK configuration reads it from merged_env
     no_passthrough: tuple[str, ...] = ()
     body_env_passthrough = reader.parsed(BODY_ENV_PASSTHROUGH, _parse_passthrough, no_passthrough)
@@ -591,6 +621,8 @@ def load_runtime_config(
         log_root=log_root,
         log_file_max_size=log_file_max_size,
         log_retention=log_retention,
+        log_format=log_format,
+        log_level=log_level,
         worker_id_prefix=worker_id_prefix,
         execution_mode=execution_mode,
         workspace_gc_ttl=gc_ttl,
@@ -601,6 +633,7 @@ def load_runtime_config(
         conductor=conductor,
         lakefs=lakefs,
         cache=cache,
+        metrics=metrics,
         body_env_passthrough=body_env_passthrough,
     )
     config._merged_env = environment

@@ -35,11 +35,20 @@ WORKFLOW = "perago_demo_render_audio"
 TRACKS = {"audio/raw/intro.txt": b"hello perago\n", "audio/raw/outro.txt": b"goodbye lakefs\n"}
 
 
-def _perago(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _perago(
+    *args: str, cwd: Path, check: bool = True, show_progress: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run a perago command; ``show_progress`` passes its stderr (progress lines and bars of a
+    cold provisioning, minutes long) straight to the terminal instead of capturing it."""
     command = [str(Path(sys.executable).with_name("perago")), *args]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    stderr = None if show_progress else subprocess.PIPE
+    result = subprocess.run(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, text=True, check=False
+    )
     if check and result.returncode != 0:
-        raise SystemExit(f"error: perago {' '.join(args)} failed: {result.stderr.strip()}")
+        # With show_progress its error line already reached the terminal.
+        detail = (result.stderr or "").strip() or f"exit {result.returncode}"
+        raise SystemExit(f"error: perago {' '.join(args)} failed: {detail}")
     return result
 
 
@@ -81,7 +90,10 @@ def run(repo_root: Path, state_dir: Path | None = None) -> int:
     state_args = ["--state-dir", str(state_dir)] if state_dir is not None else []
     already_up = _perago("dev", "status", *state_args, cwd=demo_dir, check=False).returncode == 0
     print("== starting local lakeFS and Conductor (perago dev up)", flush=True)
-    print(_perago("dev", "up", *state_args, "--env-file", ".env", cwd=demo_dir).stdout.strip())
+    stack = _perago(
+        "dev", "up", *state_args, "--env-file", ".env", cwd=demo_dir, show_progress=True
+    )
+    print(stack.stdout.strip())
     env = parse_dotenv((demo_dir / ".env").read_text(encoding="utf-8"))
     env.setdefault("PERAGO_WORKSPACE_ROOT", str(demo_dir / "workspaces"))
     env.setdefault("PERAGO_LOG_ROOT", str(demo_dir / "logs"))

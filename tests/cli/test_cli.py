@@ -105,6 +105,7 @@ def test_check_prints_the_documented_lines(project: Project) -> None:
         "lakefs: not configured",
         "conductor_auth: not configured",
         "content_cache: off (set PERAGO_CACHE_DIR to enable)",
+        "metrics: not configured",
         "sdk_worker: domain=(none) poll_interval_ms=100 poll_timeout_ms=100",
         "body_env_passthrough: (none)",
     ]
@@ -143,6 +144,7 @@ def test_check_json(project: Project) -> None:
         "lakefs": "not configured",
         "conductor_auth": "not configured",
         "content_cache": None,
+        "metrics": None,
         "sdk_worker": {
             "domain": None,
             "poll_interval_ms": 100.0,

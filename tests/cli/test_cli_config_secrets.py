@@ -37,6 +37,7 @@ def test_check_shows_auth_sdk_settings_and_passthrough_without_secrets(project: 
     assert text.stdout_lines[6:] == [
         "conductor_auth: configured",
         "content_cache: off (set PERAGO_CACHE_DIR to enable)",
+        "metrics: not configured",
         "sdk_worker: domain=blue poll_interval_ms=250 poll_timeout_ms=100",
         "body_env_passthrough: CONDUCTOR_AUTH_KEY,HF_TOKEN",
     ]

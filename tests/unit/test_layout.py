@@ -16,10 +16,11 @@ ALLOWED: dict[str, set[str]] = {
     "perago": set(),
     "errors": set(),
     "host": set(),
-    "config": {"errors", "host"},
-    "definition": {"errors"},
+    "metrics": {"errors"},
+    "config": {"errors", "host", "metrics"},
+    "definition": {"errors", "metrics"},
     "engine": {"_native", "errors"},
-    "attempt": {"definition", "engine", "host", "errors"},
+    "attempt": {"definition", "engine", "host", "errors", "metrics"},
     "lakefs": {"attempt", "definition", "engine", "config", "errors", "host"},
     "conductor": {"attempt", "config", "errors", "definition"},
     "runtime": {
@@ -31,7 +32,10 @@ ALLOWED: dict[str, set[str]] = {
         "errors",
         "host",
         "lakefs",
+        "metrics",
     },
+    # The OpenTelemetry side of observers and supervisors; runtime imports it only lazily.
+    "telemetry": {"attempt", "config", "definition", "errors", "metrics", "runtime"},
     "devservers": {"host", "errors"},
     "demo": {"config", "errors", "host", "lakefs"},
     "bench": {"*"},
@@ -43,6 +47,8 @@ HOMES = {
     "conductor": ("perago.conductor", "perago.bench.worker"),  # bench: the bare-SDK baseline
     "lakefs_sdk": ("perago.lakefs.client",),
     "perago._native": ("perago.engine",),
+    "opentelemetry": ("perago.telemetry", "perago.metrics.otel"),
+    "prometheus_client": ("perago.telemetry.prometheus",),
 }
 
 

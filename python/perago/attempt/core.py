@@ -62,6 +62,7 @@ from perago.errors import (
     StaleAttemptError,
     TaskInputError,
 )
+from perago.metrics.api import MetricRecorder, TaskAttemptMetricContext
 
 __all__ = [
     "LAKEFS_BRANCH_ID_MAX_LENGTH",
@@ -182,8 +183,12 @@ def run_workspace_task_attempt(
     failure_reason_max_length: int = DEFAULT_FAILURE_REASON_MAX_LENGTH,
     stats: AttemptStats | None = None,
     guard: BranchMoveGuard | None = None,
+    metrics: MetricRecorder | None = None,
 ) -> RuntimeTaskResult:
-    """Run one workspace attempt through every phase; exceptions become classified results."""
+    """Run one workspace attempt through every phase; exceptions become classified results.
+
+    ``metrics`` is the recorder a metrics-enabled task's body gets (bound to this attempt here
+    unless the caller bound it)."""
     if not task.has_workspace:
         raise TaskInputError("run_workspace_task_attempt only supports workspace tasks")
     spec = task.workspace
@@ -201,6 +206,7 @@ def run_workspace_task_attempt(
         guard=guard if guard is not None else BranchMoveGuard(),
     )
     owner = new_workspace_owner(owner_worker_id)
+    recorder = _attempt_recorder(task, metrics, attempt, context.execution_id, owner_worker_id)
     register_active_workspace_owner(owner)
     workspace: AttemptWorkspace | None = None
     staged: StagedWorkspace | None = None
@@ -226,7 +232,7 @@ def run_workspace_task_attempt(
             # Before the post guardrails look at it: the workspace must still be the directory
             # perago made (a body may have replaced it by a symlink to somewhere else).
             output = _run_workspace_body(
-                task, spec, attempt_dir, params, after_body=workspace.verify
+                task, spec, attempt_dir, params, after_body=workspace.verify, recorder=recorder
             )
         faults.reach("attempt.after_body", task_id=attempt.task_id)
         if spec.read_only:
@@ -285,6 +291,7 @@ def run_workspace_free_task_attempt(
     *,
     failure_reason_max_length: int = DEFAULT_FAILURE_REASON_MAX_LENGTH,
     stats: AttemptStats | None = None,
+    metrics: MetricRecorder | None = None,
 ) -> RuntimeTaskResult:
     """Validate ``{"params": ...}``, call the function, validate its output; never raises."""
     if task.has_workspace:
@@ -292,13 +299,17 @@ def run_workspace_free_task_attempt(
     stats = stats if stats is not None else AttemptStats()
     try:
         with stats.phase("body"):
-            return completed_result(invoke_workspace_free_task(task, input_data))
+            return completed_result(invoke_workspace_free_task(task, input_data, metrics=metrics))
     except Exception as exc:
         return result_for_exception(exc, max_length=failure_reason_max_length)
 
 
 def invoke_workspace_task_body(
-    task: TaskDefinition, input_data: Mapping[str, Any], workspace_dir: Path
+    task: TaskDefinition,
+    input_data: Mapping[str, Any],
+    workspace_dir: Path,
+    *,
+    metrics: MetricRecorder | None = None,
 ) -> dict[str, Any]:
     """Only the body phase: validation, pre guardrails, call, output check, post guardrails.
 
@@ -308,16 +319,49 @@ def invoke_workspace_task_body(
     if spec is None:
         raise TaskInputError("workspace task definition is missing WorkspaceSpec")
     _, params = parse_workspace_task_input(task, input_data)
-    output = _run_workspace_body(task, spec, Path(workspace_dir), params)
+    output = _run_workspace_body(task, spec, Path(workspace_dir), params, recorder=metrics)
     return {"result": output.model_dump(mode="json")}
 
 
 def invoke_workspace_free_task(
-    task: TaskDefinition, input_data: Mapping[str, Any]
+    task: TaskDefinition,
+    input_data: Mapping[str, Any],
+    *,
+    metrics: MetricRecorder | None = None,
 ) -> dict[str, Any]:
     """Validate params, call the function, return ``{"result": ...}``; raises on failure."""
     params = parse_workspace_free_task_input(task, input_data)
+    if task.has_metrics:
+        return build_workspace_free_task_output(task, task.fn(params, _required_recorder(metrics)))
     return build_workspace_free_task_output(task, task.fn(params))
+
+
+def _required_recorder(recorder: MetricRecorder | None) -> MetricRecorder:
+    if recorder is None:
+        raise TaskInputError("metrics-enabled task invocation requires a MetricRecorder")
+    return recorder
+
+
+def _attempt_recorder(
+    task: TaskDefinition,
+    recorder: MetricRecorder | None,
+    attempt: TaskAttempt,
+    execution_id: str,
+    worker_id: str | None,
+) -> MetricRecorder | None:
+    """``recorder`` bound to this attempt (as given when the caller already bound it)."""
+    if recorder is None or not task.has_metrics or recorder.context is not None:
+        return recorder
+    return recorder.with_context(
+        TaskAttemptMetricContext(
+            task_name=task.name,
+            task_id=attempt.task_id,
+            workflow_instance_id=attempt.workflow_instance_id,
+            execution_id=execution_id,
+            worker_id=worker_id or attempt.worker_id or "",
+            retry_count=attempt.retry_count,
+        )
+    )
 
 
 def build_workspace_task_output(
@@ -400,9 +444,14 @@ def _run_workspace_body(
     params: BaseModel,
     *,
     after_body: Callable[[], object] | None = None,
+    recorder: MetricRecorder | None = None,
 ) -> BaseModel:
     _check_phase(directory, spec, "pre")
-    output = validate_task_output(task, task.fn(directory, params))
+    if task.has_metrics:
+        raw = task.fn(directory, params, _required_recorder(recorder))
+    else:
+        raw = task.fn(directory, params)
+    output = validate_task_output(task, raw)
     if after_body is not None:
         after_body()
     _check_phase(directory, spec, "post")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,14 @@ class TaskAttempt:
     execution_id: str | None = None
 
 
+class PhaseObserver(Protocol):
+    """Told when each phase of an attempt starts and ends (spans, progress reports, status)."""
+
+    def phase_started(self, name: str) -> None: ...
+
+    def phase_ended(self, name: str, seconds: float, error: BaseException | None) -> None: ...
+
+
 @dataclass
 class AttemptStats:
     """Counters and per-phase wall times of one attempt (milliseconds)."""
@@ -48,16 +56,26 @@ class AttemptStats:
     # baseline was not written by a download.
     fetch: dict[str, int] = field(default_factory=dict)
     phase_ms: dict[str, float] = field(default_factory=dict)
+    observer: PhaseObserver | None = field(default=None, repr=False, compare=False)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         """Time a phase; repeated phases of the same name add up."""
+        observer = self.observer
+        if observer is not None:
+            observer.phase_started(name)
         started = time.perf_counter()
+        error: BaseException | None = None
         try:
             yield
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
-            self.phase_ms[name] = self.phase_ms.get(name, 0.0) + elapsed_ms
+            elapsed = time.perf_counter() - started
+            self.phase_ms[name] = self.phase_ms.get(name, 0.0) + elapsed * 1000.0
+            if observer is not None:
+                observer.phase_ended(name, elapsed, error)
 
     def as_log_fields(self) -> dict[str, Any]:
         return {

@@ -23,9 +23,17 @@ from pydantic import BaseModel
 from perago.attempt.core import run_workspace_task_attempt
 from perago.attempt.identity import AttemptStats, TaskAttempt
 from perago.bench import lakefs_setup
-from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt
-from perago.bench.report import Row, print_table, rows_to_json
-from perago.bench.topology import Blockstore, BlockstoreOpt, NamespaceOpt
+from perago.bench.cli import (
+    BlockstoreOpt,
+    JsonOpt,
+    NamespaceOpt,
+    files_option,
+    repeat_option,
+    size_option,
+    work_dir_option,
+)
+from perago.bench.report import Row, emit
+from perago.bench.topology import Blockstore
 from perago.definition.decorator import TaskDefinition
 from perago.definition.workspace import WorkspaceSpec, workspace_task_input
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
@@ -36,7 +44,10 @@ DEFAULT_SIZE = 4096
 EDITED = "d000/f000000.bin"
 FENCE_NOTE = "fence: local always-current callback (no Conductor)"
 
-AttemptsOpt = typer.Option(5, "--attempts", min=1, help="Attempts to run (median reported).")
+FilesOpt = files_option(DEFAULT_FILES)
+SizeOpt = size_option("4K")
+RepeatOpt = repeat_option(5)
+WorkDirOpt = work_dir_option()
 ChangePercentOpt = typer.Option(
     0.0,
     "--change-percent",
@@ -173,20 +184,22 @@ def run_attempt_bench(
 
 def attempt_command(
     *,
-    attempts: int = AttemptsOpt,
+    repeat: int = RepeatOpt,
     files: int | None = FilesOpt,
     size: str | None = SizeOpt,
     as_json: bool = JsonOpt,
     namespace: str | None = NamespaceOpt,
-    work_dir: Path | None = lakefs_setup.WorkDirOpt,
+    work_dir: Path | None = WorkDirOpt,
     blockstore: Blockstore = BlockstoreOpt,
     change_percent: float = ChangePercentOpt,
 ) -> None:
     """Per-attempt overhead of a writable task that changes 1 file (download..publish).
 
-    ``--change-percent P`` rewrites P % of the seeded files instead. The row reports files per
-    second and the peak RSS of the process running the attempts (seeding runs in a child).
+    ``--repeat N`` runs N chained attempts (median reported); ``--change-percent P`` rewrites
+    P % of the seeded files instead of one. The row reports files per second and the peak RSS of
+    the process running the attempts (seeding runs in a child).
     """
+    attempts = repeat
     row = lakefs_setup.run_seeded(
         lambda seeded, work: replace(
             run_attempt_bench(
@@ -206,13 +219,9 @@ def attempt_command(
         work_dir=work_dir,
         blockstore=blockstore,
     )
-    if as_json:
-        typer.echo(rows_to_json([row]))
-        return
-    print_table([row], title=f"perago bench attempt ({row.topology})")
     assert row.median_s is not None
     assert row.phase_ms is not None
-    typer.echo(f"median total: {row.median_s * 1000:.1f} ms over {attempts} attempts")
-    for name, ms in row.phase_ms.items():
-        typer.echo(f"  {name:<15} {ms:9.1f} ms (median)")
-    typer.echo(f"objects changed per lakeFS diff = {row.objects_uploaded}; {FENCE_NOTE}")
+    lines = [f"median total: {row.median_s * 1000:.1f} ms over {attempts} attempts"]
+    lines += [f"  {name:<15} {ms:9.1f} ms (median)" for name, ms in row.phase_ms.items()]
+    lines.append(f"objects changed per lakeFS diff = {row.objects_uploaded}; {FENCE_NOTE}")
+    emit([row], as_json=as_json, title=f"perago bench attempt ({row.topology})", lines=lines)

@@ -10,7 +10,8 @@ start included, as in the download bench) and peak RSS are that run's alone:
 
 ``clone`` (lakectl)
     ``lakectl local clone`` of the seed commit into a fresh directory. lakectl has no cache: it
-    fetches every byte. When no lakectl is found the row is still listed, empty, with the reason.
+    fetches every byte. When no lakectl is found (or ``--no-lakectl``) the row is still listed,
+    empty, with the reason (``skipped`` in its JSON), and stderr says ``lakectl baseline skipped``.
 ``cold``
     A new, empty cache; the seed commit into a fresh directory: every byte is fetched.
 ``warm``
@@ -47,8 +48,9 @@ root and hit the whole host): ``warm`` may read entries ``cold`` just wrote from
 busy worker host.
 
 After the table come the ratios of the median times (below 1: faster): ``warm / cold``,
-``warm / lakectl clone`` and ``1pct-changed / 1pct-reference``. ``--json`` prints only the rows,
-as one JSON array on stdout (with ``case``, ``files``, ``total_bytes`` and ``bytes_fetched``).
+``warm / lakectl clone`` and ``1pct-changed / 1pct-reference``. ``--json`` prints only the rows
+on stdout, as one JSON array (with ``case``, ``files``, ``total_bytes`` and ``bytes_fetched``);
+the table and the ratios then go to stderr, as in every bench (:mod:`perago.bench.cli`).
 """
 
 from __future__ import annotations
@@ -61,15 +63,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import typer
-
-from perago.bench import lakefs_setup
 from perago.bench import transfer as bench_transfer
-from perago.bench.cli import JsonOpt
-from perago.bench.report import Row, print_table, ratio, rows_to_json
+from perago.bench.baselines import Baseline
+from perago.bench.cli import BlockstoreOpt, JsonOpt, LakectlOpt, NamespaceOpt
+from perago.bench.report import Row, format_ratio, ratio
 from perago.bench.repository import bench_repository
 from perago.bench.sizes import MIB
-from perago.bench.topology import Blockstore, BlockstoreOpt, NamespaceOpt
+from perago.bench.topology import Blockstore
 from perago.bench.transfer_child import upload_items
 
 CLONE = "clone"
@@ -78,7 +78,6 @@ WARM = "warm"
 CHANGED = "1pct-changed"
 REFERENCE = "1pct-reference"
 CASES = (CLONE, COLD, WARM, CHANGED, REFERENCE)
-LAKECTL_MISSING = "lakectl not found (PATH, PERAGO_LAKECTL_BIN, perago dev's cache)"
 # Beyond the seed set plus one round's rewritten files, so that no entry is ever evicted.
 CACHE_HEADROOM = 64 * MIB
 
@@ -116,7 +115,7 @@ class _DataSetBench:
     data: bench_transfer.DataSet
     work: Path
     concurrency: int | None
-    lakectl: str | None
+    lakectl: Baseline
     log: Callable[[str], None]
     runs: dict[str, list[_Run]] = field(default_factory=dict)
     # Every destination and cache, removed only once all rounds are measured: ext4 allocates
@@ -142,9 +141,9 @@ class _DataSetBench:
         return len(self.changed) * self.file_size
 
     def round(self, n: int) -> None:
-        if self.lakectl:
+        if self.lakectl.path is not None:
             clone = bench_transfer._lakectl_clone_command(
-                self.lakectl, self.repo, self.seed, self.prefix
+                self.lakectl.path, self.repo, self.seed, self.prefix
             )
             os.sync()
             measured = bench_transfer._download_once(
@@ -260,7 +259,7 @@ class _DataSetBench:
             name, tool = scenario_name(self.prefix, case), "lakectl" if case == CLONE else "perago"
             runs = self.runs.get(case)
             if not runs:  # the clone, without a lakectl: listed, with the reason
-                rows.append(replace(Row.missing(name, tool, LAKECTL_MISSING), case=case))
+                rows.append(replace(self.lakectl.skipped_row(name), case=case))
                 continue
             count, size, note = shape[case]
             median = statistics.median(run.measured.seconds for run in runs)
@@ -286,7 +285,7 @@ def run_cache(
     the run ends) and run ``load.repeat`` rounds of every case on each."""
     from perago.engine.transfer import LakeFSCredentials, upload_files
 
-    lakectl = bench_transfer._find_lakectl_or_say(log)
+    lakectl = bench_transfer.lakectl_baseline(load.lakectl, log)
     creds = LakeFSCredentials(server.access_key_id, server.secret_access_key)
     rows: list[Row] = []
     with bench_repository(server, load.namespace_root, log=log) as repo:
@@ -325,18 +324,31 @@ def cache_ratios(rows: Sequence[Row]) -> list[tuple[str, float | None]]:
     return out
 
 
+def _check_sets(shape: bench_transfer.Workload) -> None:
+    sets = ((shape.files, shape.size), (shape.large_files, shape.large_size))
+    if all(count < 1 for count, _ in sets):
+        raise ValueError("nothing to measure: --files and --large-files are both 0")
+    if any(count > 0 and each < 1 for count, each in sets):
+        raise ValueError("--size and --large-size must be at least 1 byte")
+
+
+def _ratio_lines(rows: list[Row]) -> list[str]:
+    return [format_ratio(label, value) for label, value in cache_ratios(rows)]
+
+
 def cache_command(
     *,
-    files: int = bench_transfer.SmallFilesOpt,
-    size: str = bench_transfer.SmallSizeOpt,
-    large_files: int = bench_transfer.LargeFilesOpt,
-    large_size: str = bench_transfer.LargeSizeOpt,
+    files: int | None = bench_transfer.SmallFilesOpt,
+    size: str | None = bench_transfer.SmallSizeOpt,
+    large_files: int | None = bench_transfer.LargeFilesOpt,
+    large_size: str | None = bench_transfer.LargeSizeOpt,
     repeat: int = bench_transfer.RepeatOpt,
     concurrency: int | None = bench_transfer.ConcurrencyOpt,
     as_json: bool = JsonOpt,
     namespace: str | None = NamespaceOpt,
-    work_dir: Path | None = lakefs_setup.WorkDirOpt,
+    work_dir: Path | None = bench_transfer.WorkDirOpt,
     blockstore: Blockstore = BlockstoreOpt,
+    lakectl: bool = LakectlOpt,
 ) -> None:
     """Content cache: cold, warm and 1%-changed downloads vs `lakectl local clone`.
 
@@ -344,36 +356,23 @@ def cache_command(
     checked: cold fetches all, warm nothing, 1%-changed only the rewritten files. The module
     perago.bench.cache describes the cases and the reference of the 1% case.
     """
-
-    def log(line: str) -> None:
-        typer.echo(line, err=True)
-
-    try:
-        shape = bench_transfer.parse_workload(
-            files=files,
-            size=size,
-            large_files=large_files,
-            large_size=large_size,
-            repeat=repeat,
-            concurrency=concurrency,
-        )
-        sets = ((shape.files, shape.size), (shape.large_files, shape.large_size))
-        if all(count < 1 for count, _ in sets):
-            raise ValueError("nothing to measure: --files and --large-files are both 0")
-        if any(count > 0 and each < 1 for count, each in sets):
-            raise ValueError("--size and --large-size must be at least 1 byte")
-        with bench_transfer.workload_target(shape, blockstore, namespace, work_dir, log) as (
-            server,
-            work,
-            load,
-        ):
-            rows = run_cache(server, work, load, log=log)
-    except (ValueError, RuntimeError, OSError) as exc:  # DevServerError is a RuntimeError
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if as_json:
-        typer.echo(rows_to_json(rows))
-        return
-    print_table(rows, title=f"perago bench cache ({rows[0].topology})")
-    for label, value in cache_ratios(rows):
-        typer.echo(f"{label}: {'n/a' if value is None else f'{value:.2f}'}")
+    options = bench_transfer.TransferOptions(
+        files=files,
+        size=size,
+        large_files=large_files,
+        large_size=large_size,
+        repeat=repeat,
+        concurrency=concurrency,
+        namespace=namespace,
+        blockstore=blockstore,
+        work_dir=work_dir,
+        lakectl=lakectl,
+    )
+    bench_transfer.run_command(
+        run_cache,
+        options,
+        as_json=as_json,
+        title="perago bench cache",
+        check=_check_sets,
+        lines=_ratio_lines,
+    )

@@ -93,15 +93,18 @@ def perago_executable() -> str:
 
 @contextmanager
 def task_project(
-    task_prefix: str, scratch_prefix: str, template: str
+    task_prefix: str, scratch_prefix: str, template: str, *, parent: Path | None = None
 ) -> Iterator[tuple[Path, str, str]]:
-    """A scratch project directory holding one generated task module, removed afterwards.
+    """A scratch project directory (under ``parent``, default the temp dir) holding one generated
+    task module, removed afterwards.
 
     Yields the directory, the task name (``task_prefix`` and 8 random hex digits) and the module
     ``bench_<task name>``, whose source is ``template`` with ``{name}`` set to the task name.
     """
     name = f"{task_prefix}_{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix=scratch_prefix) as scratch:
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)  # a fresh --work-dir is fine
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix, dir=parent) as scratch:
         root = Path(scratch)
         module = f"bench_{name}"
         (root / f"{module}.py").write_text(textwrap.dedent(template.format(name=name)))

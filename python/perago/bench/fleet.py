@@ -29,11 +29,17 @@ from typing import Any
 
 import requests
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from perago.bench import lakefs_setup
 from perago.bench import transfer as bench_transfer
+from perago.bench.cli import (
+    JsonOpt,
+    NamespaceOpt,
+    processes_option,
+    repeat_option,
+    work_dir_option,
+    workflows_option,
+)
 from perago.bench.conductor_rest import (
     BenchConductor,
     perago_executable,
@@ -41,8 +47,9 @@ from perago.bench.conductor_rest import (
     stop_workers,
     task_project,
 )
-from perago.bench.report import Row, find_row, rows_to_json
+from perago.bench.report import Row, emit, find_row, format_ratio
 from perago.bench.repository import bench_repository
+from perago.bench.topology import LOCAL_NAMESPACE
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET
 from perago.definition.workspace import workspace_task_input
 
@@ -70,15 +77,10 @@ def edit(workspace: Path, params: Params) -> Result:
     return Result(name=params.name)
 """
 
-WorkflowsOpt = typer.Option(
-    DEFAULT_WORKFLOWS, "--workflows", min=1, help="Workflows per round (one changed file each)."
-)
-ProcessesOpt = typer.Option(
-    DEFAULT_PROCESSES, "-j", "--processes", min=1, help="Workers of the single supervisor."
-)
-JsonOpt = typer.Option(False, "--json", help="Print one JSON array of result rows.")
-RepeatOpt = typer.Option(1, "--repeat", min=1, help="Rounds per plan (median window).")
-NamespaceOpt = lakefs_setup.NamespaceOpt
+WorkflowsOpt = workflows_option(DEFAULT_WORKFLOWS, "one changed file each")
+ProcessesOpt = processes_option(DEFAULT_PROCESSES, "of the single supervisor")
+RepeatOpt = repeat_option(1)
+WorkDirOpt = work_dir_option()
 
 
 @dataclass(frozen=True)
@@ -190,8 +192,11 @@ def _run_round(  # noqa: PLR0917 - one private call site
     workflows: int,
     round_number: int,
     log: Callable[[str], None],
+    work_dir: Path | None = None,
 ) -> RoundResult:
-    with task_project("perago_bench_fleet", "perago-bench-fleet-", EDIT_MODULE) as project:
+    with task_project(
+        "perago_bench_fleet", "perago-bench-fleet-", EDIT_MODULE, parent=work_dir
+    ) as project:
         root, name, module = project
         env = {
             key: value
@@ -291,10 +296,14 @@ def fleet_results(
     namespace_root: str,
     log: Callable[[str], None],
     repeat: int = 1,
+    work_dir: Path | None = None,
 ) -> list[RoundResult]:
-    """Every plan ``repeat`` times (plans alternate, so drift hits them alike)."""
+    """Every plan ``repeat`` times (plans alternate, so drift hits them alike); scratch data
+    under ``work_dir`` (default the temp dir), removed afterwards."""
     conductor = BenchConductor(conductor_url)
-    work = Path(tempfile.mkdtemp(prefix="perago-bench-fleet-seed-"))
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)  # a fresh --work-dir is fine
+    work = Path(tempfile.mkdtemp(prefix="perago-bench-fleet-seed-", dir=work_dir))
     chosen = plans(processes)
     rounds: dict[Plan, list[RoundResult]] = {plan: [] for plan in chosen}
     try:
@@ -304,7 +313,9 @@ def fleet_results(
             for _ in range(repeat):
                 for plan in chosen:
                     rounds[plan].append(
-                        _run_round(conductor, server, repo, seed, plan, workflows, number, log)
+                        _run_round(
+                            conductor, server, repo, seed, plan, workflows, number, log, work_dir
+                        )
                     )
                     number += 1
     finally:
@@ -330,11 +341,13 @@ def _log(line: str) -> None:
 
 
 def fleet_command(
+    *,
     workflows: int = WorkflowsOpt,
     processes: int = ProcessesOpt,
     as_json: bool = JsonOpt,
     repeat: int = RepeatOpt,
-    namespace_root: str = NamespaceOpt,
+    namespace: str | None = NamespaceOpt,
+    work_dir: Path | None = WorkDirOpt,
 ) -> None:
     """One vs two supervisors on one queue: workspace tasks of one changed file, each verified."""
     from perago.cli.support import CliError, cli_errors, require_conductor
@@ -350,31 +363,20 @@ def fleet_command(
                 server=server,
                 workflows=workflows,
                 processes=processes,
-                namespace_root=namespace_root,
+                namespace_root=(namespace or LOCAL_NAMESPACE).rstrip("/"),
                 log=_log,
                 repeat=repeat,
+                work_dir=work_dir,
             )
         except (ValueError, RuntimeError, OSError, requests.RequestException) as exc:
             raise CliError(str(exc)) from exc
     rows = [result.row() for result in results]
-    if as_json:
-        typer.echo(rows_to_json(rows))
-    else:
-        table = Table(title=f"perago bench fleet: {workflows} workflows per round, x{repeat}")
-        for column in ("scenario", "supervisors x workers", "window s", "tasks/s", "verified"):
-            table.add_column(column)
-        for result, row in zip(results, rows, strict=True):
-            table.add_row(
-                row.scenario,
-                f"{result.plan.supervisors} x {result.plan.workers}",
-                str(row.median_s),
-                str(row.tasks_per_s),
-                f"{result.verified}/{result.workflows}",
-            )
-        console = Console()
-        console.print(table)
-        for label, value in speedups(rows, processes):
-            console.print(f"{label}: {'n/a' if value is None else f'{value:.2f}'}")
+    emit(
+        rows,
+        as_json=as_json,
+        title=f"perago bench fleet: {workflows} workflows per round, x{repeat}",
+        lines=[format_ratio(label, value) for label, value in speedups(rows, processes)],
+    )
     problems = [problem for result in results for problem in result.problems]
     if problems:
         shown = "; ".join(problems[:3])

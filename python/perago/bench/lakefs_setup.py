@@ -25,11 +25,6 @@ from perago.engine import transfer
 PREFIX = "data"
 T = TypeVar("T")
 
-NamespaceOpt = typer.Option(
-    "local://perago-bench", "--namespace", help="Storage namespace root for the bench repo."
-)
-WorkDirOpt = typer.Option(None, "--work-dir", help="Scratch directory (default: a temp dir).")
-
 
 @dataclass(frozen=True)
 class SeededRepo:
@@ -132,8 +127,3 @@ def _log(line: str) -> None:
 def changed_objects(server: bench_transfer.Server, repository: str, left: str, right: str) -> int:
     """Objects that differ between two refs, counted through lakeFS's own diff API."""
     return sum(1 for _ in server.control.iter_diff(repository, left, right))
-
-
-def find_lakectl() -> str | None:
-    """``lakectl`` on PATH / ``PERAGO_LAKECTL_BIN``, else the one ``perago dev`` built."""
-    return bench_transfer.find_lakectl()

@@ -1,14 +1,20 @@
-"""The shared result row of every ``perago bench`` scenario, its table and its JSON form."""
+"""The shared result row of every ``perago bench`` scenario, its table and its JSON form, and how
+every bench prints them (:func:`emit`: ``--json`` puts only the JSON array on stdout)."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import typer
 from rich.console import Console
 from rich.table import Table
+
+PIPE_WIDTH = 160
 
 Tool = Literal["perago", "b3sum", "python-sha256"] | str
 """perago, b3sum and python-sha256 here; later benches add their own baselines."""
@@ -40,6 +46,8 @@ class Row:
     files: int | None = None
     total_bytes: int | None = None
     bytes_fetched: int | None = None
+    # A baseline that did not run: why (the note says ``<tool> baseline skipped: <why>``).
+    skipped: str | None = None
 
     @classmethod
     def measured(
@@ -65,8 +73,9 @@ class Row:
         )
 
     @classmethod
-    def missing(cls, scenario: str, tool: Tool, why: str) -> Row:
-        return cls(scenario, tool, None, None, None, None, why)
+    def skipped_baseline(cls, scenario: str, tool: Tool, why: str) -> Row:
+        """The row of a baseline that did not run: no measurement, and why (``skipped``)."""
+        return cls(scenario, tool, None, None, None, None, skipped_line(tool, why), skipped=why)
 
     def as_json(self) -> dict[str, object]:
         where: dict[str, object] = {} if self.topology is None else {"topology": self.topology}
@@ -81,7 +90,7 @@ class Row:
             extra["workflows"] = self.workflows
         if self.verified is not None:
             extra["verified"] = self.verified
-        for name in ("case", "files", "total_bytes", "bytes_fetched"):
+        for name in ("case", "files", "total_bytes", "bytes_fetched", "skipped"):
             if getattr(self, name) is not None:
                 extra[name] = getattr(self, name)
         return {
@@ -97,6 +106,11 @@ class Row:
         }
 
 
+def skipped_line(tool: Tool, why: str) -> str:
+    """The one line (stderr, and the row's note) that says a baseline did not run."""
+    return f"{tool} baseline skipped: {why}"
+
+
 def rows_to_json(rows: Sequence[Row]) -> str:
     return json.dumps([row.as_json() for row in rows], indent=2)
 
@@ -106,13 +120,17 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def print_table(rows: Sequence[Row], *, title: str, console: Console | None = None) -> None:
-    """The rows as a table; the files / bytes / fetched columns only when some row has them."""
+    """The rows as a table; the topology column only when some row has one, the files / bytes /
+    fetched columns only when some row has them, and tasks/s likewise."""
     table = Table(title=title)
-    for header in ("scenario", "tool"):
+    placed = any(row.topology is not None for row in rows)
+    for header in ("scenario", "tool", *(("topology",) if placed else ())):
         table.add_column(header)
     sized = any(row.bytes_fetched is not None for row in rows)
     counts = ("files", "bytes", "fetched") if sized else ()
-    for header in (*counts, "median s", "MB/s", "files/s", "peak RSS MB"):
+    tasks = any(row.tasks_per_s is not None for row in rows)
+    rates = ("tasks/s",) if tasks else ()
+    for header in (*counts, "median s", "MB/s", "files/s", *rates, "peak RSS MB"):
         table.add_column(header, justify="right")
     table.add_column("note")
     for row in rows:
@@ -120,14 +138,36 @@ def print_table(rows: Sequence[Row], *, title: str, console: Console | None = No
         table.add_row(
             row.scenario,
             row.tool,
+            *((row.topology or "",) if placed else ()),
             *(_fmt(cell, 0) for cell in cells),
             _fmt(row.median_s, 3),
             _fmt(row.mb_per_s, 0),
             _fmt(row.files_per_s, 0),
+            *((_fmt(row.tasks_per_s, 2),) if tasks else ()),
             _fmt(row.peak_rss_mb, 1),
             row.note,
         )
     (console or Console()).print(table)
+
+
+def format_ratio(label: str, value: float | None) -> str:
+    """``label: 0.42``, or ``label: n/a`` when a row of the ratio is missing."""
+    return f"{label}: {'n/a' if value is None else f'{value:.2f}'}"
+
+
+def emit(rows: Sequence[Row], *, as_json: bool, title: str, lines: Sequence[str] = ()) -> None:
+    """What every bench prints at its end: the table of ``rows`` and the ``lines`` under it
+    (ratios, notes) on stdout; with ``as_json`` those on stderr and on stdout only the JSON
+    array of the rows, so that ``perago bench X --json > rows.json`` keeps both."""
+    console = Console(stderr=as_json)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # A log file or pipe: wide enough that scenario names and notes are not wrapped.
+        console = Console(stderr=as_json, width=PIPE_WIDTH)
+    print_table(rows, title=title, console=console)
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+    if as_json:
+        typer.echo(rows_to_json(rows))
 
 
 def find_row(rows: Sequence[Row], scenario: str, tool: Tool) -> Row | None:
@@ -140,3 +180,11 @@ def ratio(rows: Sequence[Row], mine: tuple[str, Tool], baseline: tuple[str, Tool
     if a is None or b is None or a.median_s is None or not b.median_s:
         return None
     return a.median_s / b.median_s
+
+
+def format_table(rows: Sequence[Row], title: str = "") -> str:
+    """The rows as the plain text of the table the commands print (for callers that want a
+    string rather than output)."""
+    console = Console(record=True, width=PIPE_WIDTH, file=io.StringIO())
+    print_table(rows, title=title, console=console)
+    return console.export_text()

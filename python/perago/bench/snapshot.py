@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from perago.bench import baselines
+from perago.bench.baselines import Baseline
 from perago.bench.report import Row
 from perago.bench.trees import SETTLE_S, Tree, list_files
 
@@ -37,6 +38,8 @@ TIME_BIN = "/usr/bin/time"
 class Settings:
     repeat: int
     threads: int | None
+    # The b3sum baseline: found once by the command, which also says when it is skipped.
+    b3sum: Baseline = field(default_factory=baselines.b3sum)
 
 
 @dataclass
@@ -96,9 +99,8 @@ def python_tool(mode: str, tree: Tree, cfg: Settings, *, settle: bool = False) -
     return sample
 
 
-def b3sum_tool(tree: Tree, list_file: Path) -> Sampler | None:
-    """One ``xargs -P 2 b3sum`` pass over ``list_file``; None when b3sum is not installed."""
-    b3sum = shutil.which("b3sum")
+def b3sum_tool(tree: Tree, list_file: Path, b3sum: str | None) -> Sampler | None:
+    """One ``xargs -P 2 b3sum`` pass over ``list_file``; None without a ``b3sum``."""
     if b3sum is None:
         return None
     per_process = max(1, math.ceil(tree.files / B3SUM_PROCESSES))
@@ -117,7 +119,10 @@ def b3sum_tool(tree: Tree, list_file: Path) -> Sampler | None:
         if code != 0:
             raise RuntimeError(f"b3sum failed with exit code {code}")
         peak = int(rss_file.read_text().split()[-1]) if has_time else None
-        return [elapsed], peak, f"{B3SUM_PROCESSES} processes (xargs -P)"
+        note = f"{B3SUM_PROCESSES} processes (xargs -P)"
+        if not has_time:
+            note += f"; peak RSS not measured: no {TIME_BIN}"
+        return [elapsed], peak, note
 
     return sample
 
@@ -125,7 +130,8 @@ def b3sum_tool(tree: Tree, list_file: Path) -> Sampler | None:
 def interleaved(
     plan: list[tuple[str, str, Sampler | None, str]], tree: Tree, cfg: Settings
 ) -> list[Row]:
-    """Run every (scenario, tool, sampler) once per round; rows hold medians over rounds."""
+    """Run every (scenario, tool, sampler) once per round; rows hold medians over rounds. A tool
+    without a sampler keeps its row, unmeasured, with why it was skipped (the plan's text)."""
     samples = {(scenario, tool): Samples() for scenario, tool, _, _ in plan}
     for _ in range(cfg.repeat):
         for scenario, tool, sampler, _ in plan:
@@ -135,7 +141,7 @@ def interleaved(
     for scenario, tool, sampler, missing in plan:
         got = samples[(scenario, tool)]
         if sampler is None:
-            rows.append(Row.missing(scenario, tool, missing))
+            rows.append(Row.skipped_baseline(scenario, tool, missing))
             continue
         rows.append(
             Row.measured(
@@ -156,12 +162,12 @@ def snapshot_rows(label: str, tree: Tree, cfg: Settings) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="perago-bench-") as scratch:
         list_file = Path(scratch) / "files.list"
         list_file.write_bytes(b"".join(f.encode() + b"\0" for f in list_files(tree.root)))
-        b3sum = b3sum_tool(tree, list_file)
+        b3sum = b3sum_tool(tree, list_file, cfg.b3sum.path)
         if b3sum is not None:
             b3sum()  # warm the page cache once for b3sum's own first round
         plan = [
             (scenario, "perago", python_tool("snapshot", tree, cfg), ""),
-            (scenario, "b3sum", b3sum, "not installed"),
+            (scenario, "b3sum", b3sum, cfg.b3sum.why),
             (scenario, "python-sha256", python_tool("python-sha256", tree, cfg), ""),
         ]
         return interleaved(plan, tree, cfg)

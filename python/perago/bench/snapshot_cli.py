@@ -1,4 +1,8 @@
-"""``perago bench snapshot`` and ``perago bench diff``: the Rust snapshot engine vs baselines."""
+"""``perago bench snapshot`` and ``perago bench diff``: the Rust snapshot engine vs baselines.
+
+Without ``b3sum`` the snapshot bench still lists its rows, unmeasured, and stderr says
+``b3sum baseline skipped: ...`` (:mod:`perago.bench.baselines`).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,19 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
-from rich.console import Console
 
-from perago.bench import trees
-from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt, parse_size
-from perago.bench.report import Row, print_table, ratio, rows_to_json
+from perago.bench import baselines, trees
+from perago.bench.cli import (
+    JsonOpt,
+    files_option,
+    large_files_option,
+    large_size_option,
+    parse_size,
+    repeat_option,
+    size_option,
+    work_dir_option,
+)
+from perago.bench.report import Row, emit, format_ratio, ratio
 from perago.bench.snapshot import Settings, diff_rows, snapshot_rows
 
 DEFAULT_FILES = 100_000
@@ -20,13 +32,14 @@ DEFAULT_SIZE = 4096
 LARGE_FILES = 4
 LARGE_SIZE = 1 << 30
 
+FilesOpt = files_option(DEFAULT_FILES)
+SizeOpt = size_option("4K")
+LargeFilesOpt = large_files_option(f"{LARGE_FILES}, or 0 when --files or --size is given")
+LargeSizeOpt = large_size_option("1GiB")
 DirOpt = typer.Option(None, "--dir", help="Benchmark an existing directory instead.")
-RepeatOpt = typer.Option(3, "--repeat", min=1, help="Measured runs per tool (median).")
+RepeatOpt = repeat_option(3)
 ThreadsOpt = typer.Option(None, "--threads", min=1, help="perago threads (default: all cores).")
-WorkDirOpt = typer.Option(None, "--work-dir", help="Where trees are generated and cached.")
-LargeOpt = typer.Option(
-    None, "--large/--no-large", help="Also run the 4 x 1 GiB tree (default: on unless scaled)."
-)
+WorkDirOpt = work_dir_option("~/.cache/perago/bench, where trees are cached between runs")
 KeepOpt = typer.Option(True, "--keep/--no-keep", help="Keep generated trees cached.")
 
 
@@ -35,16 +48,20 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _trees(
+def _trees(  # noqa: PLR0917 - the options of one command, in its order
     files: int | None,
     size: str | None,
+    large_files: int | None,
+    large_size: str | None,
     directory: Path | None,
     work_dir: Path | None,
-    large: bool | None,
 ) -> list[tuple[str, trees.Tree]]:
+    """The trees the options name: the small one, and the large one unless it has 0 files
+    (by default 4 x 1 GiB, none when the small tree is scaled with --files or --size)."""
     if directory is not None:
-        if files is not None or size is not None:
-            _fail("--dir cannot be combined with --files/--size")
+        given = (files, size, large_files, large_size)
+        if any(option is not None for option in given):
+            _fail("--dir cannot be combined with --files/--size/--large-files/--large-size")
         return [("dir", trees.given_tree(directory))]
     base = work_dir or trees.default_work_dir()
     base.mkdir(parents=True, exist_ok=True)
@@ -54,8 +71,12 @@ def _trees(
     each = DEFAULT_SIZE if size is None else parse_size(size)
     selected = [("small", trees.small_tree(base, count, each))]
     scaled = files is not None or size is not None
-    if large if large is not None else not scaled:
-        selected.append(("large", trees.large_tree(base, LARGE_FILES, LARGE_SIZE)))
+    large_count = (0 if scaled else LARGE_FILES) if large_files is None else large_files
+    large_each = LARGE_SIZE if large_size is None else parse_size(large_size)
+    if large_count > 0:
+        if large_each < 1:
+            _fail("--large-size must be at least 1 byte")
+        selected.append(("large", trees.large_tree(base, large_count, large_each)))
     return selected
 
 
@@ -90,33 +111,37 @@ def _settled_diff_rows(label: str, tree: trees.Tree, cfg: Settings) -> list[Row]
 def _emit(
     rows: list[Row], as_json: bool, title: str, ratios: list[tuple[str, float | None]]
 ) -> None:
-    if as_json:
-        typer.echo(rows_to_json(rows))
-        return
-    console = Console()
-    print_table(rows, title=title, console=console)
-    for label, value in ratios:
-        shown = "n/a" if value is None else f"{value:.2f}"
-        console.print(f"{label}: {shown}")
+    lines = [format_ratio(label, value) for label, value in ratios]
+    emit(rows, as_json=as_json, title=title, lines=lines)
+
+
+def _log(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def bench_snapshot(
     *,
     files: int | None = FilesOpt,
     size: str | None = SizeOpt,
+    large_files: int | None = LargeFilesOpt,
+    large_size: str | None = LargeSizeOpt,
     directory: Path | None = DirOpt,
     as_json: bool = JsonOpt,
     repeat: int = RepeatOpt,
     threads: int | None = ThreadsOpt,
     work_dir: Path | None = WorkDirOpt,
-    large: bool | None = LargeOpt,
     keep: bool = KeepOpt,
 ) -> None:
     """Cold snapshot: perago vs b3sum (2 processes) vs a Python sha256 walk."""
+    b3sum = baselines.b3sum()
+
+    def pick_trees() -> list[tuple[str, trees.Tree]]:
+        selected = _trees(files, size, large_files, large_size, directory, work_dir)
+        b3sum.announce(_log)  # once the options are known to be good
+        return selected
+
     selected, rows = _measure(
-        lambda: _trees(files, size, directory, work_dir, large),
-        Settings(repeat=repeat, threads=threads),
-        snapshot_rows,
+        pick_trees, Settings(repeat=repeat, threads=threads, b3sum=b3sum), snapshot_rows
     )
     ratios = []
     for label, _ in selected:
@@ -149,7 +174,7 @@ def bench_diff(
     if directory is not None:
         _fail("bench diff modifies files; use a generated tree (--files/--size), not --dir")
     selected, rows = _measure(
-        lambda: _trees(files, size, None, work_dir, False),
+        lambda: _trees(files, size, 0, None, None, work_dir),
         Settings(repeat=repeat, threads=threads),
         _settled_diff_rows,
     )

@@ -6,6 +6,8 @@ the input commit, upload, commit). lakectl: ``lakectl local clone`` once, then p
 edit and ``lakectl local commit`` (its own status scan + upload + commit). After every run lakeFS's
 diff API must report exactly one changed object, or the bench fails. ``--blockstore s3`` runs it
 on a lakeFS over a real MinIO (:mod:`perago.bench.topology`); rows carry their ``topology``.
+Without a ``lakectl`` (or with ``--no-lakectl``) its row is listed unmeasured, saying why
+(:mod:`perago.bench.baselines`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,20 @@ import typer
 
 from perago.attempt.core import TaskExecutionContext
 from perago.attempt.identity import TaskAttempt
-from perago.bench import lakefs_setup
+from perago.bench import baselines, lakefs_setup
 from perago.bench import transfer as bench_transfer
-from perago.bench.cli import FilesOpt, JsonOpt, SizeOpt
-from perago.bench.report import Row, print_table, ratio, rows_to_json
-from perago.bench.topology import Blockstore, BlockstoreOpt, NamespaceOpt
+from perago.bench.cli import (
+    BlockstoreOpt,
+    JsonOpt,
+    LakectlOpt,
+    NamespaceOpt,
+    files_option,
+    repeat_option,
+    size_option,
+    work_dir_option,
+)
+from perago.bench.report import Row, emit, format_ratio, ratio
+from perago.bench.topology import Blockstore
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec
 from perago.engine.snapshot import detect_changes
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
@@ -36,8 +47,10 @@ DEFAULT_FILES = 10_000
 DEFAULT_SIZE = 100 * 1024
 EDITED = "d000/f000000.bin"
 
-RepeatOpt = typer.Option(3, "--repeat", min=1, help="Measured runs per tool (median).")
-LakectlOpt = typer.Option(True, "--lakectl/--no-lakectl", help="Also run `lakectl local`.")
+FilesOpt = files_option(DEFAULT_FILES)
+SizeOpt = size_option("100KiB")
+RepeatOpt = repeat_option(3)
+WorkDirOpt = work_dir_option()
 
 
 def scenario_name(files: int) -> str:
@@ -144,13 +157,17 @@ def _row(
 def run_stage_bench(
     seeded: lakefs_setup.SeededRepo, work: Path, *, repeat: int, use_lakectl: bool
 ) -> list[Row]:
+    lakectl = baselines.lakectl(use_lakectl).announce(_log)
     rows = [perago_row(seeded, work, repeat)]
-    lakectl = lakefs_setup.find_lakectl() if use_lakectl else None
-    if lakectl:
-        rows.append(lakectl_row(seeded, work, repeat, lakectl))
-    elif use_lakectl:
-        rows.append(Row.missing(rows[0].scenario, "lakectl", "lakectl not found"))
+    if lakectl.path is not None:
+        rows.append(lakectl_row(seeded, work, repeat, lakectl.path))
+    else:
+        rows.append(lakectl.skipped_row(rows[0].scenario))
     return [replace(row, topology=seeded.topology) for row in rows]
+
+
+def _log(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def stage_command(
@@ -160,7 +177,7 @@ def stage_command(
     as_json: bool = JsonOpt,
     repeat: int = RepeatOpt,
     namespace: str | None = NamespaceOpt,
-    work_dir: Path | None = lakefs_setup.WorkDirOpt,
+    work_dir: Path | None = WorkDirOpt,
     lakectl: bool = LakectlOpt,
     blockstore: Blockstore = BlockstoreOpt,
 ) -> None:
@@ -175,12 +192,12 @@ def stage_command(
         work_dir=work_dir,
         blockstore=blockstore,
     )
-    if as_json:
-        typer.echo(rows_to_json(rows))
-        return
-    print_table(rows, title=f"perago bench stage ({rows[0].topology})")
     scenario = rows[0].scenario
-    for row in rows:
-        typer.echo(f"{row.tool}: objects changed per lakeFS diff = {row.objects_uploaded}")
+    lines = [
+        f"{row.tool}: objects changed per lakeFS diff = {row.objects_uploaded}"
+        for row in rows
+        if row.skipped is None
+    ]
     value = ratio(rows, (scenario, "lakectl"), (scenario, "perago"))
-    typer.echo(f"lakectl / perago (speed-up): {'n/a' if value is None else f'{value:.2f}'}")
+    lines.append(format_ratio("lakectl / perago (speed-up)", value))
+    emit(rows, as_json=as_json, title=f"perago bench stage ({rows[0].topology})", lines=lines)

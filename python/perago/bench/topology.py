@@ -32,8 +32,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import typer
-
 if TYPE_CHECKING:
     from perago.bench.transfer import Server
     from perago.devservers.state import ServerRecord
@@ -52,25 +50,6 @@ BENCH_BUCKET = "perago-bench"
 NAMESPACE_DIR = "perago-bench"
 ENV_DEV_BUCKET = "PERAGO_DEV_S3_BUCKET"  # written to .env by `perago dev up --blockstore s3`
 SCHEMES = {Blockstore.LOCAL: "local://", Blockstore.S3: "s3://"}
-
-BlockstoreOpt = typer.Option(
-    Blockstore.LOCAL,
-    "--blockstore",
-    case_sensitive=False,
-    help=(
-        "lakeFS's blockstore: local (the lakeFS from the environment) or s3 (lakeFS on a real "
-        "MinIO: the environment's, when it runs on S3, else a private one for this run)."
-    ),
-)
-NamespaceOpt = typer.Option(
-    None,
-    "--namespace",
-    help=(
-        f"Storage namespace root (default {LOCAL_NAMESPACE}; with --blockstore s3, "
-        f"s3://<bucket>/{NAMESPACE_DIR})."
-    ),
-    show_default=False,
-)
 
 
 @dataclass(frozen=True)
@@ -211,7 +190,7 @@ def private_s3_lakefs(
     from perago.devservers import supervisor
 
     if work_dir is not None:
-        work_dir.mkdir(parents=True, exist_ok=True)  # a fresh --workdir, like the other benches
+        work_dir.mkdir(parents=True, exist_ok=True)  # a fresh --work-dir, like the other benches
     state_dir = Path(tempfile.mkdtemp(prefix="perago-bench-s3-", dir=work_dir))
     log(f"starting a private MinIO and a lakeFS on it under {state_dir}")
     started: list[ServerRecord] = []  # in stop order: lakeFS writes to MinIO until it stops

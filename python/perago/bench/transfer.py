@@ -7,9 +7,11 @@ server comes from ``LAKECTL_SERVER_ENDPOINT_URL`` / ``LAKECTL_CREDENTIALS_ACCESS
 passed to children through the environment, never on a command line.
 
 ``perago bench download`` and ``perago bench upload`` are ``download_command`` and
-``upload_command`` (listed in ``perago.bench.cli``). ``--blockstore s3`` runs both tools against a
-lakeFS on an S3 blockstore over a real MinIO instead (:mod:`perago.bench.topology`); every row
-carries the ``topology`` it was measured on.
+``upload_command`` (listed in ``perago.bench.cli``, which defines their shared options).
+``--blockstore s3`` runs both tools against a lakeFS on an S3 blockstore over a real MinIO
+instead (:mod:`perago.bench.topology`); every row carries the ``topology`` it was measured on.
+Without a ``lakectl`` (:mod:`perago.bench.baselines`) its rows are still listed, unmeasured,
+saying why.
 """
 
 from __future__ import annotations
@@ -25,15 +27,30 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from perago.bench import baselines
+from perago.bench.baselines import Baseline
+from perago.bench.cli import (
+    BlockstoreOpt,
+    JsonOpt,
+    LakectlOpt,
+    NamespaceOpt,
+    files_option,
+    large_files_option,
+    large_size_option,
+    repeat_option,
+    size_option,
+    work_dir_option,
+)
+from perago.bench.report import Row, emit, format_ratio, ratio
 from perago.bench.sizes import MIB, parse_size
-from perago.bench.topology import Blockstore, BlockstoreOpt, NamespaceOpt, bench_target
+from perago.bench.topology import Blockstore, bench_target
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET, upload_items
 from perago.devservers import blockstore
 from perago.engine import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, REMOTE_RANGED_THRESHOLD
@@ -43,21 +60,11 @@ if TYPE_CHECKING:
     from perago.lakefs.client import LakeFSControl
 
 LAUNCHER = Path(__file__).with_name("child_launcher.py")
-LAKECTL_CACHE_GLOB = ".cache/perago/servers/lakefs/*/bin/lakectl"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One result row in the shared bench format."""
-
-    scenario: str
-    tool: str
-    median_s: float
-    mb_per_s: float
-    files_per_s: float
-    peak_rss_mb: float
-    # lakeFS's blockstore under the measured server: "local" or "s3" (perago.bench.topology).
-    topology: str = Blockstore.LOCAL.value
+DEFAULT_FILES = 10_000
+DEFAULT_SIZE = "100KiB"
+DEFAULT_LARGE_FILES = 2
+DEFAULT_LARGE_SIZE = "1GiB"
+DEFAULT_REPEAT = 3
 
 
 @dataclass(frozen=True)
@@ -206,8 +213,8 @@ def _row(
         scenario=scenario,
         tool=tool,
         median_s=round(median, 3),
-        mb_per_s=round(size / MIB / median, 1),
-        files_per_s=round(files / median, 1),
+        mb_per_s=round(size / MIB / median, 1) if median > 0 else None,
+        files_per_s=round(files / median, 1) if median > 0 else None,
         peak_rss_mb=round(max(r.peak_rss_mb for r in runs), 1),
         topology=topology,
     )
@@ -252,24 +259,10 @@ def _perago_child(args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "perago.bench.transfer_child", *args]
 
 
-def _lakectl() -> str | None:
-    return shutil.which("lakectl") or os.environ.get("PERAGO_LAKECTL_BIN")
-
-
-def find_lakectl() -> str | None:
-    """``lakectl`` on PATH / ``PERAGO_LAKECTL_BIN``, else the one ``perago dev`` installed."""
-    explicit = _lakectl()
-    if explicit:
-        return explicit
-    cached = sorted(Path.home().glob(LAKECTL_CACHE_GLOB))
-    return str(cached[-1]) if cached and os.access(cached[-1], os.X_OK) else None
-
-
-def _find_lakectl_or_say(log: Callable[[str], None]) -> str | None:
-    lakectl = find_lakectl()
-    if lakectl is None:
-        log("lakectl not found (PATH, PERAGO_LAKECTL_BIN, perago dev's cache): perago rows only")
-    return lakectl
+def lakectl_baseline(enabled: bool, log: Callable[[str], None]) -> Baseline:
+    """The ``lakectl`` baseline (:func:`perago.bench.baselines.lakectl`), said on ``log`` when it
+    is skipped."""
+    return baselines.lakectl(enabled).announce(log)
 
 
 @dataclass(frozen=True)
@@ -292,6 +285,8 @@ class Workload:
     concurrency: int | None
     namespace_root: str
     topology: str = Blockstore.LOCAL.value
+    # Whether the lakectl baseline runs (``--lakectl/--no-lakectl``).
+    lakectl: bool = True
 
     def datasets(self, work: Path) -> list[DataSet]:
         out: list[DataSet] = []
@@ -330,8 +325,15 @@ def _measured_rows(
     for tool, measured in runs.items():
         scenario = f"{kind}-{data.scenario_suffix}"
         rows.append(_row(scenario, tool, measured, data.files, data.bytes, topology=topology))
-        log(json.dumps(asdict(rows[-1])))
+        log(json.dumps(rows[-1].as_json()))
     return rows
+
+
+def _with_skipped(rows: list[Row], lakectl: Baseline, scenario: str, topology: str) -> list[Row]:
+    """``rows`` of one data set, plus the unmeasured lakectl row when lakectl did not run."""
+    if lakectl.path is not None:
+        return rows
+    return [*rows, replace(lakectl.skipped_row(scenario), topology=topology)]
 
 
 def run_download(
@@ -363,7 +365,7 @@ def _download_rows(
 
     creds = LakeFSCredentials(server.access_key_id, server.secret_access_key)
     rows: list[Row] = []
-    lakectl = _find_lakectl_or_say(log)
+    lakectl = lakectl_baseline(load.lakectl, log)
     for data in load.datasets(work):
         upload_files(
             server.endpoint, creds, repo, "main", upload_items(data.source, data.scenario_suffix)
@@ -374,15 +376,17 @@ def _download_rows(
                 repo, ref, data.scenario_suffix, load.concurrency, ranged
             )
         }
-        if lakectl:
-            tools["lakectl"] = _lakectl_clone_command(lakectl, repo, ref, data.scenario_suffix)
+        if lakectl.path is not None:
+            tools["lakectl"] = _lakectl_clone_command(lakectl.path, repo, ref, data.scenario_suffix)
         runs_by_tool = {
             tool: partial(_download_once, server, work / f"dl-{tool}", command)
             for tool, command in tools.items()
         }
-        rows += _measured_rows(
+        measured = _measured_rows(
             "download", data, runs_by_tool, repeat=load.repeat, log=log, topology=load.topology
         )
+        scenario = f"download-{data.scenario_suffix}"
+        rows += _with_skipped(measured, lakectl, scenario, load.topology)
     return rows
 
 
@@ -413,7 +417,7 @@ def run_upload(
     from perago.bench.repository import bench_repository  # imported late: it builds on this module
 
     rows: list[Row] = []
-    lakectl = _find_lakectl_or_say(log)
+    lakectl = lakectl_baseline(load.lakectl, log)
     with bench_repository(server, load.namespace_root, log=log) as repo:
         for data in load.datasets(work):
             runs_by_tool = {
@@ -422,14 +426,16 @@ def run_upload(
                     repo,
                     tool,
                     data,
-                    lakectl if tool == "lakectl" else None,
+                    lakectl.path if tool == "lakectl" else None,
                     load.concurrency,
                 ).upload_once
-                for tool in ["perago"] + (["lakectl"] if lakectl else [])
+                for tool in ["perago"] + (["lakectl"] if lakectl.path is not None else [])
             }
-            rows += _measured_rows(
+            measured = _measured_rows(
                 "upload", data, runs_by_tool, repeat=load.repeat, log=log, topology=load.topology
             )
+            scenario = f"upload-{data.scenario_suffix}"
+            rows += _with_skipped(measured, lakectl, scenario, load.topology)
     return rows
 
 
@@ -473,34 +479,19 @@ class _UploadTarget:
         return measured
 
 
-def format_table(rows: Sequence[Row]) -> str:
-    header = (
-        f"{'scenario':<18} {'tool':<8} {'topology':<8} {'median_s':>9} {'MB/s':>8} "
-        f"{'files/s':>10} {'peak_rss_mb':>11}"
-    )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        lines.append(
-            f"{r.scenario:<18} {r.tool:<8} {r.topology:<8} {r.median_s:>9.3f} {r.mb_per_s:>8.1f} "
-            f"{r.files_per_s:>10.1f} {r.peak_rss_mb:>11.1f}"
-        )
-    return "\n".join(lines)
-
-
 # --- typer commands -------------------------------------------------------------------------
 
-SmallFilesOpt = typer.Option(10_000, "--files", help="Number of small files.")
-SmallSizeOpt = typer.Option("100KiB", "--size", help="Size of each small file.")
-LargeFilesOpt = typer.Option(2, "--large-files", help="Number of large files (0 = skip).")
-LargeSizeOpt = typer.Option("1GiB", "--large-size", help="Size of each large file.")
-RepeatOpt = typer.Option(3, "--repeat", help="Runs per tool; the median is reported.")
+SmallFilesOpt = files_option(DEFAULT_FILES, ", 0 skips the small set")
+SmallSizeOpt = size_option(DEFAULT_SIZE)
+LargeFilesOpt = large_files_option(str(DEFAULT_LARGE_FILES))
+LargeSizeOpt = large_size_option(DEFAULT_LARGE_SIZE)
+RepeatOpt = repeat_option(DEFAULT_REPEAT)
+WorkDirOpt = work_dir_option()
 ConcurrencyOpt = typer.Option(
     None,
     "--concurrency",
     help=f"perago parallel requests (default {DEFAULT_CONCURRENCY}).",
 )
-_JSON = typer.Option(None, "--json", help="Write the rows as JSON to this file.")
-_WORKDIR = typer.Option(None, "--workdir", help="Scratch directory (default: a temp dir).")
 _PART_SIZE = typer.Option(
     None,
     "--part-size",
@@ -518,24 +509,53 @@ _RANGED_THRESHOLD = typer.Option(
 
 def parse_workload(
     *,
-    files: int,
-    size: str,
-    large_files: int,
-    large_size: str,
-    repeat: int,
-    concurrency: int | None,
+    files: int | None = None,
+    size: str | None = None,
+    large_files: int | None = None,
+    large_size: str | None = None,
+    repeat: int = DEFAULT_REPEAT,
+    concurrency: int | None = None,
+    lakectl: bool = True,
 ) -> Workload:
-    """The workload the shared transfer options describe (a ValueError for a bad size), without
-    its lakeFS target yet (see :func:`workload_target`)."""
+    """The workload the shared transfer options describe (None: the default; a ValueError for a
+    bad size), without its lakeFS target yet (see :func:`workload_target`)."""
     return Workload(
-        files=files,
-        size=parse_size(size),
-        large_files=large_files,
-        large_size=parse_size(large_size),
+        files=DEFAULT_FILES if files is None else files,
+        size=parse_size(DEFAULT_SIZE if size is None else size),
+        large_files=DEFAULT_LARGE_FILES if large_files is None else large_files,
+        large_size=parse_size(DEFAULT_LARGE_SIZE if large_size is None else large_size),
         repeat=max(1, repeat),
         concurrency=concurrency,
         namespace_root="",
+        lakectl=lakectl,
     )
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """The options ``perago bench download|upload|cache`` share, as given (None: the default)."""
+
+    files: int | None = None
+    size: str | None = None
+    large_files: int | None = None
+    large_size: str | None = None
+    repeat: int = DEFAULT_REPEAT
+    concurrency: int | None = None
+    namespace: str | None = None
+    blockstore: Blockstore = Blockstore.LOCAL
+    work_dir: Path | None = None
+    lakectl: bool = True
+
+    def workload(self) -> Workload:
+        return parse_workload(
+            files=self.files,
+            size=self.size,
+            large_files=self.large_files,
+            large_size=self.large_size,
+            repeat=self.repeat,
+            concurrency=self.concurrency,
+            lakectl=self.lakectl,
+        )
 
 
 @contextlib.contextmanager
@@ -543,16 +563,16 @@ def workload_target(
     shape: Workload,
     blockstore: Blockstore,
     namespace: str | None,
-    workdir: Path | None,
+    work_dir: Path | None,
     log: Callable[[str], None],
 ) -> Iterator[tuple[Server, Path, Workload]]:
     """The lakeFS of ``blockstore`` (:func:`perago.bench.topology.bench_target`), a scratch
-    directory under ``workdir`` (removed on exit) and ``shape`` with that target's namespace root
-    and topology filled in."""
-    with bench_target(blockstore, namespace, work_dir=workdir, log=log) as target:
-        if workdir is not None:
-            workdir.mkdir(parents=True, exist_ok=True)  # a fresh --work-dir is fine
-        work = Path(tempfile.mkdtemp(prefix="perago-bench-", dir=workdir))
+    directory under ``work_dir`` (removed on exit) and ``shape`` with that target's namespace
+    root and topology filled in."""
+    with bench_target(blockstore, namespace, work_dir=work_dir, log=log) as target:
+        if work_dir is not None:
+            work_dir.mkdir(parents=True, exist_ok=True)  # a fresh --work-dir is fine
+        work = Path(tempfile.mkdtemp(prefix="perago-bench-", dir=work_dir))
         load = replace(shape, namespace_root=target.namespace_root, topology=target.topology.value)
         try:
             yield target.server, work, load
@@ -560,55 +580,52 @@ def workload_target(
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _command(
+def _log(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def run_command(
     runner: Callable[..., list[Row]],
+    options: TransferOptions,
     *,
-    files: int,
-    size: str,
-    large_files: int,
-    large_size: str,
-    repeat: int,
-    concurrency: int | None,
-    namespace: str | None,
-    blockstore: Blockstore,
-    json_path: Path | None,
-    workdir: Path | None,
+    as_json: bool,
+    title: str,
+    check: Callable[[Workload], None] | None = None,
+    lines: Callable[[list[Row]], list[str]] | None = None,
     extra: Callable[[], dict[str, object]] = dict,
 ) -> None:
-    def log(line: str) -> None:
-        typer.echo(line, err=True)
-
+    """Run one transfer-style bench the way its command does: the workload of ``options`` (then
+    ``check``, for bench-specific limits), its lakeFS target and scratch directory, ``runner``
+    on them, and the rows printed by :func:`perago.bench.report.emit` (with ``lines`` under the
+    table). Bad options and failures end it with one ``error:`` line and exit code 1."""
     try:
-        shape = parse_workload(
-            files=files,
-            size=size,
-            large_files=large_files,
-            large_size=large_size,
-            repeat=repeat,
-            concurrency=concurrency,
-        )
-        options = extra()
-        with workload_target(shape, blockstore, namespace, workdir, log) as (server, work, load):
-            rows = runner(server, work, load, log=log, **options)
+        shape = options.workload()
+        if check is not None:
+            check(shape)
+        kwargs = extra()
+        with workload_target(
+            shape, options.blockstore, options.namespace, options.work_dir, _log
+        ) as (server, work, load):
+            rows = runner(server, work, load, log=_log, **kwargs)
     except (ValueError, RuntimeError, OSError) as exc:  # DevServerError is a RuntimeError
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(format_table(rows))
-    if json_path is not None:
-        json_path.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    where = f" ({rows[0].topology})" if rows and rows[0].topology else ""
+    emit(rows, as_json=as_json, title=f"{title}{where}", lines=lines(rows) if lines else ())
 
 
 def download_command(  # noqa: PLR0917 - typer options are parameters
-    files: int = SmallFilesOpt,
-    size: str = SmallSizeOpt,
-    large_files: int = LargeFilesOpt,
-    large_size: str = LargeSizeOpt,
+    files: int | None = SmallFilesOpt,
+    size: str | None = SmallSizeOpt,
+    large_files: int | None = LargeFilesOpt,
+    large_size: str | None = LargeSizeOpt,
     repeat: int = RepeatOpt,
     concurrency: int | None = ConcurrencyOpt,
     namespace: str | None = NamespaceOpt,
     blockstore: Blockstore = BlockstoreOpt,
-    json_path: Path | None = _JSON,
-    workdir: Path | None = _WORKDIR,
+    as_json: bool = JsonOpt,
+    work_dir: Path | None = WorkDirOpt,
+    lakectl: bool = LakectlOpt,
     part_size: str | None = _PART_SIZE,
     ranged_threshold: str | None = _RANGED_THRESHOLD,
 ) -> None:
@@ -622,8 +639,7 @@ def download_command(  # noqa: PLR0917 - typer options are parameters
             )
         }
 
-    _command(
-        run_download,
+    options = TransferOptions(
         files=files,
         size=size,
         large_files=large_files,
@@ -632,27 +648,34 @@ def download_command(  # noqa: PLR0917 - typer options are parameters
         concurrency=concurrency,
         namespace=namespace,
         blockstore=blockstore,
-        json_path=json_path,
-        workdir=workdir,
+        work_dir=work_dir,
+        lakectl=lakectl,
+    )
+    run_command(
+        run_download,
+        options,
+        as_json=as_json,
+        title="perago bench download",
+        lines=partial(tool_ratios, "download"),
         extra=ranged,
     )
 
 
 def upload_command(  # noqa: PLR0917 - typer options are parameters
-    files: int = SmallFilesOpt,
-    size: str = SmallSizeOpt,
-    large_files: int = LargeFilesOpt,
-    large_size: str = LargeSizeOpt,
+    files: int | None = SmallFilesOpt,
+    size: str | None = SmallSizeOpt,
+    large_files: int | None = LargeFilesOpt,
+    large_size: str | None = LargeSizeOpt,
     repeat: int = RepeatOpt,
     concurrency: int | None = ConcurrencyOpt,
     namespace: str | None = NamespaceOpt,
     blockstore: Blockstore = BlockstoreOpt,
-    json_path: Path | None = _JSON,
-    workdir: Path | None = _WORKDIR,
+    as_json: bool = JsonOpt,
+    work_dir: Path | None = WorkDirOpt,
+    lakectl: bool = LakectlOpt,
 ) -> None:
     """Upload (+ commit) throughput: perago vs `lakectl local commit`."""
-    _command(
-        run_upload,
+    options = TransferOptions(
         files=files,
         size=size,
         large_files=large_files,
@@ -661,6 +684,25 @@ def upload_command(  # noqa: PLR0917 - typer options are parameters
         concurrency=concurrency,
         namespace=namespace,
         blockstore=blockstore,
-        json_path=json_path,
-        workdir=workdir,
+        work_dir=work_dir,
+        lakectl=lakectl,
     )
+    run_command(
+        run_upload,
+        options,
+        as_json=as_json,
+        title="perago bench upload",
+        lines=partial(tool_ratios, "upload"),
+    )
+
+
+def tool_ratios(kind: str, rows: Sequence[Row]) -> list[str]:
+    """Per data set: lakectl's time / perago's (above 1: perago is faster)."""
+    sets = dict.fromkeys(row.scenario for row in rows if row.scenario.startswith(f"{kind}-"))
+    return [
+        format_ratio(
+            f"{scenario} lakectl / perago (speed-up)",
+            ratio(rows, (scenario, "lakectl"), (scenario, "perago")),
+        )
+        for scenario in sets
+    ]

@@ -5,15 +5,25 @@ C worker processes start (``perago start -j C`` versus C bare conductor-python `
 processes with ``thread_count=1``). Throughput is measured from Conductor's own timestamps (first
 task poll to last task completion), so process start-up and workflow creation are excluded for
 both. Peak RSS is the largest ``VmHWM`` among the worker processes.
+
+Every round of the bench runs on one queue (one task definition, registered once). A freshly
+started Conductor is slow for its first few hundred tasks, which would be charged to whichever
+tool ran first, so a short unmeasured warm-up round of each tool comes first, and the order of
+the tools alternates from one measured round to the next (perago first, then the bare SDK
+first, ...). Each round is reported on stderr; the rows hold the median over the rounds, their
+note each round's window.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from perago.bench.conductor_rest import (
@@ -26,6 +36,16 @@ from perago.bench.conductor_rest import (
 from perago.bench.report import Row, find_row
 
 SCENARIO = "worker-noop"
+PERAGO = "perago"
+# perago with metrics and traces exported over OTLP to a real OpenTelemetry Collector.
+PERAGO_TELEMETRY = "perago+telemetry"
+BARE = "conductor-python"
+TOOLS = (PERAGO, BARE)
+ALL_TOOLS = (PERAGO, PERAGO_TELEMETRY, BARE)
+# Pause between rounds on the shared queue: longer than a worker's 100 ms long poll, so that no
+# poll of a stopped worker is still open on the server when the next round's workflows start.
+QUEUE_SETTLE_S = 2.0
+STDERR_FD = 2
 
 NOOP_MODULE = """
 from pydantic import BaseModel
@@ -115,16 +135,29 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def _run_round(
-    conductor: BenchConductor,
-    *,
-    tool: str,
-    tasks: int,
-    concurrency: int,
-    api_url: str,
-    timeout: float,
-) -> WorkerBenchResult:
-    with task_project("perago_bench_noop", "perago-bench-worker-", NOOP_MODULE) as project:
+@dataclass(frozen=True)
+class Queue:
+    """The one task queue every round of a bench runs on: its scratch project, task, workflow."""
+
+    conductor: BenchConductor
+    api_url: str
+    root: Path
+    name: str
+    module: str
+    env: dict[str, str]
+
+    @property
+    def workflow(self) -> str:
+        return f"{self.name}_wf"
+
+
+@contextlib.contextmanager
+def noop_queue(api_url: str, work_dir: Path | None = None) -> Iterator[Queue]:
+    """Register the no-op task and its one-task workflow once, in a scratch project (under
+    ``work_dir``) removed afterwards."""
+    with task_project(
+        "perago_bench_noop", "perago-bench-worker-", NOOP_MODULE, parent=work_dir
+    ) as project:
         root, name, module = project
         env = {
             **os.environ,
@@ -133,61 +166,133 @@ def _run_round(
             "PERAGO_LOG_ROOT": str(root / "logs"),
         }
         register_task(module, root, env)
-        perago = perago_executable()
+        conductor = BenchConductor(api_url)
         conductor.workflow_def(
             f"{name}_wf", name, reference="noop", inputs={"params": "${workflow.input.params}"}
         )
-        ids = [conductor.start(f"{name}_wf", {"params": {"n": n}}) for n in range(tasks)]
-        processes: list[subprocess.Popen[bytes]] = []
-        try:
-            if tool == "perago":
-                supervisor = subprocess.Popen(
-                    [perago, "start", module, "-j", str(concurrency)], cwd=root, env=env
+        yield Queue(conductor, api_url, root, name, module, env)
+
+
+def run_round(
+    queue: Queue,
+    *,
+    tool: str,
+    workflows: int,
+    processes: int,
+    timeout: float,
+    telemetry_env: dict[str, str] | None = None,
+) -> WorkerBenchResult:
+    """Queue ``workflows`` no-op workflows, start ``processes`` workers of ``tool``, and time
+    them through Conductor's timestamps until every workflow completed."""
+    time.sleep(QUEUE_SETTLE_S)
+    ids = [queue.conductor.start(queue.workflow, {"params": {"n": n}}) for n in range(workflows)]
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        # The workers' output goes to stderr: stdout is the bench's own (its --json array).
+        if tool in (PERAGO, PERAGO_TELEMETRY):
+            env = {**queue.env, **(telemetry_env or {})} if tool == PERAGO_TELEMETRY else queue.env
+            supervisor = subprocess.Popen(
+                [perago_executable(), "start", queue.module, "-j", str(processes)],
+                cwd=queue.root,
+                env=env,
+                stdout=STDERR_FD,
+            )
+            workers.append(supervisor)
+        else:
+            script = BARE_WORKER.format(name=queue.name, url=queue.api_url)
+            for _ in range(processes):
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", script], env=queue.env, stdout=STDERR_FD
+                    )
                 )
-                processes.append(supervisor)
-            else:
-                script = BARE_WORKER.format(name=name, url=api_url)
-                for _ in range(concurrency):
-                    processes.append(subprocess.Popen([sys.executable, "-c", script], env=env))
-            seconds = _task_window(conductor, ids, timeout)
-            pids = [p.pid for p in processes]
-            if tool == "perago":
-                pids = _children(processes[0].pid)
-            peak = _peak_rss_mb(pids)
-        finally:
-            stop_workers(processes)
-    return WorkerBenchResult(tool, tasks, seconds, peak)
+        seconds = _task_window(queue.conductor, ids, timeout)
+        pids = [p.pid for p in workers]
+        if tool != BARE:
+            pids = _children(workers[0].pid)
+        peak = _peak_rss_mb(pids)
+    finally:
+        stop_workers(workers)
+    return WorkerBenchResult(tool, workflows, seconds, peak)
+
+
+def round_orders(repeat: int, tools: tuple[str, ...] = TOOLS) -> list[tuple[str, ...]]:
+    """The order of the tools in each measured round: each tool first in turn (perago first,
+    then the bare SDK first, ...; with three tools, a rotation)."""
+    if len(tools) == 2:
+        return [tools if n % 2 == 0 else tools[::-1] for n in range(repeat)]
+    return [tools[n % len(tools) :] + tools[: n % len(tools)] for n in range(repeat)]
+
+
+def warmup_workflows(workflows: int) -> int:
+    """The workflows of the unmeasured warm-up round of each tool: a third of a measured round,
+    at least 50 (never more than a measured round has)."""
+    return min(workflows, max(50, workflows // 3))
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _rate(result: WorkerBenchResult) -> str:
+    return f"{result.seconds:.2f} s, {result.row().tasks_per_s} tasks/s"
 
 
 def worker_rows(
-    *, api_url: str, tasks: int, concurrency: int, repeat: int, timeout: float = 900.0
+    *,
+    api_url: str,
+    workflows: int,
+    processes: int,
+    repeat: int,
+    timeout: float = 900.0,
+    work_dir: Path | None = None,
+    log: Callable[[str], None] = _stderr,
+    telemetry_env: dict[str, str] | None = None,
 ) -> list[Row]:
-    """Alternate perago / bare rounds ``repeat`` times; one row per tool with the median."""
-    conductor = BenchConductor(api_url)
-    results: dict[str, list[WorkerBenchResult]] = {"perago": [], "conductor-python": []}
-    for _ in range(repeat):
-        for tool, rounds in results.items():
-            rounds.append(
-                _run_round(
-                    conductor,
-                    tool=tool,
-                    tasks=tasks,
-                    concurrency=concurrency,
-                    api_url=api_url,
-                    timeout=timeout,
-                )
+    """A warm-up round of each tool, then ``repeat`` measured rounds of all, the order
+    rotating (:func:`round_orders`), all on one queue; one row per tool with the median.
+    ``telemetry_env`` (OTLP endpoint variables) adds the ``perago+telemetry`` tool."""
+    tools = ALL_TOOLS if telemetry_env is not None else TOOLS
+    results: dict[str, list[WorkerBenchResult]] = {tool: [] for tool in tools}
+    with noop_queue(api_url, work_dir) as queue:
+        warm = warmup_workflows(workflows)
+
+        def measure(tool: str, count: int) -> WorkerBenchResult:
+            return run_round(
+                queue,
+                tool=tool,
+                workflows=count,
+                processes=processes,
+                timeout=timeout,
+                telemetry_env=telemetry_env,
             )
+
+        for tool in tools:
+            result = measure(tool, warm)
+            log(f"warm-up (not measured): {tool} {_rate(result)} for {warm} workflows")
+        for number, order in enumerate(round_orders(repeat, tools), start=1):
+            for tool in order:
+                result = measure(tool, workflows)
+                results[tool].append(result)
+                log(f"round {number}/{repeat} ({order[0]} first): {tool} {_rate(result)}")
+            mine, bare = results[PERAGO][-1], results[BARE][-1]
+            if mine.seconds > 0:
+                speed = bare.seconds / mine.seconds
+                log(f"round {number}/{repeat}: perago / {BARE} throughput {speed:.2f}")
     rows: list[Row] = []
     for tool, rounds in results.items():
         median = statistics.median(r.seconds for r in rounds)
         peaks = [r.peak_rss_mb for r in rounds if r.peak_rss_mb is not None]
-        rows.append(WorkerBenchResult(tool, tasks, median, max(peaks) if peaks else None).row())
+        row = WorkerBenchResult(tool, workflows, median, max(peaks) if peaks else None).row()
+        windows = ", ".join(f"{r.seconds:.2f}" for r in rounds)
+        note = f"median of {len(rounds)} rounds ({windows} s) after a warm-up; order alternates"
+        rows.append(replace(row, note=note))
     return rows
 
 
-def throughput_ratio(rows: list[Row]) -> float | None:
-    """perago's tasks/s divided by the bare conductor-python worker's (None when missing)."""
-    mine, bare = find_row(rows, SCENARIO, "perago"), find_row(rows, SCENARIO, "conductor-python")
+def throughput_ratio(rows: list[Row], tool: str = PERAGO, baseline: str = BARE) -> float | None:
+    """``tool``'s tasks/s divided by ``baseline``'s (None when either is missing)."""
+    mine, bare = find_row(rows, SCENARIO, tool), find_row(rows, SCENARIO, baseline)
     if mine is None or bare is None or mine.tasks_per_s is None or not bare.tasks_per_s:
         return None
     return mine.tasks_per_s / bare.tasks_per_s

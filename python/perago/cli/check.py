@@ -41,6 +41,24 @@ def _describe_cache(cache: ContentCache | None) -> str:
     return f"{cache.dir} (max_size {limit}, clone_mode {cache.mode})"
 
 
+def _describe_metrics(config: RuntimeConfig) -> str:
+    metrics = config.metrics
+    if metrics is None:
+        return "not configured"
+    parts = [
+        f"metrics {metrics.endpoint or 'not pushed'}",
+        f"traces {metrics.traces_endpoint or 'off'}",
+        f"prometheus port {metrics.prometheus_port or 'off'}",
+        f"service {metrics.service_name}",
+    ]
+    if metrics.instance_id:
+        parts.append(f"instance {metrics.instance_id}")
+    headers = sorted({*metrics.metrics_headers, *metrics.traces_headers})
+    if headers:
+        parts.append(f"headers {','.join(headers)} (values hidden)")
+    return "; ".join(parts)
+
+
 def check_command(
     module_target: str = MODULE_ARGUMENT,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of lines."),
@@ -72,6 +90,7 @@ def check_command(
             "name": prepared.task.name,
             **facts,
             "content_cache": _cache_document(content_cache),
+            "metrics": config.metrics.describe() if config.metrics is not None else None,
             "sdk_worker": sdk_worker.as_dict(),
             "body_env_passthrough": list(config.body_env_passthrough),
         }
@@ -81,5 +100,6 @@ def check_command(
     for key, value in facts.items():
         typer.echo(f"{key}: {value}")
     typer.echo(f"content_cache: {_describe_cache(content_cache)}")
+    typer.echo(f"metrics: {_describe_metrics(config)}")
     typer.echo(f"sdk_worker: {sdk_worker.describe()}")
     typer.echo(f"body_env_passthrough: {','.join(config.body_env_passthrough) or '(none)'}")

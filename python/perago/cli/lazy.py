@@ -1,14 +1,17 @@
 """Command groups whose commands are imported only when they are used.
 
 A group lists its commands from a static table (name → ``module:attribute`` plus the one-line help
-shown in the group's listing), so ``perago --version`` and ``perago --help`` import no command
-module, and ``perago check`` imports the check module alone, not lakeFS, Conductor or the benches.
+shown in the group's listing), so ``perago --help`` and completing a command name (``perago
+<TAB>``) import no command module, and ``perago check`` imports the check module alone, not
+lakeFS, Conductor or the benches. Completing the options or subcommands of one command (``perago
+cache <TAB>``) imports that command's module, like running it does.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +22,7 @@ from typer.main import get_command, get_group
 if TYPE_CHECKING:
     # The click typer vendors; only its types are named here.
     from typer import _click
+    from typer._click.shell_completion import CompletionItem
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,9 @@ class LazyGroup(TyperGroup):
     """A typer group whose ``lazy_commands`` are imported on first use.
 
     Subclass it with the table and pass the subclass as ``typer.Typer(cls=...)``. The listing in
-    the group's help is drawn from the table; any other lookup (running a command or asking for
-    its own ``--help``) imports the command's module and builds the real command.
+    the group's help and the completion of command names are drawn from the table; any other
+    lookup (running a command, asking for its own ``--help``, completing its options) imports the
+    command's module and builds the real command.
     """
 
     lazy_commands: ClassVar[Mapping[str, LazyCommand]] = {}
@@ -78,10 +83,23 @@ class LazyGroup(TyperGroup):
             command = self.commands[cmd_name] = command.entry.load(cmd_name)
         return command
 
-    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
-        # The command listing only needs names and one-line help: leave the modules unimported.
+    @contextmanager
+    def _names_only(self) -> Iterator[None]:
+        """Inside, lookups return the stand-ins: names and one-line help, nothing imported."""
         self._listing = True
         try:
-            super().format_help(ctx, formatter)
+            yield
         finally:
             self._listing = False
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        # The command listing only needs names and one-line help: leave the modules unimported.
+        with self._names_only():
+            super().format_help(ctx, formatter)
+
+    def shell_complete(self, ctx: _click.Context, incomplete: str) -> list[CompletionItem]:
+        # Completing a command name (or this group's own options) needs the names and one-line
+        # help alone; a command's own options are completed once the shell names it, through
+        # get_command, which loads it.
+        with self._names_only():
+            return super().shell_complete(ctx, incomplete)

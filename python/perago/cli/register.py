@@ -5,14 +5,13 @@ from __future__ import annotations
 import typer
 
 from perago.cli.support import (
+    MODULE_ARGUMENT,
     WarningPrinter,
     cli_errors,
     conductor_call,
     prepare_task,
     require_conductor,
 )
-
-MODULE_ARGUMENT = typer.Argument(..., help="Dotted import path of the task module.")
 
 
 def register_command(module_target: str = MODULE_ARGUMENT) -> None:

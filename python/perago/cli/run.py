@@ -41,6 +41,8 @@ from perago.attempt.core import (
 )
 from perago.attempt.identity import AttemptStats, TaskAttempt
 from perago.attempt.result import RuntimeTaskResult
+from perago.cli.messages import echo_error
+from perago.cli.support import MODULE_ARGUMENT
 from perago.config import RuntimeConfig, load_runtime_config
 from perago.definition.decorator import TaskDefinition, load_module_task
 from perago.definition.workspace import WorkspaceInput, WorkspaceSpec, workspace_task_input
@@ -84,7 +86,6 @@ def parse_lakefs_target(text: str) -> LakeFSTarget:
     return LakeFSTarget(repository=repository, ref=ref, branch=branch or None)
 
 
-_MODULE = typer.Argument(..., help="Dotted import path of the task module.")
 _PARAMS = typer.Option(..., "--params", help="Params as JSON, or @file with JSON.")
 _WORKSPACE = typer.Option(None, "--workspace", help="Run against a copy of this local directory.")
 _LAKEFS = typer.Option(None, "--lakefs", help="Run against lakeFS: REPO@REF[:BRANCH].")
@@ -94,7 +95,7 @@ _PUBLISH = typer.Option(
 
 
 def run_command(
-    module: str = _MODULE,
+    module: str = MODULE_ARGUMENT,
     params: str = _PARAMS,
     workspace: Path | None = _WORKSPACE,
     lakefs: str | None = _LAKEFS,
@@ -114,7 +115,7 @@ def run_command(
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    echo_error(message)
     raise typer.Exit(1)
 
 

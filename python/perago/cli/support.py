@@ -4,6 +4,8 @@ the Conductor a command needs.
 Every command reports problems the same way — one ``error: <message>`` line on stderr and exit
 status 1, never a traceback — and prints warnings as ``warning: <message>`` lines, each at most
 once per command. Commands wrap their body in ``cli_errors()`` and use a ``WarningPrinter``.
+Usage errors, found by click before a command runs, are printed in the same one-line format by the
+root group (:mod:`perago.cli.app`), with click's exit status 2.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import typer
 from pydantic import ValidationError
 from pydantic.errors import PydanticUserError
 
+from perago.cli.messages import echo_error
+from perago.cli.messages import one_line as _one_line
 from perago.config import ConductorConfig, RuntimeConfig, load_runtime_config
 from perago.definition.decorator import TaskDefinition, load_module_task
 from perago.definition.taskdef import build_taskdef, task_contract_warnings
@@ -27,6 +31,7 @@ from perago.errors import PeragoError, TaskDefinitionError
 
 __all__ = [
     "MODULE_ARGUMENT",
+    "MODULE_HELP",
     "CliError",
     "PreparedTask",
     "WarningPrinter",
@@ -40,10 +45,14 @@ __all__ = [
     "require_conductor",
 ]
 
-MODULE_ARGUMENT = typer.Argument(
-    ..., metavar="MODULE", help="Dotted import path of the task module, e.g. examples.word_count."
+MODULE_HELP = (
+    "Task module: a dotted import path such as examples.word_count, imported from the current "
+    "directory (not a .py file path)."
 )
-"""The task-module argument of ``perago check`` and ``perago extract``."""
+"""How every command that takes a task module describes it (what :func:`load_task` accepts)."""
+
+MODULE_ARGUMENT = typer.Argument(..., metavar="MODULE", help=MODULE_HELP)
+"""The task-module argument of every command that takes one (``perago check MODULE``...)."""
 
 _PYDANTIC_VALUE_ERROR_PREFIX = "Value error, "
 _PYDANTIC_DOCS_LINE = "For further information visit"
@@ -55,13 +64,8 @@ class CliError(PeragoError):
 
 def fail(message: str) -> NoReturn:
     """Print ``error: <message>`` on stderr and exit with status 1."""
-    typer.echo(f"error: {_one_line(message)}", err=True)
+    echo_error(message)
     raise typer.Exit(1)
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines()]
-    return "; ".join(line for line in lines if line)
 
 
 def _validation_summary(exc: ValidationError) -> str:

@@ -5,13 +5,15 @@ and of staging branches' tasks (``staging_task_state``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from conductor.client.context.task_context import get_task_context
 from conductor.client.http.api.task_resource_api import TaskResourceApi
 from conductor.client.http.api_client import ApiClient
 from conductor.client.http.models.task import Task
+from conductor.client.http.models.task_exec_log import TaskExecLog
 from conductor.client.http.models.task_result import TaskResult
 from conductor.client.http.rest import ApiException
 
@@ -246,3 +248,71 @@ class ConductorClient:
 
     def update_task(self, task_result: TaskResult) -> None:
         self._tasks.update_task(body=task_result, _request_timeout=self.timeout_seconds)
+
+    # Conductor keeps this many entries of one result's ``logs`` and drops the rest (its
+    # ``conductor.app.taskExecLogSizeLimit``, 10 by default).
+    RESULT_LOGS_LIMIT = 10
+    LOG_TEXT_MAX_LENGTH = 2000
+
+    @classmethod
+    def plain_log_text(cls, text: str) -> str:
+        """``text`` as one line that conductor-python's REST layer sends unchanged.
+
+        It sends a text body as ``json.dumps(text).strip('"')``, so quotes, backslashes, control
+        and non-ASCII characters would reach Conductor escaped: ``"`` becomes ``'``, ``\\``
+        becomes ``/``, tabs and newlines a space, anything else outside printable ASCII ``?``;
+        at most ``LOG_TEXT_MAX_LENGTH`` characters.
+        """
+        out = []
+        for char in text[: cls.LOG_TEXT_MAX_LENGTH]:
+            if char == '"':
+                out.append("'")
+            elif char == "\\":
+                out.append("/")
+            elif char in "\t\n\r":
+                out.append(" ")
+            elif " " <= char <= "~":
+                out.append(char)
+            else:
+                out.append("?")
+        return "".join(out)
+
+    def add_task_log(self, task_id: str, text: str) -> None:
+        """Append one execution log entry to the task (``POST /tasks/{taskId}/log``; Conductor
+        stamps it with its own clock). ``text`` goes through :meth:`plain_log_text`."""
+        self._api.call_api(
+            f"/tasks/{task_id}/log",
+            "POST",
+            query_params=[],
+            header_params={"Content-Type": "application/json"},
+            body=self.plain_log_text(text),
+            response_type=None,
+            auth_settings=["api_key"],
+            _return_http_data_only=True,
+            _request_timeout=self.timeout_seconds,
+        )
+
+    @staticmethod
+    def add_logs_to_result(task_id: str, entries: Iterable[tuple[str, int]]) -> bool:
+        """Add ``(text, epoch milliseconds)`` entries to the result the SDK will report for
+        ``task_id``, when that task is the one this thread executes for the SDK's runner.
+
+        The runner merges its task context's logs into the result ``execute`` returns (the
+        public ``TaskContext.add_log`` path), and Conductor stores a result's ``logs`` as the
+        task's execution logs: no request of its own. False (nothing added) on any other thread
+        or task, e.g. the deadline watchdog's.
+        """
+        try:
+            context = get_task_context()
+        except RuntimeError:
+            return False
+        if context.get_task_id() != task_id:
+            return False
+        result = context.task_result
+        if result.logs is None:
+            result.logs = []
+        result.logs.extend(
+            TaskExecLog(log=text, task_id=task_id, created_time=created_ms)
+            for text, created_ms in entries
+        )
+        return True

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from perago.definition.controls import TaskControls
 from perago.definition.workspace import WorkspaceSpec
 from perago.errors import TaskDefinitionError
+from perago.metrics.api import MetricRecorder, MetricSpec
 
 __all__ = ["TASK_ATTRIBUTE", "TaskDefinition", "load_module_task", "task"]
 
@@ -37,7 +38,9 @@ TASK_ATTRIBUTE = "__perago_task__"
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SIGNATURE_SHAPES = (
-    "task function must be exactly (workspace: Path, params: ParamsModel) or (params: ParamsModel)"
+    "task function must be exactly (workspace: Path, params: ParamsModel), "
+    "(workspace: Path, params: ParamsModel, metrics: MetricRecorder), (params: ParamsModel), "
+    "or (params: ParamsModel, metrics: MetricRecorder)"
 )
 
 
@@ -54,10 +57,16 @@ class TaskDefinition:
     workspace: WorkspaceSpec | None = None
     controls: TaskControls = field(default_factory=TaskControls)
     strict_params: bool = True
+    # Declared by ``metrics=MetricSpec(...)``: the function takes a ``metrics`` recorder last.
+    metrics: MetricSpec | None = None
 
     @property
     def has_workspace(self) -> bool:
         return self.workspace is not None
+
+    @property
+    def has_metrics(self) -> bool:
+        return self.metrics is not None
 
 
 @dataclass
@@ -90,8 +99,9 @@ def _checked_metadata(
     workspace: object,
     controls: object,
     strict_params: object,
+    metrics: object,
     unsupported: dict[str, object],
-) -> tuple[str, str, str | None, WorkspaceSpec | None, TaskControls, bool]:
+) -> tuple[str, str, str | None, WorkspaceSpec | None, TaskControls, bool, MetricSpec | None]:
     if unsupported:
         names = ", ".join(sorted(unsupported))
         raise TaskDefinitionError(f"unsupported task decorator fields: {names}")
@@ -111,17 +121,34 @@ def _checked_metadata(
         raise TaskDefinitionError("controls must be a TaskControls")
     if not isinstance(strict_params, bool):
         raise TaskDefinitionError("strict_params must be a bool")
+    if metrics is not None and not isinstance(metrics, MetricSpec):
+        raise TaskDefinitionError("metrics must be a MetricSpec")
     if controls.publish_budget is not None and workspace is None:
         raise TaskDefinitionError("publish_budget requires workspace=WorkspaceSpec(...)")
-    return name, owner_email, description, workspace, controls, strict_params
+    return name, owner_email, description, workspace, controls, strict_params, metrics
 
 
 def _is_model_class(hint: object) -> bool:
     return isinstance(hint, type) and issubclass(hint, BaseModel)
 
 
+def _check_metrics_parameter(
+    names: list[str], hints: dict[str, Any], metrics: MetricSpec | None
+) -> None:
+    """A trailing ``metrics: MetricRecorder`` parameter exactly when ``metrics=`` is given."""
+    if len(names) == 3 or names == ["params", "metrics"]:
+        if names[-1] != "metrics":
+            raise TaskDefinitionError("metrics-enabled task parameter must be named metrics")
+        if hints.get("metrics") is not MetricRecorder:
+            raise TaskDefinitionError("metrics must be annotated as perago.MetricRecorder")
+        if metrics is None:
+            raise TaskDefinitionError("metrics parameter requires metrics=MetricSpec(...)")
+    elif metrics is not None:
+        raise TaskDefinitionError("metrics=MetricSpec(...) requires a metrics parameter")
+
+
 def _checked_signature(
-    fn: Callable[..., Any], workspace: WorkspaceSpec | None
+    fn: Callable[..., Any], workspace: WorkspaceSpec | None, metrics: MetricSpec | None = None
 ) -> tuple[type[BaseModel], type[BaseModel]]:
     """Return (params model, output model) of a valid task function."""
     if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
@@ -139,6 +166,10 @@ def _checked_signature(
         raise TaskDefinitionError(f"failed to resolve task type hints: {exc}") from exc
 
     names = [p.name for p in parameters]
+    if not names or len(names) > 3:
+        raise TaskDefinitionError(_SIGNATURE_SHAPES)
+    with_recorder = len(names) == 3 or names == ["params", "metrics"]
+    all_names, names = names, names[:-1] if with_recorder else names
     if len(names) == 2:
         if names != ["workspace", "params"]:
             raise TaskDefinitionError(
@@ -159,6 +190,7 @@ def _checked_signature(
             )
     else:
         raise TaskDefinitionError(_SIGNATURE_SHAPES)
+    _check_metrics_parameter(all_names, hints, metrics)
 
     params_model = hints.get("params")
     if not _is_model_class(params_model):
@@ -177,6 +209,7 @@ def task(
     workspace: WorkspaceSpec | None = None,
     controls: TaskControls | None = None,
     strict_params: bool = True,
+    metrics: MetricSpec | None = None,
     **unsupported: object,
 ) -> Callable[[F], F]:
     """Declare the single Perago task of a module.
@@ -184,13 +217,14 @@ def task(
     The decorated function is validated at import time, registered for its module, and returned
     unchanged (so unit tests can call it directly). Every problem raises TaskDefinitionError.
     """
-    task_name, owner, text, spec, task_controls, strict = _checked_metadata(
+    task_name, owner, text, spec, task_controls, strict, metric_spec = _checked_metadata(
         name=name,
         owner_email=owner_email,
         description=description,
         workspace=workspace,
         controls=controls,
         strict_params=strict_params,
+        metrics=metrics,
         unsupported=unsupported,
     )
 
@@ -199,7 +233,7 @@ def task(
             raise TaskDefinitionError("@task must decorate a plain function")
         if isinstance(fn.__dict__.get(TASK_ATTRIBUTE), TaskDefinition):
             raise TaskDefinitionError("task function is already decorated with @task")
-        params_model, output_model = _checked_signature(fn, spec)
+        params_model, output_model = _checked_signature(fn, spec, metric_spec)
         definition = TaskDefinition(
             name=task_name,
             owner_email=owner,
@@ -210,6 +244,7 @@ def task(
             workspace=spec,
             controls=task_controls,
             strict_params=strict,
+            metrics=metric_spec,
         )
         setattr(fn, TASK_ATTRIBUTE, definition)
         _register(definition)

@@ -89,9 +89,31 @@ def _exclusive(lock_path: Path, progress: Progress) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def elapsed_on_terminal(what: str) -> Iterator[None]:
+    """On a terminal, a spinner with the step and its elapsed time while a build step runs (a
+    cold build takes minutes); nothing otherwise (the step's own progress line was printed)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("perago dev: {task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        progress.add_task(what, total=None)
+        yield
+
+
 def _run_logged(cmd: Sequence[str], *, cwd: Path, env: dict[str, str], log: Path) -> None:
     """Run a build step, appending its output to ``log``; failure raises with the log's tail."""
-    with log.open("a") as out:
+    step = " ".join([Path(cmd[0]).name, *cmd[1:2]])
+    with log.open("a") as out, elapsed_on_terminal(f"{step} running (output: {log})"):
         out.write(f"\n$ {' '.join(cmd)}\n")
         out.flush()
         try:
@@ -380,11 +402,16 @@ def ensure_conductor(progress: Progress = print_progress) -> ConductorArtifact:
 def provision_all(
     progress: Progress = print_progress,
 ) -> tuple[LakefsBinaries, ConductorArtifact, MinioBinary]:
-    """Everything the dev stack and the test suite run: lakeFS + lakectl, Conductor, and MinIO
-    (the s3 topology's object store, which the integration tests also start)."""
+    """Everything the dev stack and the test suite run: lakeFS + lakectl, Conductor, MinIO (the
+    s3 topology's object store, which the integration tests also start) and the OpenTelemetry
+    Collector (the telemetry tests' receiver)."""
+    from perago.devservers.otelcol import ensure_otelcol
+
     lakefs = ensure_lakefs(progress)
     conductor = ensure_conductor(progress)
     minio = ensure_minio(progress)
+    otelcol = ensure_otelcol(progress)
+    progress(f"OpenTelemetry Collector {otelcol.version}: {otelcol.otelcol}")
     progress(f"lakeFS v{lakefs.version}: {lakefs.lakefs}")
     progress(f"lakectl v{lakefs.version}: {lakefs.lakectl}")
     progress(f"MinIO {minio.version}: {minio.minio}")

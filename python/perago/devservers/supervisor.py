@@ -233,13 +233,14 @@ def await_healthy(launched: Launched, progress: Progress = print_progress) -> No
         label, probe, timeout = "MinIO", minio.is_healthy, MINIO_START_TIMEOUT
     else:
         label, probe, timeout = "Conductor", conductor.is_healthy, CONDUCTOR_START_TIMEOUT
-    waited = process.wait_healthy(
-        label,
-        launched.proc,
-        lambda: probe(record.url),
-        timeout=timeout,
-        log_path=Path(record.log),
-    )
+    with provision.elapsed_on_terminal(f"waiting for {label} to answer healthy"):
+        waited = process.wait_healthy(
+            label,
+            launched.proc,
+            lambda: probe(record.url),
+            timeout=timeout,
+            log_path=Path(record.log),
+        )
     progress(f"{label} healthy after {waited:.1f}s: {record.url}")
 
 

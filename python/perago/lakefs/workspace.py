@@ -157,6 +157,7 @@ class LakeFSWorkspaceRuntime:
         task_states: TaskStateReader | None = None,
         control_timeout_seconds: float = DEFAULT_CONTROL_TIMEOUT_SECONDS,
         cache: CacheConfig | None = None,
+        progress: transfer.ProgressCallback | None = None,
     ) -> LakeFSWorkspaceRuntime:
         return cls(
             config,
@@ -164,6 +165,7 @@ class LakeFSWorkspaceRuntime:
             task_states=task_states,
             control_timeout_seconds=control_timeout_seconds,
             cache=cache,
+            progress=progress,
         )
 
     def __repr__(self) -> str:

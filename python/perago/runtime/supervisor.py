@@ -21,12 +21,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loguru import logger
 
@@ -48,14 +48,17 @@ from perago.host.processes import (
     judge,
     pid_exists,
 )
+from perago.runtime.status_board import STATUS_PHASE, StatusBoard, status_path
 from perago.runtime.worker_protocol import (
     EXIT_DEADLINE,
     EXIT_OK,
+    METRICS_AGGREGATED_ENV,
     QUARANTINE_AFTER_DEATHS,
     QUARANTINE_FILE_ENV,
     STATUS_DONE,
     STATUS_FATAL,
     STATUS_FD_ENV,
+    STATUS_METRICS,
     STATUS_READY,
     STATUS_RUNNING,
     SUPERVISOR_PID_ENV,
@@ -64,6 +67,9 @@ from perago.runtime.worker_protocol import (
     quarantine_reason,
 )
 from perago.runtime.workspace_gc import WorkspaceGcLoop, collect_attempt_workspaces
+
+if TYPE_CHECKING:
+    from perago.telemetry.supervisor_setup import SupervisorTelemetry
 
 # The lock of perago versions before per-host locks: still honoured (never written any more).
 LOCK_FILENAME = ".perago-supervisor.lock"
@@ -383,6 +389,11 @@ class _Slot:
     identity: ProcessIdentity | None = None
     # The attempt the worker said it runs (``running`` ... ``done`` on the status pipe).
     current_task: dict[str, Any] | None = None
+    # The loopback port the worker serves its Prometheus series on (``metrics <port>``).
+    metrics_port: int | None = None
+    # The running attempt's phase and transfer progress (``phase`` lines), for perago status.
+    phase: str | None = None
+    progress: dict[str, Any] | None = None
 
 
 def describe_exit(exit_code: int) -> str:
@@ -401,8 +412,12 @@ class ProcessSupervisor:
         specs: list[WorkerChildSpec],
         lock: SupervisorLock | None = None,
         quarantine: QuarantineFile | None = None,
+        telemetry: SupervisorTelemetry | None = None,
+        board: StatusBoard | None = None,
     ) -> None:
         self.config = config
+        self.telemetry = telemetry
+        self.board = board
         self.module_target = module_target
         self.slots = [_Slot(spec) for spec in specs]
         self.stopping = False
@@ -425,6 +440,8 @@ class ProcessSupervisor:
         }
         if self.quarantine is not None:
             env[QUARANTINE_FILE_ENV] = str(self.quarantine.path)
+        if self.telemetry is not None and self.telemetry.aggregates_scrapes:
+            env[METRICS_AGGREGATED_ENV] = "1"
         # Each worker leads its own process group, so that killing the slot also kills what
         # the task body started (a hung ffmpeg would otherwise outlive a force-kill).
         slot.process = subprocess.Popen(
@@ -441,11 +458,13 @@ class ProcessSupervisor:
         slot.buffer = b""
         slot.restart_at = None
         slot.current_task = None
+        slot.metrics_port = None
         slot.identity = identity_of(slot.process.pid, self.config.merged_env)
         self._record_workers()
         logger.bind(
             child_worker_id=slot.spec.worker_id, child_pid=slot.process.pid, slot=slot.spec.slot
         ).info("worker process started")
+        self._publish_status(force=True)
 
     def _record_workers(self) -> None:
         if self.lock is None:
@@ -485,8 +504,27 @@ class ProcessSupervisor:
                 with contextlib.suppress(ValueError):
                     fields = json.loads(line.removeprefix(STATUS_RUNNING))
                     slot.current_task = fields if isinstance(fields, dict) else None
+                    slot.phase, slot.progress = None, None
+                    self._publish_status(force=True)
             elif line.startswith(STATUS_DONE):
                 slot.current_task = None
+                slot.phase, slot.progress = None, None
+                self._publish_status(force=True)
+            elif line.startswith(STATUS_PHASE):
+                with contextlib.suppress(ValueError):
+                    fields = json.loads(line.removeprefix(STATUS_PHASE))
+                    if isinstance(fields, dict):
+                        changed = fields.get("phase") != slot.phase
+                        slot.phase = fields.get("phase")
+                        slot.progress = {
+                            key: fields[key]
+                            for key in ("bytes_done", "bytes_total", "files_done", "files_total")
+                            if key in fields
+                        } or None
+                        self._publish_status(force=changed)
+            elif line.startswith(STATUS_METRICS):
+                port = line.removeprefix(STATUS_METRICS)
+                slot.metrics_port = int(port) if port.isdigit() else None
 
     def _handle_exit(self, slot: _Slot, exit_code: int) -> None:
         assert slot.process is not None
@@ -496,7 +534,10 @@ class ProcessSupervisor:
             os.close(slot.status_fd)
             slot.status_fd = None
         slot.process = None
+        slot.metrics_port = None
+        slot.phase, slot.progress = None, None
         task, slot.current_task = slot.current_task, None
+        self._publish_status(force=True)
         self._record_workers()
         # Nothing a dead worker started may outlive it (e.g. a body's subprocess after the
         # deadline exit): the group is the slot's, so whatever is left in it is an orphan.
@@ -513,6 +554,10 @@ class ProcessSupervisor:
         )
         if self.stopping:
             return
+        if self.telemetry is not None:
+            self.telemetry.restarted(
+                "deadline" if exit_code == EXIT_DEADLINE else describe_exit(exit_code)
+            )
         if exit_code == EXIT_DEADLINE:
             logger.bind(child_worker_id=slot.spec.worker_id, child_pid=pid).warning(
                 "worker process ended an overdue attempt; restarting"
@@ -597,6 +642,33 @@ class ProcessSupervisor:
                 flush=True,
             )
 
+    def _publish_status(self, *, force: bool = False) -> None:
+        if self.board is None:
+            return
+        slots = []
+        for slot in self.slots:
+            entry: dict[str, Any] = {
+                "slot": slot.spec.slot,
+                "worker_id": slot.spec.worker_id,
+                "pid": slot.process.pid if slot.process is not None else None,
+                "ready": slot.ready,
+                "restarts": slot.restart_count,
+            }
+            if slot.current_task is not None:
+                entry["attempt"] = dict(slot.current_task)
+                entry["phase"] = slot.phase
+                entry["progress"] = slot.progress
+            slots.append(entry)
+        self.board.write(slots, force=force)
+
+    def scrape_targets(self) -> list[tuple[str, int]]:
+        """(worker id, loopback port) of every live worker serving its series."""
+        return [
+            (slot.spec.worker_id, slot.metrics_port)
+            for slot in list(self.slots)
+            if slot.process is not None and slot.metrics_port is not None
+        ]
+
     def run(self) -> int:
         for slot in self.slots:
             self._start(slot)
@@ -624,6 +696,7 @@ class ProcessSupervisor:
                     self._handle_exit(slot, code)
             elif slot.restart_at is not None and now >= slot.restart_at and not self.stopping:
                 self._start(slot)
+        self._publish_status()
 
     def _shutdown(self, *, crash: bool) -> int:
         self.stopping = True
@@ -674,12 +747,17 @@ def run_supervisor(
     module_target: str,
     process_count: int,
     execution_mode: str,
+    on_started: Callable[[], None] | None = None,
 ) -> int:
-    """Run ``perago start`` in the foreground; returns the exit code (0 after a clean drain)."""
+    """Run ``perago start`` in the foreground; returns the exit code (0 after a clean drain).
+
+    ``on_started`` runs once this host's lock is held (the supervisor really starts)."""
     if execution_mode not in ("process", "thread"):
         raise ValueError("execution mode must be either 'process' or 'thread'")
     lock = SupervisorLock(config.workspace_root, config.merged_env)
     lock.acquire()
+    if on_started is not None:
+        on_started()
     gc_loop = WorkspaceGcLoop(
         config.workspace_root, ttl=config.workspace_gc_ttl, interval=config.workspace_gc_interval
     )
@@ -699,7 +777,21 @@ def run_supervisor(
             # will fail, but its thread keeps running until the body returns.
             from perago.runtime.worker import run_worker
 
-            return run_worker(module_target, thread_count=process_count, exit_on_deadline=False)
+            board = StatusBoard(
+                status_path(config.workspace_root, lock.host),
+                module=module_target,
+                mode="thread",
+                env=config.merged_env,
+            )
+            try:
+                return run_worker(
+                    module_target,
+                    thread_count=process_count,
+                    exit_on_deadline=False,
+                    status_board=board,
+                )
+            finally:
+                board.remove()
         return _run_process_mode(config, module_target, process_count, lock)
     finally:
         gc_loop.stop()
@@ -715,8 +807,24 @@ def _run_process_mode(
     # The quarantine lives as long as this supervisor: a restart (e.g. to deploy a fix) clears it.
     quarantine = QuarantineFile(config.workspace_root / quarantine_filename(lock.host))
     quarantine.remove()
+    board = StatusBoard(
+        status_path(config.workspace_root, lock.host),
+        module=module_target,
+        mode="process",
+        env=config.merged_env,
+    )
     supervisor = ProcessSupervisor(
-        config=config, module_target=module_target, specs=specs, lock=lock, quarantine=quarantine
+        config=config,
+        module_target=module_target,
+        specs=specs,
+        lock=lock,
+        quarantine=quarantine,
+        board=board,
+    )
+    from perago.telemetry.supervisor_setup import SupervisorTelemetry
+
+    supervisor.telemetry = SupervisorTelemetry.start(
+        config, supervisor.scrape_targets, service_instance=f"supervisor-{lock.host}"
     )
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -727,5 +835,6 @@ def _run_process_mode(
         return supervisor.run()
     finally:
         quarantine.remove()
+        board.remove()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -54,7 +54,11 @@ from perago.config import (
 )
 from perago.definition.decorator import TaskDefinition, load_module_task
 from perago.errors import ConductorTaskError
+from perago.metrics.api import MetricRecorder, TaskAttemptMetricContext
+from perago.runtime.console import install_console_sink
 from perago.runtime.logs import install_jsonl_sink
+from perago.runtime.observers import AttemptObservers, FinishedAttempt
+from perago.runtime.status_board import PhaseReporter, StatusBoard, ThreadSlots
 from perago.runtime.worker_protocol import (
     EXIT_DEADLINE,
     EXIT_OK,
@@ -72,6 +76,9 @@ from perago.runtime.worker_protocol import (
     running_line,
 )
 from perago.runtime.workspace_gc import collect_attempt_workspaces
+
+if TYPE_CHECKING:
+    from perago.telemetry.worker_setup import WorkerTelemetry
 
 # Completed attempts whose publication waits for the SDK's update to go through (a few at most:
 # one per polling thread).
@@ -105,6 +112,7 @@ def prepare_worker_runtime(
         max_bytes=config.log_file_max_size,
         retention=config.log_retention,
     )
+    install_console_sink(config.log_format, config.log_level)
     report = collect_attempt_workspaces(
         config.workspace_root, ttl=config.workspace_gc_ttl * 0, only_dead_owners=True
     )
@@ -191,6 +199,8 @@ def log_attempt_finished(
     fields["status"] = result.status
     fields["duration_ms"] = round((time.monotonic() - active.started) * 1000.0, 3)
     fields.update(active.stats.as_log_fields())
+    if (published := published_ref(result)) is not None:
+        fields["published_ref"] = published
     detail = result.failure_detail
     if result.status != "COMPLETED":
         fields["reason"] = result.reason_for_incompletion
@@ -199,6 +209,33 @@ def log_attempt_finished(
         fields["traceback"] = exception_traceback or (detail.traceback if detail else None)
     level = "INFO" if result.status == "COMPLETED" else "WARNING"
     logger.bind(**fields).log(level, "attempt finished")
+
+
+def published_ref(result: RuntimeTaskResult) -> str | None:
+    """The ref a completed workspace attempt's output names (its published commit)."""
+    if result.status != "COMPLETED" or result.output is None:
+        return None
+    workspace = result.output.get("workspace")
+    if isinstance(workspace, dict) and isinstance(workspace.get("ref"), str):
+        return str(workspace["ref"])
+    return None
+
+
+def finished_attempt(
+    active: _ActiveAttempt, result: RuntimeTaskResult, *, failure_class: str | None = None
+) -> FinishedAttempt:
+    """What the observers are told of an ended attempt."""
+    if result.status != "COMPLETED" and failure_class is None:
+        detail = result.failure_detail
+        failure_class = detail.exception_type if detail is not None else "TaskFailed"
+    return FinishedAttempt(
+        attempt=active.attempt,
+        result=result,
+        stats=active.stats,
+        seconds=time.monotonic() - active.started,
+        published_ref=published_ref(result),
+        failure_class=failure_class,
+    )
 
 
 class AttemptExecutor:
@@ -214,8 +251,12 @@ class AttemptExecutor:
         taskdef_timeout_seconds: int | None,
         exit_on_deadline: bool,
         workspace_runtime: Any = None,
+        observers: AttemptObservers | None = None,
+        metrics_recorder: MetricRecorder | None = None,
     ) -> None:
         self.task = task
+        self.metrics_recorder = metrics_recorder
+        self.observers = observers if observers is not None else AttemptObservers()
         self.config = config
         self.worker_id = worker_id
         self.client = client
@@ -234,9 +275,14 @@ class AttemptExecutor:
         self, attempt: TaskAttempt, stats: AttemptStats, guard: BranchMoveGuard | None = None
     ) -> RuntimeTaskResult:
         limit = self.config.failure_reason_max_length
+        recorder = self._recorder_for(attempt)
         if not self.task.has_workspace:
             return run_workspace_free_task_attempt(
-                self.task, attempt.input_data, failure_reason_max_length=limit, stats=stats
+                self.task,
+                attempt.input_data,
+                failure_reason_max_length=limit,
+                stats=stats,
+                metrics=recorder,
             )
         runtime = self.workspace_runtime
         if runtime is None:
@@ -260,6 +306,22 @@ class AttemptExecutor:
             failure_reason_max_length=limit,
             stats=stats,
             guard=guard,
+            metrics=recorder,
+        )
+
+    def _recorder_for(self, attempt: TaskAttempt) -> MetricRecorder | None:
+        """The body's recorder, bound to this attempt (metrics-enabled tasks only)."""
+        if self.metrics_recorder is None or not self.task.has_metrics:
+            return None
+        return self.metrics_recorder.with_context(
+            TaskAttemptMetricContext(
+                task_name=self.task.name,
+                task_id=attempt.task_id,
+                workflow_instance_id=attempt.workflow_instance_id,
+                execution_id=attempt.execution_id or "",
+                worker_id=self.worker_id,
+                retry_count=attempt.retry_count,
+            )
         )
 
     def execute(self, sdk_task: Any) -> Any:
@@ -278,6 +340,9 @@ class AttemptExecutor:
             timeout = self.taskdef_timeout_seconds
         logger.bind(**_attempt_fields(attempt), timeout_seconds=timeout).info("attempt started")
         active = self.watchdog.begin(attempt, timeout)
+        if self.observers:
+            active.stats.observer = self.observers.phase_observer(attempt)
+            self.observers.attempt_started(attempt)
         try:
             result = self.run_attempt(attempt, active.stats, active.guard)
         except Exception as exc:  # the attempt core never raises; this guards the adapter itself
@@ -295,6 +360,7 @@ class AttemptExecutor:
                 attempt, self._deadline_result(active), worker_id=self.worker_id
             )
         log_attempt_finished(active, result)
+        self.observers.attempt_finished(finished_attempt(active, result))
         if result.status == "COMPLETED" and active.guard.published is not None:
             with self._confirmation_lock:
                 self._awaiting_confirmation[attempt.task_id] = active
@@ -393,12 +459,39 @@ class AttemptExecutor:
                 exception_message=result.reason_for_incompletion,
                 exception_traceback="".join(traceback.format_stack(limit=1)),
             )
+            self.observers.attempt_finished(
+                finished_attempt(active, result, failure_class="TimeoutError")
+            )
         if self.exit_on_deadline:
             # The body cannot be interrupted safely in-process; ending the process is the
             # termination. The supervisor restarts this slot immediately and GC removes the
             # attempt directory of this (then dead) pid.
             logger.complete()
             os._exit(EXIT_DEADLINE)
+
+
+def worker_observers(
+    task: TaskDefinition,
+    config: RuntimeConfig,
+    worker_id: str,
+    client: ConductorClient,
+    telemetry: WorkerTelemetry | None = None,
+    *,
+    status: Callable[[str], None] | None = None,
+    slots: ThreadSlots | None = None,
+) -> AttemptObservers:
+    """The observers of this worker process's attempts: Conductor progress and logs, telemetry,
+    and ``perago status`` (``status`` lines to a supervisor, or this process's own ``slots``)."""
+    from perago.runtime.conductor_progress import ConductorProgress  # phase lines in Conductor
+
+    observers = AttemptObservers([ConductorProgress(client)])
+    if telemetry is not None:
+        observers.add(telemetry.observer)
+    if status is not None:
+        observers.add(PhaseReporter(status))
+    if slots is not None:
+        observers.add(slots)
+    return observers
 
 
 def _withhold_credentials_from_bodies(config: RuntimeConfig) -> list[str]:
@@ -415,7 +508,10 @@ def _withhold_credentials_from_bodies(config: RuntimeConfig) -> list[str]:
 
 
 def _build_workspace_runtime(
-    task: TaskDefinition, config: RuntimeConfig, client: ConductorClient
+    task: TaskDefinition,
+    config: RuntimeConfig,
+    client: ConductorClient,
+    observers: AttemptObservers | None = None,
 ) -> Any:
     if not task.has_workspace:
         return None
@@ -433,6 +529,7 @@ def _build_workspace_runtime(
         task_states=client,
         control_timeout_seconds=config.control_timeout.total_seconds(),
         cache=config.cache,
+        progress=observers.transfer_progress if observers is not None else None,
     )
 
 
@@ -444,6 +541,10 @@ class _StatusChannel:
         raw = env.get(STATUS_FD_ENV, "")
         self._fd = int(raw) if raw.isdigit() else None
         self._lock = threading.Lock()  # lines come from the main and the SDK's threads
+
+    @property
+    def connected(self) -> bool:
+        return self._fd is not None
 
     def send(self, line: str) -> None:
         with self._lock:
@@ -561,18 +662,31 @@ class _AttemptLifecycle:
         logger.bind(**fields, deaths=deaths).error(
             "attempt of a quarantined task failed without running its body"
         )
+        active = _ActiveAttempt(attempt, time.monotonic(), None)
         log_attempt_finished(
-            _ActiveAttempt(attempt, time.monotonic(), None),
+            active,
             result,
             exception_type="TaskQuarantined",
             exception_message=reason,
             exception_traceback="",
         )
+        self.executor.observers.attempt_finished(
+            finished_attempt(active, result, failure_class="TaskQuarantined")
+        )
         return result_to_task_result(attempt, result, worker_id=self.executor.worker_id)
 
 
-def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: bool = True) -> int:
-    """Run one polling worker until SIGTERM/SIGINT; returns the process exit code."""
+def run_worker(
+    module_target: str,
+    *,
+    thread_count: int = 1,
+    exit_on_deadline: bool = True,
+    status_board: StatusBoard | None = None,
+) -> int:
+    """Run one polling worker until SIGTERM/SIGINT; returns the process exit code.
+
+    ``status_board``: the process owns its slots (thread mode) and keeps ``perago status``'s
+    file itself."""
     # First of all: die with the supervisor (and not start at all if it is already gone).
     parent = ParentGuard.arm(os.environ)
     if parent is not None and parent.gone():
@@ -607,6 +721,33 @@ def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: b
         client = ConductorClient.from_config(config)
         registered = client.get_taskdef(task.name) or {}
         timeout = registered.get("timeoutSeconds")
+        from perago.telemetry.worker_setup import (
+            check_metrics_requirements,
+            start_worker_telemetry,
+        )
+
+        check_metrics_requirements(task, config)
+        telemetry = start_worker_telemetry(
+            task,
+            config,
+            runtime.worker_id,
+            capacity=thread_count,
+            env=os.environ,
+            send_status=status.send,
+        )
+        observers = worker_observers(
+            task,
+            config,
+            runtime.worker_id,
+            client,
+            telemetry,
+            status=status.send if status.connected else None,
+            slots=(
+                ThreadSlots(status_board, runtime.worker_id, thread_count)
+                if status_board is not None
+                else None
+            ),
+        )
         executor = AttemptExecutor(
             task=task,
             config=config,
@@ -614,7 +755,9 @@ def run_worker(module_target: str, *, thread_count: int = 1, exit_on_deadline: b
             client=client,
             taskdef_timeout_seconds=timeout if isinstance(timeout, int) else None,
             exit_on_deadline=exit_on_deadline,
-            workspace_runtime=_build_workspace_runtime(task, config, client),
+            workspace_runtime=_build_workspace_runtime(task, config, client, observers),
+            observers=observers,
+            metrics_recorder=telemetry.recorder if telemetry is not None else None,
         )
     except Exception as exc:
         cause = f"{type(exc).__name__}: {exc}"

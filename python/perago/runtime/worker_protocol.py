@@ -23,6 +23,10 @@ STATUS_READY = "ready"
 STATUS_FATAL = "fatal: "
 STATUS_RUNNING = "running "
 STATUS_DONE = "done "
+# ``metrics <port>``: the loopback port a worker serves its Prometheus series on, for a
+# supervisor that answers the scrapes of the host (set AGGREGATED_ENV to ask for it).
+STATUS_METRICS = "metrics "
+METRICS_AGGREGATED_ENV = "PERAGO_METRICS_AGGREGATED"
 
 # The supervisor's pid as the worker sees its parent: a worker whose parent is no longer this pid
 # has outlived its supervisor and must stop (it also asks the kernel to kill it then).

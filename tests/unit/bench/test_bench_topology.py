@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from perago.bench import lakefs_setup, repository, stage, topology, transfer, transfer_child
+from perago.bench import (
+    baselines,
+    lakefs_setup,
+    repository,
+    stage,
+    topology,
+    transfer,
+    transfer_child,
+)
+from perago.bench.baselines import Baseline
 from perago.bench.report import Row
 from perago.bench.topology import BenchTarget, Blockstore
 from perago.cli.app import app
@@ -40,20 +49,21 @@ def _quiet(_: str) -> None:
         (["--blockstore", "S3"], Blockstore.S3),
     ],
 )
-@pytest.mark.parametrize("command", ["download", "upload"])
+@pytest.mark.parametrize("command", ["download", "upload", "cache"])
 def test_transfer_benches_parse_the_blockstore(
     monkeypatch: pytest.MonkeyPatch, command: str, args: list[str], expected: Blockstore
 ) -> None:
-    seen: dict[str, Any] = {}
+    seen: list[transfer.TransferOptions] = []
 
-    def fake_command(runner: object, **options: Any) -> None:
-        seen.update(options)
+    def fake_command(runner: object, options: transfer.TransferOptions, **_: Any) -> None:
+        seen.append(options)
 
-    monkeypatch.setattr(transfer, "_command", fake_command)
+    monkeypatch.setattr(transfer, "run_command", fake_command)
     result = CliRunner().invoke(app, ["bench", command, *args])
     assert result.exit_code == 0, result.output
-    assert seen["blockstore"] is expected
-    assert seen["namespace"] is None  # the default follows the blockstore (see namespace_root)
+    (options,) = seen
+    assert options.blockstore is expected
+    assert options.namespace is None  # the default follows the blockstore (see namespace_root)
 
 
 @pytest.mark.parametrize(
@@ -290,7 +300,7 @@ def test_every_transfer_json_row_carries_its_topology(
 
     def fake_run(
         got: transfer.Server, work: Path, load: transfer.Workload, **options: Any
-    ) -> list[transfer.Row]:
+    ) -> list[Row]:
         assert got is server
         assert load.namespace_root.startswith(topology.SCHEMES[kind])
         data = transfer.DataSet("small", work, files=4, bytes=4096)
@@ -301,24 +311,30 @@ def test_every_transfer_json_row_carries_its_topology(
 
     monkeypatch.setattr(transfer, "bench_target", fake_target)
     monkeypatch.setattr(transfer, f"run_{command}", fake_run)
-    out = tmp_path / "rows.json"
-    args = ["--blockstore", kind.value, "--json", str(out), "--workdir", str(tmp_path)]
+    args = ["--blockstore", kind.value, "--json", "--work-dir", str(tmp_path)]
     result = CliRunner().invoke(app, ["bench", command, *args])
     assert result.exit_code == 0, result.output
-    rows = json.loads(out.read_text())
+    rows = json.loads(result.stdout)  # stdout is the JSON array and nothing else
     assert [(row["tool"], row["topology"]) for row in rows] == [
         ("perago", kind.value),
         ("lakectl", kind.value),
     ]
     assert all(row["peak_rss_mb"] == 40.0 for row in rows)
-    assert f"{command}-small" in result.stdout
-    assert kind.value in result.stdout.splitlines()[2]  # the table's topology column
+    assert f"perago bench {command} ({kind.value})" in result.stderr  # the table's title
+    assert f"{command}-small" in result.stderr
+    table = CliRunner().invoke(app, ["bench", command, *args[:-3], "--work-dir", str(tmp_path)])
+    assert table.exit_code == 0, table.output
+    assert f"{command}-small" in table.stdout  # without --json the table is on stdout
+    assert "speed-up): 1.00" in table.stdout
 
 
 def test_transfer_rows_default_to_the_local_topology() -> None:
-    row = transfer.Row("download-small", "perago", 1.5, 100.0, 6666.7, 80.0)
+    data = transfer.DataSet("small", Path("."), files=4, bytes=4096)
+    (row,) = transfer._measured_rows(
+        "download", data, {"perago": lambda _: transfer.Measurement(0.5, 1.0)}, repeat=1, log=_quiet
+    )
     assert row.topology == "local"
-    assert "local" in transfer.format_table([row])
+    assert row.as_json()["topology"] == "local"
 
 
 @pytest.mark.parametrize("lakectl_found", [True, False])
@@ -338,17 +354,29 @@ def test_every_stage_json_row_carries_its_topology(
     def measured(tool: str) -> Row:
         return Row("stage-1-of-3", tool, 0.1, None, 30.0, None, objects_uploaded=1)
 
+    def fake_lakectl(enabled: bool = True) -> Baseline:
+        if lakectl_found:
+            return Baseline("lakectl", "/usr/bin/lakectl")
+        return Baseline("lakectl", None, baselines.LAKECTL_MISSING)
+
     monkeypatch.setattr(lakefs_setup, "run_seeded", fake_run_seeded)
     monkeypatch.setattr(stage, "perago_row", lambda *_: measured("perago"))
     monkeypatch.setattr(stage, "lakectl_row", lambda *_: measured("lakectl"))
-    monkeypatch.setattr(lakefs_setup, "find_lakectl", lambda: "lakectl" if lakectl_found else None)
+    monkeypatch.setattr(baselines, "lakectl", fake_lakectl)
     result = CliRunner().invoke(app, ["bench", "stage", "--blockstore", "s3", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [(row["tool"], row["topology"]) for row in rows] == [("perago", "s3"), ("lakectl", "s3")]
     assert list(rows[0])[:3] == ["scenario", "tool", "topology"]
-    if not lakectl_found:
-        assert rows[1]["note"] == "lakectl not found"
+    skipped = "lakectl baseline skipped: lakectl not found on PATH or in the perago dev cache"
+    if lakectl_found:
+        assert "skipped" not in rows[1]
+        assert skipped not in result.stderr
+    else:
+        assert rows[1]["note"] == skipped
+        assert rows[1]["skipped"] == baselines.LAKECTL_MISSING
+        assert rows[1]["median_s"] is None
+        assert skipped in result.stderr.splitlines()
 
 
 def test_rows_of_benches_without_lakefs_have_no_topology() -> None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+
+from perago.bench import worker
 from perago.bench.report import Row, rows_to_json
 from perago.bench.worker import WorkerBenchResult, throughput_ratio
 
@@ -41,3 +47,90 @@ def test_throughput_ratio_compares_tasks_per_second() -> None:
     assert ratio is not None
     assert abs(ratio - (10.0 / 11.11)) < 1e-3
     assert throughput_ratio(rows[:1]) is None
+
+
+# --- warm-up and alternating order (no Conductor: the queue and the rounds are stubbed) ---------
+
+
+@pytest.fixture
+def rounds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every round the bench runs, as (tool, workflows), in order; perago is always 2 s."""
+    ran: list[tuple[str, int]] = []
+    queue = object()
+
+    @contextlib.contextmanager
+    def fake_queue(api_url: str, work_dir: Path | None = None) -> Iterator[object]:
+        yield queue
+
+    def fake_round(
+        got: object,
+        *,
+        tool: str,
+        workflows: int,
+        processes: int,
+        timeout: float,
+        telemetry_env: dict[str, str] | None = None,
+    ) -> WorkerBenchResult:
+        assert got is queue  # every round, warm-up included, on the one queue
+        ran.append((tool, workflows))
+        return WorkerBenchResult(tool, workflows, 2.0 if tool == "perago" else 1.0 + len(ran), 50.0)
+
+    monkeypatch.setattr(worker, "noop_queue", fake_queue)
+    monkeypatch.setattr(worker, "run_round", fake_round)
+    return ran
+
+
+def test_a_warm_up_round_comes_first_and_the_order_alternates(
+    rounds: list[tuple[str, int]],
+) -> None:
+    lines: list[str] = []
+    rows = worker.worker_rows(
+        api_url="http://x/api", workflows=300, processes=2, repeat=3, log=lines.append
+    )
+    warm = worker.warmup_workflows(300)
+    assert 0 < warm < 300
+    assert rounds == [
+        ("perago", warm),
+        ("conductor-python", warm),
+        ("perago", 300),
+        ("conductor-python", 300),
+        ("conductor-python", 300),
+        ("perago", 300),
+        ("perago", 300),
+        ("conductor-python", 300),
+    ]
+    assert lines[0].startswith("warm-up (not measured): perago")
+    assert sum("round 2/3 (conductor-python first)" in line for line in lines) == 2
+    perago, bare = rows
+    assert (perago.tool, perago.median_s, perago.tasks_per_s) == ("perago", 2.0, 150.0)
+    # The bare rounds were the 4th, 5th and 8th round run: 5, 6 and 9 s; the median is 6.
+    assert (bare.tool, bare.median_s) == ("conductor-python", 6.0)
+    assert bare.note == "median of 3 rounds (5.00, 6.00, 9.00 s) after a warm-up; order alternates"
+
+
+def test_with_telemetry_three_tools_rotate_and_get_the_endpoint(
+    rounds: list[tuple[str, int]],
+) -> None:
+    rows = worker.worker_rows(
+        api_url="http://x/api",
+        workflows=90,
+        processes=1,
+        repeat=3,
+        log=lambda _line: None,
+        telemetry_env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"},
+    )
+    measured = [tool for tool, count in rounds if count == 90]
+    assert measured == [
+        "perago", "perago+telemetry", "conductor-python",
+        "perago+telemetry", "conductor-python", "perago",
+        "conductor-python", "perago", "perago+telemetry",
+    ]  # fmt: skip
+    assert [row.tool for row in rows] == ["perago", "perago+telemetry", "conductor-python"]
+
+
+def test_round_orders_and_warm_up_size() -> None:
+    assert worker.round_orders(1) == [("perago", "conductor-python")]
+    assert worker.round_orders(2)[1] == ("conductor-python", "perago")
+    assert worker.warmup_workflows(5) == 5  # never more than a measured round
+    assert worker.warmup_workflows(120) == 50
+    assert worker.warmup_workflows(300) == 100

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from perago.bench import baselines
 from perago.bench.cli import parse_size
 from perago.bench.report import Row, ratio, rows_to_json
 from perago.cli.app import app
@@ -20,10 +21,12 @@ def test_row_json_and_ratio() -> None:
     rows = [
         Row.measured("s", "perago", 0.5, total_bytes=10**6, files=10, peak_rss_kb=2048),
         Row.measured("s", "b3sum", 1.0, total_bytes=10**6, files=10, peak_rss_kb=None),
-        Row.missing("t", "b3sum", "not installed"),
+        Row.skipped_baseline("t", "b3sum", "b3sum not found on PATH"),
     ]
     data = json.loads(rows_to_json(rows))
-    assert [set(row) for row in data] == [KEYS] * 3
+    assert [set(row) for row in data] == [KEYS, KEYS, {*KEYS, "skipped"}]
+    assert data[2]["note"] == "b3sum baseline skipped: b3sum not found on PATH"
+    assert data[2]["skipped"] == "b3sum not found on PATH"
     assert data[0]["mb_per_s"] == pytest.approx(2.0)
     assert data[0]["files_per_s"] == pytest.approx(20.0)
     assert data[0]["peak_rss_mb"] == pytest.approx(2.0)
@@ -40,7 +43,7 @@ def test_parse_size(text: str, size: int) -> None:
 def test_bench_snapshot_and_diff_json_on_a_tiny_tree(tmp_path: Path) -> None:
     runner = CliRunner()
     args = ["--files", "300", "--size", "1K", "--repeat", "1", "--work-dir", str(tmp_path)]
-    result = runner.invoke(app, ["bench", "snapshot", *args, "--no-large", "--json"])
+    result = runner.invoke(app, ["bench", "snapshot", *args, "--large-files", "0", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [(r["scenario"], r["tool"]) for r in rows] == [
@@ -50,9 +53,12 @@ def test_bench_snapshot_and_diff_json_on_a_tiny_tree(tmp_path: Path) -> None:
     ]
     b3sum = rows[1]
     if shutil.which("b3sum") is None:
-        assert b3sum["note"] == "not installed"
+        assert b3sum["note"] == f"b3sum baseline skipped: {baselines.B3SUM_MISSING}"
+        assert b3sum["skipped"] == baselines.B3SUM_MISSING
+        assert f"b3sum baseline skipped: {baselines.B3SUM_MISSING}" in result.stderr
     else:
         assert b3sum["median_s"] > 0
+    assert "snapshot-small" in result.stderr  # the table, on stderr beside the JSON
     assert rows[0]["files_per_s"] > 0
     result = runner.invoke(app, ["bench", "diff", *args, "--json"])
     assert result.exit_code == 0, result.output

@@ -123,6 +123,7 @@ def test_task_definition_is_frozen_dataclass() -> None:
         "workspace",
         "controls",
         "strict_params",
+        "metrics",
     ]
 
 
@@ -149,7 +150,7 @@ def test_read_only_task_may_carry_a_publish_budget() -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"params": Params}, {"inputKeys": ["params"]}, {"metrics": object()}, {"output": 1, "b": 2}],
+    [{"params": Params}, {"inputKeys": ["params"]}, {"output": 1, "b": 2}],
 )
 def test_unsupported_fields_are_rejected(fields: dict[str, Any]) -> None:
     names = ", ".join(sorted(fields))
@@ -298,15 +299,16 @@ def _zero() -> Output:
     raise NotImplementedError
 
 
-def _three(workspace: Path, params: Params, extra: Params) -> Output:
+def _four(workspace: Path, params: Params, metrics: Params, extra: Params) -> Output:
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("fn", [_zero, _three])
+@pytest.mark.parametrize("fn", [_zero, _four])
 def test_other_arities_are_rejected(fn: Callable[..., Any]) -> None:
     with _raises(
-        "task function must be exactly (workspace: Path, params: ParamsModel) "
-        "or (params: ParamsModel)"
+        "task function must be exactly (workspace: Path, params: ParamsModel), "
+        "(workspace: Path, params: ParamsModel, metrics: MetricRecorder), (params: ParamsModel), "
+        "or (params: ParamsModel, metrics: MetricRecorder)"
     ):
         _decorate(fn, workspace=WorkspaceSpec())
 

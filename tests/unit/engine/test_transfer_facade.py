@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from perago import _native, errors
+from perago.bench.report import Row, format_table
 from perago.bench.sizes import parse_size
-from perago.bench.transfer import Row, format_table
 from perago.engine.transfer import (
     LakeFSCredentials,
     LakeFSError,

@@ -17,6 +17,7 @@ from conductor.client.http.models.task import Task
 
 from perago.config import RuntimeConfig, host_token, slot_worker_id
 from perago.errors import CrashLoopError
+from perago.runtime.observers import AttemptObservers
 from perago.runtime.supervisor import (
     CRASH_LOOP_STARTUP_FAILURES,
     ProcessSupervisor,
@@ -180,6 +181,7 @@ class _FakeExecutor:
         )
         self.worker_id = "w0001-test"
         self.executed: list[str] = []
+        self.observers = AttemptObservers()
 
     def execute(self, sdk_task: Any) -> str:
         self.executed.append(sdk_task.task_id)

@@ -1,0 +1,197 @@
+"""``perago status``'s source: what each slot of this host's supervisor is doing right now.
+
+The process that owns the slots (the supervisor in process mode, the one worker process in
+thread mode) keeps ``<workspace_root>/.perago-status.<host token>.json`` up to date: the
+supervisor's identity, and per slot its worker id, pid, current attempt, phase and progress. The
+file is replaced atomically at most once a second (and at every start, end and phase change), so
+a reader never sees half of it and a busy fleet does not write more than it must. Worker
+processes tell their supervisor their phase and progress on the status pipe
+(``phase {json}`` lines, progress at most once a second).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from perago.attempt.identity import TaskAttempt
+from perago.host.processes import ProcessIdentity, current_process_identity, judge
+from perago.runtime.observers import FinishedAttempt, NullObserver, Progress
+
+STATUS_PHASE = "phase "
+PROGRESS_INTERVAL_S = 1.0
+WRITE_INTERVAL_S = 1.0
+
+
+def status_path(workspace_root: Path, host: str) -> Path:
+    return workspace_root / f".perago-status.{host}.json"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def attempt_fields(attempt: TaskAttempt) -> dict[str, Any]:
+    return {
+        "task_id": attempt.task_id,
+        "workflow_instance_id": attempt.workflow_instance_id,
+        "retry_count": attempt.retry_count,
+        "task_def_name": attempt.task_def_name,
+        "started": _now(),
+    }
+
+
+def progress_fields(progress: Progress) -> dict[str, Any]:
+    return {
+        "bytes_done": progress.bytes_done,
+        "bytes_total": progress.bytes_total,
+        "files_done": progress.files_done,
+        "files_total": progress.files_total,
+    }
+
+
+class StatusBoard:
+    """The status file of one supervisor (written only by the process owning the slots)."""
+
+    def __init__(
+        self, path: Path, *, module: str, mode: str, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.path = path
+        self._identity = current_process_identity(env)
+        self._header = {"module": module, "mode": mode, "started_at": _now()}
+        self._last_write = 0.0
+        self._last_slots: str | None = None
+        self._lock = threading.Lock()
+
+    def write(self, slots: list[dict[str, Any]], *, force: bool = False) -> bool:
+        """Replace the file with ``slots``; skipped (False) within a second of the last write
+        unless ``force``. Errors are swallowed: status is never worth failing a worker."""
+        now = time.monotonic()
+        rendered = json.dumps(slots, sort_keys=True)
+        with self._lock:
+            if not force and (
+                rendered == self._last_slots or now - self._last_write < WRITE_INTERVAL_S
+            ):
+                return False
+            self._last_write, self._last_slots = now, rendered
+            document = {
+                **self._header,
+                "supervisor_pid": self._identity.pid,
+                "identity": self._identity.to_json(),
+                "updated_at": _now(),
+                "slots": slots,
+            }
+            temporary = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+            try:
+                temporary.write_text(json.dumps(document), encoding="utf-8")
+                os.replace(temporary, self.path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    temporary.unlink()
+                return False
+            return True
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+class PhaseReporter(NullObserver):
+    """A supervised worker's side: phase changes at once, progress at most once a second."""
+
+    def __init__(self, send: Callable[[str], None]) -> None:
+        self._send = send
+        self._last_progress = 0.0
+
+    def _line(self, fields: dict[str, Any]) -> None:
+        self._send(STATUS_PHASE + json.dumps(fields, separators=(",", ":")))
+
+    def phase_started(self, attempt: TaskAttempt, phase: str) -> None:
+        self._line({"task_id": attempt.task_id, "phase": phase})
+
+    def progress(self, attempt: TaskAttempt, progress: Progress) -> None:
+        now = time.monotonic()
+        done = progress.bytes_done >= progress.bytes_total
+        if not done and now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        self._line(
+            {"task_id": attempt.task_id, "phase": progress.phase, **progress_fields(progress)}
+        )
+
+
+class ThreadSlots(NullObserver):
+    """Thread mode: the worker process owns its slots (threads) and writes the board itself."""
+
+    def __init__(self, board: StatusBoard, worker_id: str, threads: int) -> None:
+        self._board = board
+        self._worker_id = worker_id
+        self._threads = threads
+        self._running: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._publish(force=True)
+
+    def _publish(self, *, force: bool = False) -> None:
+        with self._lock:
+            running = list(self._running.values())
+        slots = [
+            {
+                "slot": n + 1,
+                "worker_id": self._worker_id,
+                "pid": os.getpid(),
+                "ready": True,
+                **(running[n] if n < len(running) else {}),
+            }
+            for n in range(self._threads)
+        ]
+        self._board.write(slots, force=force)
+
+    def attempt_started(self, attempt: TaskAttempt) -> None:
+        with self._lock:
+            self._running[attempt.task_id] = {"attempt": attempt_fields(attempt)}
+        self._publish(force=True)
+
+    def phase_started(self, attempt: TaskAttempt, phase: str) -> None:
+        with self._lock:
+            entry = self._running.get(attempt.task_id)
+            if entry is not None:
+                entry["phase"], entry["progress"] = phase, None
+        self._publish(force=True)
+
+    def progress(self, attempt: TaskAttempt, progress: Progress) -> None:
+        with self._lock:
+            entry = self._running.get(attempt.task_id)
+            if entry is not None:
+                entry["progress"] = progress_fields(progress)
+        self._publish()
+
+    def attempt_finished(self, finished: FinishedAttempt) -> None:
+        with self._lock:
+            self._running.pop(finished.attempt.task_id, None)
+        self._publish(force=True)
+
+
+def read_boards(workspace_root: Path, host: str | None = None) -> list[dict[str, Any]]:
+    """The status files under ``workspace_root`` (only ``host``'s when given), each with
+    ``alive``: whether its supervisor still runs (``unknown`` for another host or boot)."""
+    pattern = f".perago-status.{host}.json" if host else ".perago-status.*.json"
+    boards = []
+    for path in sorted(workspace_root.glob(pattern)):
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(document, dict):
+            continue
+        identity = ProcessIdentity.from_json(document.get("identity"))
+        document["alive"] = judge(identity) if identity is not None else "unknown"
+        document["path"] = str(path)
+        boards.append(document)
+    return boards

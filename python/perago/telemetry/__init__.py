@@ -1,0 +1,1 @@
+"""Metrics and traces of the runtime (OpenTelemetry): settings, providers, the attempt observer."""
