@@ -51,6 +51,7 @@ from perago.engine.transfer import TransferProgress
 from perago.errors import PeragoError
 from perago.lakefs.client import LakeFSError
 from perago.lakefs.workspace import LakeFSWorkspaceRuntime
+from perago.metrics.api import DiscardingMetricRecorder, MetricRecorder, TaskAttemptMetricContext
 
 __all__ = ["parse_lakefs_target", "run_command"]
 
@@ -135,7 +136,10 @@ def _run(
         if workspace is not None or lakefs is not None:
             raise RunUsageError(f"{module} is workspace-free; drop --workspace/--lakefs")
         return run_workspace_free_task_attempt(
-            task, {"params": params}, failure_reason_max_length=config.failure_reason_max_length
+            task,
+            {"params": params},
+            failure_reason_max_length=config.failure_reason_max_length,
+            metrics=_local_recorder(task, _local_attempt(task, {"params": params})),
         )
     if lakefs is not None:
         return _run_on_lakefs(
@@ -300,6 +304,23 @@ def _run_attempt(
         complete_noop_workspace=complete_noop,
         failure_reason_max_length=config.failure_reason_max_length,
         stats=AttemptStats(),
+        metrics=_local_recorder(task, attempt),
+    )
+
+
+def _local_recorder(task: TaskDefinition, attempt: TaskAttempt) -> MetricRecorder | None:
+    """A local run exports nothing: a metrics-enabled body records into a discarding recorder."""
+    if not task.has_metrics:
+        return None
+    return DiscardingMetricRecorder(
+        TaskAttemptMetricContext(
+            task_name=task.name,
+            task_id=attempt.task_id,
+            workflow_instance_id=attempt.workflow_instance_id,
+            execution_id=attempt.execution_id or "",
+            worker_id="local",
+            retry_count=attempt.retry_count,
+        )
     )
 
 

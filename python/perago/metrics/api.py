@@ -10,6 +10,7 @@ series per attempt. Labels a body passes under those names are dropped with a wa
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -64,10 +65,19 @@ class RuntimeMetricContext:
     perago_instance_id: str | None = None
 
 
-def _checked_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError("metric name must be a non-empty string")
-    return name
+# OpenTelemetry's instrument-name rule, applied to the full name (with its prefix) by every
+# recorder alike, so a name the in-memory recorder of a unit test accepts also works in a worker.
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/]{0,254}")
+
+
+def _checked_name(name: object, prefix: str) -> str:
+    full = prefix + name if isinstance(name, str) else ""
+    if not isinstance(name, str) or not name or _NAME_RE.fullmatch(full) is None:
+        raise ValueError(
+            f"metric name {name!r} must contain only ASCII letters, digits, '_', '.', '-' or '/' "
+            "(at most 255 characters with its prefix)"
+        )
+    return full
 
 
 def _merged_labels(
@@ -118,17 +128,17 @@ class MetricRecorder(ABC):
     def histogram(
         self, name: str, value: float, *, labels: Mapping[str, object] | None = None
     ) -> None:
-        full = APP_PREFIX + _checked_name(name)
+        full = _checked_name(name, APP_PREFIX)
         self._record("histogram", full, float(value), self._application_labels(full, labels))
 
     def gauge(self, name: str, value: float, *, labels: Mapping[str, object] | None = None) -> None:
-        full = APP_PREFIX + _checked_name(name)
+        full = _checked_name(name, APP_PREFIX)
         self._record("gauge", full, float(value), self._application_labels(full, labels))
 
     @contextmanager
     def timer(self, name: str, *, labels: Mapping[str, object] | None = None) -> Iterator[None]:
         """Record the seconds the block took as a histogram sample (also when it raises)."""
-        full = APP_PREFIX + _checked_name(name)
+        full = _checked_name(name, APP_PREFIX)
         resolved = self._application_labels(full, labels)
         started = time.perf_counter()
         try:
@@ -153,7 +163,7 @@ class MetricRecorder(ABC):
         context: RuntimeMetricContext,
         labels: Mapping[str, object] | None = None,
     ) -> None:
-        full = RUNTIME_PREFIX + _checked_name(name)
+        full = _checked_name(name, RUNTIME_PREFIX)
         self._record("histogram", full, float(value), self._runtime_labels(context, labels, full))
 
     def runtime_gauge(
@@ -164,7 +174,7 @@ class MetricRecorder(ABC):
         context: RuntimeMetricContext,
         labels: Mapping[str, object] | None = None,
     ) -> None:
-        full = RUNTIME_PREFIX + _checked_name(name)
+        full = _checked_name(name, RUNTIME_PREFIX)
         self._record("gauge", full, float(value), self._runtime_labels(context, labels, full))
 
     @contextmanager
@@ -175,10 +185,21 @@ class MetricRecorder(ABC):
         context: RuntimeMetricContext,
         labels: Mapping[str, object] | None = None,
     ) -> Iterator[None]:
-        full = RUNTIME_PREFIX + _checked_name(name)
+        full = _checked_name(name, RUNTIME_PREFIX)
         resolved = self._runtime_labels(context, labels, full)
         started = time.perf_counter()
         try:
             yield
         finally:
             self._record("histogram", full, time.perf_counter() - started, resolved)
+
+
+class DiscardingMetricRecorder(MetricRecorder):
+    """What a metrics-enabled task's body gets when nothing is exported (``OTEL_SDK_DISABLED``,
+    ``perago run``): every call is checked as usual and its sample dropped."""
+
+    def _bound(self, context: TaskAttemptMetricContext) -> DiscardingMetricRecorder:
+        return DiscardingMetricRecorder(context)
+
+    def _record(self, kind: str, name: str, value: float, labels: dict[str, str]) -> None:
+        return None

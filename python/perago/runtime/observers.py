@@ -3,7 +3,8 @@
 The worker tells one :class:`AttemptObservers` when an attempt starts, when each phase starts and
 ends, how far a transfer got, and when the attempt finished. Each observer is independent; none
 can fail or slow down an attempt: an observer that raises is logged (once per kind of event) and
-skipped from then on for that event kind.
+skipped from then on for that event kind, except the attempt's end, which every observer is
+always told (so per-attempt state is released).
 
 Transfers report progress from the thread that runs the attempt (the native core calls back on
 the caller's thread), so the attempt a progress report belongs to is the one this thread runs.
@@ -113,9 +114,16 @@ class AttemptObservers:
         ]
 
     def _failed(self, index: int, event: str, observer: object, exc: Exception) -> None:
+        # The end of an attempt is always told (an observer holding per-attempt state must get
+        # the chance to release it); a failure there is logged once.
+        if (index, event) in self._broken:
+            return
         self._broken.add((index, event))
+        skipped = (
+            "" if event == "attempt_finished" else "; it is skipped for this event from now on"
+        )
         logger.bind(observer=type(observer).__name__, event=event, error=str(exc)).warning(
-            "attempt observer failed; it is skipped for this event from now on"
+            "attempt observer failed" + skipped
         )
 
     def attempt_started(self, attempt: TaskAttempt) -> None:
@@ -169,7 +177,7 @@ class AttemptObservers:
     def attempt_finished(self, finished: FinishedAttempt) -> None:
         if self._running.attempt is finished.attempt:
             self._running.attempt, self._running.phase = None, None
-        for index, observer in self._each("attempt_finished"):
+        for index, observer in enumerate(self._observers):
             try:
                 observer.attempt_finished(finished)
             except Exception as exc:

@@ -136,22 +136,36 @@ class ThreadSlots(NullObserver):
         self._threads = threads
         self._running: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._dirty = threading.Event()
         self._publish(force=True)
+        # Phase changes and progress are coalesced: written by this thread within a second.
+        threading.Thread(target=self._flush_loop, name="perago-status", daemon=True).start()
+
+    def _flush_loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            time.sleep(WRITE_INTERVAL_S)
+            self._dirty.clear()
+            self._publish(force=True)
 
     def _publish(self, *, force: bool = False) -> None:
+        if not force:
+            self._dirty.set()
+            return
+        # Written under the lock, so an older picture never replaces a newer one.
         with self._lock:
             running = list(self._running.values())
-        slots = [
-            {
-                "slot": n + 1,
-                "worker_id": self._worker_id,
-                "pid": os.getpid(),
-                "ready": True,
-                **(running[n] if n < len(running) else {}),
-            }
-            for n in range(self._threads)
-        ]
-        self._board.write(slots, force=force)
+            slots = [
+                {
+                    "slot": n + 1,
+                    "worker_id": self._worker_id,
+                    "pid": os.getpid(),
+                    "ready": True,
+                    **(running[n] if n < len(running) else {}),
+                }
+                for n in range(self._threads)
+            ]
+            self._board.write(slots, force=force)
 
     def attempt_started(self, attempt: TaskAttempt) -> None:
         with self._lock:
@@ -163,7 +177,7 @@ class ThreadSlots(NullObserver):
             entry = self._running.get(attempt.task_id)
             if entry is not None:
                 entry["phase"], entry["progress"] = phase, None
-        self._publish(force=True)
+        self._publish()
 
     def progress(self, attempt: TaskAttempt, progress: Progress) -> None:
         with self._lock:

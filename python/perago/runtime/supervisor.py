@@ -514,14 +514,13 @@ class ProcessSupervisor:
                 with contextlib.suppress(ValueError):
                     fields = json.loads(line.removeprefix(STATUS_PHASE))
                     if isinstance(fields, dict):
-                        changed = fields.get("phase") != slot.phase
                         slot.phase = fields.get("phase")
                         slot.progress = {
                             key: fields[key]
                             for key in ("bytes_done", "bytes_total", "files_done", "files_total")
                             if key in fields
                         } or None
-                        self._publish_status(force=changed)
+                        self._publish_status()  # coalesced: at most one write a second
             elif line.startswith(STATUS_METRICS):
                 port = line.removeprefix(STATUS_METRICS)
                 slot.metrics_port = int(port) if port.isdigit() else None
@@ -642,6 +641,27 @@ class ProcessSupervisor:
                 flush=True,
             )
 
+    def _wait_reading_status(self, process: subprocess.Popen[bytes], timeout: float | None) -> int:
+        """Wait for ``process`` to exit while reading every worker's status pipe: a draining
+        worker blocked on a full pipe would otherwise never exit."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            code = process.poll()
+            if code is not None:
+                return code
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise subprocess.TimeoutExpired(process.args, timeout or 0.0)
+            wait = _MONITOR_TICK if remaining is None else min(_MONITOR_TICK, remaining)
+            fds = [slot.status_fd for slot in self.slots if slot.status_fd is not None]
+            if fds:
+                with contextlib.suppress(InterruptedError):
+                    select.select(fds, [], [], wait)
+            else:
+                time.sleep(wait)
+            for slot in self.slots:
+                self._read_status(slot)
+
     def _publish_status(self, *, force: bool = False) -> None:
         if self.board is None:
             return
@@ -715,7 +735,7 @@ class ProcessSupervisor:
             assert process is not None
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                code = process.wait(timeout=timeout)
+                code = self._wait_reading_status(process, timeout)
             except subprocess.TimeoutExpired:
                 logger.bind(
                     child_worker_id=slot.spec.worker_id,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import sys
 import threading
@@ -54,7 +55,7 @@ from perago.config import (
 )
 from perago.definition.decorator import TaskDefinition, load_module_task
 from perago.errors import ConductorTaskError
-from perago.metrics.api import MetricRecorder, TaskAttemptMetricContext
+from perago.metrics.api import DiscardingMetricRecorder, MetricRecorder, TaskAttemptMetricContext
 from perago.runtime.console import install_console_sink
 from perago.runtime.logs import install_jsonl_sink
 from perago.runtime.observers import AttemptObservers, FinishedAttempt
@@ -467,6 +468,7 @@ class AttemptExecutor:
             # termination. The supervisor restarts this slot immediately and GC removes the
             # attempt directory of this (then dead) pid.
             logger.complete()
+            _flush_telemetry()  # os._exit skips atexit: export this attempt's span and series
             os._exit(EXIT_DEADLINE)
 
 
@@ -492,6 +494,14 @@ def worker_observers(
     if slots is not None:
         observers.add(slots)
     return observers
+
+
+def _flush_telemetry() -> None:
+    from perago.telemetry.providers import started_telemetry
+
+    telemetry = started_telemetry()
+    if telemetry is not None:
+        telemetry.flush()
 
 
 def _withhold_credentials_from_bodies(config: RuntimeConfig) -> list[str]:
@@ -545,6 +555,19 @@ class _StatusChannel:
     @property
     def connected(self) -> bool:
         return self._fd is not None
+
+    def send_if_room(self, line: str) -> None:
+        """Send ``line`` only if the pipe has room now (phase and progress news: worth less than
+        never blocking an attempt on a supervisor that is not reading)."""
+        with self._lock:
+            if self._fd is None:
+                return
+            try:
+                _, writable, _ = select.select([], [self._fd], [], 0)
+            except (OSError, ValueError):
+                return
+        if writable:
+            self.send(line)
 
     def send(self, line: str) -> None:
         with self._lock:
@@ -741,7 +764,7 @@ def run_worker(
             runtime.worker_id,
             client,
             telemetry,
-            status=status.send if status.connected else None,
+            status=status.send_if_room if status.connected else None,
             slots=(
                 ThreadSlots(status_board, runtime.worker_id, thread_count)
                 if status_board is not None
@@ -757,7 +780,13 @@ def run_worker(
             exit_on_deadline=exit_on_deadline,
             workspace_runtime=_build_workspace_runtime(task, config, client, observers),
             observers=observers,
-            metrics_recorder=telemetry.recorder if telemetry is not None else None,
+            metrics_recorder=(
+                telemetry.recorder
+                if telemetry is not None
+                else DiscardingMetricRecorder()
+                if task.has_metrics
+                else None
+            ),
         )
     except Exception as exc:
         cause = f"{type(exc).__name__}: {exc}"

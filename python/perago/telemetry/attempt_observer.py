@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
     from opentelemetry.trace import Span, Tracer
 
-FENCE_FAILURES = frozenset({"StaleAttemptError", "PublishFenceError"})
+# The fence's refusals, by class name (the result keeps only the name): StaleAttemptError and its
+# AttemptEndedError (a branch move refused after the attempt's end), PublishFenceError.
+FENCE_FAILURES = frozenset({"StaleAttemptError", "AttemptEndedError", "PublishFenceError"})
 ATTEMPT_SPAN = "perago.attempt"
 PHASE_SPAN_PREFIX = "perago.phase."
 
@@ -48,7 +50,12 @@ class _Open:
     def __init__(self, span: Span | None) -> None:
         self.span = span
         self.phases: dict[str, Span] = {}
-        self.last_phase: str | None = None
+        # The phase whose end carried the attempt's error (the fence refusal's phase).
+        self.failed_phase: str | None = None
+
+
+def _key(attempt: TaskAttempt) -> tuple[str, str]:
+    return attempt.task_id, attempt.execution_id or ""
 
 
 class AttemptTelemetry(NullObserver):
@@ -71,7 +78,7 @@ class AttemptTelemetry(NullObserver):
         if instance_id:
             self._labels["perago_instance_id"] = instance_id
         self._instruments = series.AttemptInstruments.create(meter)
-        self._open: dict[int, _Open] = {}
+        self._open: dict[tuple[str, str], _Open] = {}
         self._lock = threading.Lock()
         self._busy = 0
         self._capacity = capacity
@@ -117,23 +124,22 @@ class AttemptTelemetry(NullObserver):
                 },
             )
         with self._lock:
-            self._open[id(attempt)] = _Open(span)
+            self._open[_key(attempt)] = _Open(span)
             self._busy += 1
 
     def phase_started(self, attempt: TaskAttempt, phase: str) -> None:
-        opened = self._open.get(id(attempt))
-        if opened is None:
-            return
-        opened.last_phase = phase
-        if opened.span is None or self._tracer is None:
+        opened = self._open.get(_key(attempt))
+        if opened is None or opened.span is None or self._tracer is None:
             return
         from opentelemetry import trace
 
-        opened.phases[phase] = self._tracer.start_span(
+        span = self._tracer.start_span(
             PHASE_SPAN_PREFIX + phase,
             context=trace.set_span_in_context(opened.span),
             attributes={"perago.phase": phase},
         )
+        with self._lock:
+            opened.phases[phase] = span
 
     def phase_ended(
         self, attempt: TaskAttempt, phase: str, seconds: float, error: BaseException | None
@@ -144,27 +150,33 @@ class AttemptTelemetry(NullObserver):
         operation = series.IO_OPERATIONS.get(phase)
         if operation is not None and self._spec.workspace_io:
             self._instruments.io_duration.record(seconds, {**self._labels, "operation": operation})
-        opened = self._open.get(id(attempt))
-        span = opened.phases.pop(phase, None) if opened is not None else None
+        with self._lock:
+            opened = self._open.get(_key(attempt))
+            span = opened.phases.pop(phase, None) if opened is not None else None
+            if opened is not None and error is not None and opened.failed_phase is None:
+                opened.failed_phase = phase
         if span is None:
             return
         if error is not None:
             from opentelemetry.trace import Status, StatusCode
 
-            span.record_exception(error)
+            # The class only: an exception's message may hold paths or URLs, and spans leave
+            # the host (the JSONL log has the full text).
+            span.add_event("exception", {"exception.type": type(error).__name__})
             span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         span.end()
 
     def attempt_finished(self, finished: FinishedAttempt) -> None:
         with self._lock:
-            opened = self._open.pop(id(finished.attempt), None)
+            opened = self._open.pop(_key(finished.attempt), None)
             if opened is not None:
                 self._busy -= 1
+            unended = list(opened.phases.values()) if opened is not None else []
         self._record(finished, opened)
         if opened is None or opened.span is None:
             return
         span = opened.span
-        for phase_span in opened.phases.values():  # a phase an overdue attempt never ended
+        for phase_span in unended:  # a phase an overdue attempt never ended
             phase_span.end()
         stats = finished.stats
         span.set_attribute("perago.outcome", finished.result.status)
@@ -197,7 +209,7 @@ class AttemptTelemetry(NullObserver):
             instruments.attempt_duration.record(finished.seconds, outcome)
             instruments.attempts.add(1, outcome)
             if failure in FENCE_FAILURES:
-                phase = opened.last_phase if opened is not None else None
+                phase = opened.failed_phase if opened is not None else None
                 instruments.fence_refusals.add(1, {**self._labels, "phase": phase or ""})
         if not self._spec.workspace_io:
             return

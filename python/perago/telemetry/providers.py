@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,12 @@ DURATION_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
     600.0, 1800.0, 3600.0, 7200.0,
 )  # fmt: skip
+# At exit (and before the deadline exit) each provider gets this long to export what is pending.
+FLUSH_BUDGET_MS = 2000
+# Each export request's own timeout unless OTEL_EXPORTER_OTLP_METRICS_TIMEOUT says otherwise.
+DEFAULT_EXPORT_TIMEOUT_S = 5.0
+# The SDK's own warnings (export failures, full span queue) at most once a minute each.
+SDK_LOG_INTERVAL_S = 60.0
 # Bytes: 1 KiB .. 1 TiB by powers of 4.
 BYTE_BUCKETS = tuple(float(1024 * 4**n) for n in range(16))
 
@@ -47,17 +55,38 @@ class Telemetry:
     tracer: Tracer | None
     prometheus_port: int | None = None
 
+    def flush(self, timeout_millis: int = FLUSH_BUDGET_MS) -> None:
+        """Export what is pending now, within ``timeout_millis`` per provider (before an exit
+        that skips ``atexit``: the deadline watchdog's)."""
+        for provider in (self.tracer_provider, self.meter_provider):
+            if provider is not None:
+                with contextlib.suppress(Exception):
+                    provider.force_flush(timeout_millis=timeout_millis)
+
     def shutdown(self) -> None:
-        """Flush what is pending (bounded by the exporters' timeouts) and stop the exporters."""
+        """Flush what is pending and stop the exporters, within a bounded budget: a collector
+        that is down must not hold up a drained worker's exit (nor trip the supervisor's
+        force-kill deadline)."""
+        self.flush()
         for provider in (self.tracer_provider, self.meter_provider):
             if provider is not None:
                 # Telemetry must never fail a process's exit.
                 with contextlib.suppress(Exception):
-                    provider.shutdown()
+                    if provider is self.meter_provider:
+                        self.meter_provider.shutdown(timeout_millis=FLUSH_BUDGET_MS)
+                    else:
+                        provider.shutdown()
 
 
 # The process's one Telemetry, once started.
 _STARTED: dict[str, Telemetry] = {}
+
+
+def started_telemetry() -> Telemetry | None:
+    """This process's Telemetry, if it started one."""
+    return _STARTED.get("process")
+
+
 _lock = threading.Lock()
 
 
@@ -81,8 +110,45 @@ def _secret_headers(headers: dict[str, Any]) -> dict[str, str]:
     return {name: value.get_secret_value() for name, value in headers.items()}
 
 
-def _timeout_seconds(config: MetricsConfig) -> float | None:
-    return config.timeout_millis / 1000.0 if config.timeout_millis else None
+def _timeout_seconds(config: MetricsConfig) -> float:
+    # Always explicit: without it the SDK would read OTEL_EXPORTER_OTLP_TIMEOUT from os.environ.
+    return config.timeout_millis / 1000.0 if config.timeout_millis else DEFAULT_EXPORT_TIMEOUT_S
+
+
+class _OncePerInterval(logging.Filter):
+    """Lets one record of each message through per interval: a collector that is down (or a
+    full span queue) would otherwise print a line per export or per dropped span."""
+
+    def __init__(self, interval: float = SDK_LOG_INTERVAL_S) -> None:
+        super().__init__()
+        self._interval = interval
+        self._last: dict[tuple[str, object], float] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval:
+                return False
+            self._last[key] = now
+        return True
+
+
+def _quiet_sdk_logs() -> None:
+    """The SDK's records (every ``opentelemetry.*`` logger propagates to this one) go to one
+    stderr handler of ours, rate-limited, in the console's style."""
+    sdk_logger = logging.getLogger("opentelemetry")
+    if any(getattr(h, "perago", False) for h in sdk_logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.perago = True  # type: ignore[attr-defined]
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(_OncePerInterval())
+    handler.setFormatter(logging.Formatter("perago: warning: opentelemetry: %(message)s"))
+    sdk_logger.addHandler(handler)
+    sdk_logger.propagate = False
 
 
 def start_telemetry(
@@ -106,6 +172,7 @@ def start_telemetry(
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import MetricReader
 
+        _quiet_sdk_logs()
         resource = _resource(config, service_instance, role)
         readers: list[MetricReader] = []
         if config.endpoint is not None:

@@ -8,7 +8,7 @@ from perago.config import RuntimeConfig, ca_bundle
 from perago.definition.decorator import TaskDefinition
 from perago.errors import RuntimeConfigError
 from perago.metrics.api import MetricRecorder
-from perago.metrics.settings import INSTANCE_ID, METRICS_ENDPOINT, MetricsConfig
+from perago.metrics.settings import INSTANCE_ID, METRICS_ENDPOINT, SDK_DISABLED, MetricsConfig
 from perago.runtime.worker_protocol import METRICS_AGGREGATED_ENV, STATUS_METRICS
 from perago.telemetry.attempt_observer import AttemptTelemetry
 
@@ -16,7 +16,7 @@ from perago.telemetry.attempt_observer import AttemptTelemetry
 def check_metrics_requirements(task: TaskDefinition, config: RuntimeConfig) -> None:
     """What a metrics-enabled task needs before it can start (perago 0.6's two errors)."""
     spec = task.metrics
-    if spec is None:
+    if spec is None or sdk_disabled(config):
         return
     metrics = config.metrics
     if metrics is None or not metrics.exports_metrics:
@@ -25,6 +25,11 @@ def check_metrics_requirements(task: TaskDefinition, config: RuntimeConfig) -> N
         raise RuntimeConfigError(
             f"{INSTANCE_ID} is required when worker_capacity metrics are enabled"
         )
+
+
+def sdk_disabled(config: RuntimeConfig) -> bool:
+    """``OTEL_SDK_DISABLED=true``: nothing is exported and bodies get a discarding recorder."""
+    return config.merged_env.get(SDK_DISABLED, "").strip().lower() == "true"
 
 
 class WorkerTelemetry:

@@ -146,3 +146,12 @@ def test_both_metrics_signatures_are_accepted() -> None:
     )
     assert free.__perago_task__.has_metrics  # type: ignore[attr-defined]
     assert ws.__perago_task__.has_workspace  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["bad name", "", "x" * 252, "é", "a b"])
+def test_names_opentelemetry_would_refuse_are_refused_by_every_recorder(name: str) -> None:
+    from perago.metrics.api import DiscardingMetricRecorder
+
+    for recorder in (InMemoryMetricRecorder(CONTEXT), DiscardingMetricRecorder(CONTEXT)):
+        with pytest.raises(ValueError, match="must contain only ASCII letters"):
+            recorder.histogram(name, 1)

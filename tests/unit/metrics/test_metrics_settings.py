@@ -121,3 +121,17 @@ def test_a_metrics_port_alone_exports_metrics_but_no_traces() -> None:
     assert config is not None
     assert config.exports_metrics
     assert not config.exports_traces
+
+
+def test_collector_tokens_are_withheld_from_task_bodies() -> None:
+    from perago.config import body_environment_removals
+
+    env = {
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=x",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "authorization=y",
+        "OTEL_SERVICE_NAME": "kept",
+    }
+    assert body_environment_removals(env) == [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    ]
