@@ -257,8 +257,20 @@ def test_a_poison_task_is_quarantined_while_the_others_complete(
     assert [t["status"] for t in tasks] == ["TIMED_OUT"] * 3 + ["FAILED_WITH_TERMINAL_ERROR"]
     assert tasks[-1]["reasonForIncompletion"] == "quarantined: killed its worker 3 times"
     assert {s["status"] for s in completed} == {"COMPLETED"}
-    warning = [line for line in err.splitlines() if "quarantined: killed its worker" in line]
+    # The supervisor's quarantine warning once, and the console's line for the failed attempt.
+    warning = [
+        line
+        for line in err.splitlines()
+        if line.startswith("warning: task") and "quarantined: killed its worker" in line
+    ]
     assert len(warning) == 1
+    console = [
+        line
+        for line in err.splitlines()
+        if line.startswith("perago: FAILED_WITH_TERMINAL_ERROR task ")
+        and "TaskQuarantined: quarantined: killed its worker 3 times" in line
+    ]
+    assert len(console) == 1, err
     assert warning[0].startswith(f"warning: task {tasks[0]['referenceTaskName']} of workflow ")
     (quarantined,) = project.events("task quarantined")
     assert quarantined["workflow_instance_id"] == poison
