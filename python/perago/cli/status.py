@@ -13,16 +13,9 @@ import typer
 
 from perago.cli.support import cli_errors
 from perago.config import host_token, load_runtime_config
+from perago.runtime.console import human_size
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON array of supervisors.")
-
-
-def _size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"
 
 
 def _progress(progress: dict[str, Any] | None) -> str:
@@ -31,7 +24,7 @@ def _progress(progress: dict[str, Any] | None) -> str:
     done, total = progress.get("bytes_done", 0), progress.get("bytes_total", 0)
     share = f"{100.0 * done / total:.0f}% " if total else ""
     files = f", {progress.get('files_done', 0)} of {progress.get('files_total', 0)} files"
-    return f" {share}({_size(done)} of {_size(total)}{files})"
+    return f" {share}({human_size(done)} of {human_size(total)}{files})"
 
 
 def slot_line(slot: dict[str, Any]) -> str:

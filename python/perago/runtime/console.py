@@ -25,7 +25,7 @@ _TEXT_INFO = frozenset({STARTED, ATTEMPT_FINISHED, "supervisor draining workers"
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 
 
-def _size(count: int) -> str:
+def human_size(count: float) -> str:
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
@@ -46,10 +46,10 @@ def attempt_line(extra: Mapping[str, Any]) -> str:
     moved = []
     if extra.get("files_downloaded"):
         down = extra["files_downloaded"]
-        moved.append(f"down {_files(down)} {_size(int(extra.get('bytes_downloaded', 0)))}")
+        moved.append(f"down {_files(down)} {human_size(int(extra.get('bytes_downloaded', 0)))}")
     if extra.get("files_uploaded") or extra.get("objects_deleted"):
         up = f"up {_files(extra.get('files_uploaded', 0))}"
-        up += f" {_size(int(extra.get('bytes_uploaded', 0)))}"
+        up += f" {human_size(int(extra.get('bytes_uploaded', 0)))}"
         if extra.get("objects_deleted"):
             up += f", {extra['objects_deleted']} deleted"
         moved.append(up)
