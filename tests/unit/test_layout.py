@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "host": set(),
     "metrics": {"errors"},
     "config": {"errors", "host", "metrics"},
-    "definition": {"errors", "metrics"},
+    "definition": {"errors", "host", "metrics"},
     "engine": {"_native", "errors"},
     "attempt": {"definition", "engine", "host", "errors", "metrics"},
     "lakefs": {"attempt", "definition", "engine", "config", "errors", "host"},

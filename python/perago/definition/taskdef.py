@@ -26,6 +26,7 @@ from pydantic.errors import PydanticUserError
 from perago.definition.decorator import TaskDefinition
 from perago.definition.workspace import WorkspaceInput, WorkspaceOutput
 from perago.errors import TaskDefinitionError
+from perago.host.secure_files import replace_file
 
 __all__ = [
     "TASKDEF_SCHEMA_TYPE",
@@ -439,10 +440,5 @@ def write_taskdef(task: TaskDefinition, output: str | os.PathLike[str]) -> Path:
         raise ValueError("output must be a JSON file path, not a directory")
     text = json.dumps(build_taskdef(task), indent=2) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    replace_file(path, text)
     return path

@@ -5,6 +5,10 @@
   leftover or a symlink planted at the temporary path is never reused or written through), is
   fsynced and then renamed over the target. Readers see the old or the new file, never half of
   one, and the new file is never readable by anyone else, whatever the umask or old file said.
+* ``replace_file`` is the same atomic replacement for files others may read (status, locks,
+  TaskDefs), with a mode of the caller's choosing and no fsync unless asked;
+  ``remove_leftover_temporaries`` removes the temporary files of writers killed between the write
+  and the rename (only those old enough that no live writer can still be using them).
 * ``ensure_private_directory`` is ``mkdir -p`` whose new directories are 0700.
 * ``unsafe_directory_reason`` says why a directory must not be trusted with perago's files (a
   symlink, owned by another user, or writable by others without the sticky bit).
@@ -15,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import secrets
 import stat
+import time
 from pathlib import Path
 
 __all__ = [
@@ -25,6 +31,8 @@ __all__ = [
     "PRIVATE_FILE_MODE",
     "ensure_private_directory",
     "open_private_append",
+    "remove_leftover_temporaries",
+    "replace_file",
     "unsafe_directory_reason",
     "write_private_file",
 ]
@@ -42,13 +50,17 @@ def _temp_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
 
 
-def _create_exclusive(target: Path) -> tuple[int, Path]:
-    """A brand-new 0600 file next to ``target``; an existing name (file or link) is skipped."""
+# A write and its rename take milliseconds; a temporary file this old lost its writer.
+LEFTOVER_TEMPORARY_AGE_S = 60.0
+
+
+def _create_exclusive(target: Path, mode: int = PRIVATE_FILE_MODE) -> tuple[int, Path]:
+    """A brand-new file next to ``target``; an existing name (file or link) is skipped."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
     for _ in range(_TEMP_ATTEMPTS):
         candidate = _temp_name(target)
         try:
-            return os.open(candidate, flags, PRIVATE_FILE_MODE), candidate
+            return os.open(candidate, flags, mode), candidate
         except FileExistsError:
             continue
     raise FileExistsError(f"could not create a temporary file next to {target}")
@@ -73,17 +85,29 @@ def write_private_file(path: Path, data: bytes | str) -> None:
 
     A symlink at ``path`` itself is replaced by the new file, never written through.
     """
+    replace_file(path, data, mode=PRIVATE_FILE_MODE, durable=True)
+
+
+def replace_file(
+    path: Path, data: bytes | str, *, mode: int = 0o644, durable: bool = False
+) -> None:
+    """Atomically replace ``path`` by ``data`` with exactly ``mode``; fsynced when ``durable``.
+
+    The temporary file is removed on any failure (a kill between the write and the rename
+    leaves one for ``remove_leftover_temporaries``).
+    """
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, temporary = _create_exclusive(path)
+    fd, temporary = _create_exclusive(path, mode)
     try:
         try:
-            # The umask can only take bits away; make the mode exactly 0600 anyway.
-            os.fchmod(fd, PRIVATE_FILE_MODE)
+            # The umask can only take bits away; make the mode exact anyway.
+            os.fchmod(fd, mode)
             view = memoryview(payload)
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temporary, path)
@@ -91,7 +115,29 @@ def write_private_file(path: Path, data: bytes | str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    _fsync_directory(path.parent)
+    if durable:
+        _fsync_directory(path.parent)
+
+
+def remove_leftover_temporaries(
+    path: Path, *, older_than: float = LEFTOVER_TEMPORARY_AGE_S, now: float | None = None
+) -> list[Path]:
+    """Remove the temporary files of ``replace_file(path)`` older than ``older_than`` seconds."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    except OSError:
+        return removed
+    for candidate in candidates:
+        try:
+            if now - candidate.lstat().st_mtime < older_than:
+                continue
+            candidate.unlink()
+        except OSError:
+            continue
+        removed.append(candidate)
+    return removed
 
 
 def ensure_private_directory(path: Path) -> list[Path]:

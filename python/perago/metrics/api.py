@@ -14,7 +14,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from loguru import logger
@@ -128,23 +128,23 @@ class MetricRecorder(ABC):
     def histogram(
         self, name: str, value: float, *, labels: Mapping[str, object] | None = None
     ) -> None:
-        full = _checked_name(name, APP_PREFIX)
-        self._record("histogram", full, float(value), self._application_labels(full, labels))
+        self._application("histogram", name, value, labels)
 
     def gauge(self, name: str, value: float, *, labels: Mapping[str, object] | None = None) -> None:
-        full = _checked_name(name, APP_PREFIX)
-        self._record("gauge", full, float(value), self._application_labels(full, labels))
+        self._application("gauge", name, value, labels)
 
-    @contextmanager
-    def timer(self, name: str, *, labels: Mapping[str, object] | None = None) -> Iterator[None]:
+    def timer(
+        self, name: str, *, labels: Mapping[str, object] | None = None
+    ) -> AbstractContextManager[None]:
         """Record the seconds the block took as a histogram sample (also when it raises)."""
         full = _checked_name(name, APP_PREFIX)
-        resolved = self._application_labels(full, labels)
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._record("histogram", full, time.perf_counter() - started, resolved)
+        return self._timed(full, self._application_labels(full, labels))
+
+    def _application(
+        self, kind: str, name: str, value: float, labels: Mapping[str, object] | None
+    ) -> None:
+        full = _checked_name(name, APP_PREFIX)
+        self._record(kind, full, float(value), self._application_labels(full, labels))
 
     @staticmethod
     def _runtime_labels(
@@ -163,8 +163,7 @@ class MetricRecorder(ABC):
         context: RuntimeMetricContext,
         labels: Mapping[str, object] | None = None,
     ) -> None:
-        full = _checked_name(name, RUNTIME_PREFIX)
-        self._record("histogram", full, float(value), self._runtime_labels(context, labels, full))
+        self._runtime("histogram", name, value, context, labels)
 
     def runtime_gauge(
         self,
@@ -174,24 +173,36 @@ class MetricRecorder(ABC):
         context: RuntimeMetricContext,
         labels: Mapping[str, object] | None = None,
     ) -> None:
-        full = _checked_name(name, RUNTIME_PREFIX)
-        self._record("gauge", full, float(value), self._runtime_labels(context, labels, full))
+        self._runtime("gauge", name, value, context, labels)
 
-    @contextmanager
     def runtime_timer(
         self,
         name: str,
         *,
         context: RuntimeMetricContext,
         labels: Mapping[str, object] | None = None,
-    ) -> Iterator[None]:
+    ) -> AbstractContextManager[None]:
         full = _checked_name(name, RUNTIME_PREFIX)
-        resolved = self._runtime_labels(context, labels, full)
+        return self._timed(full, self._runtime_labels(context, labels, full))
+
+    def _runtime(
+        self,
+        kind: str,
+        name: str,
+        value: float,
+        context: RuntimeMetricContext,
+        labels: Mapping[str, object] | None,
+    ) -> None:
+        full = _checked_name(name, RUNTIME_PREFIX)
+        self._record(kind, full, float(value), self._runtime_labels(context, labels, full))
+
+    @contextmanager
+    def _timed(self, full: str, labels: dict[str, str]) -> Iterator[None]:
         started = time.perf_counter()
         try:
             yield
         finally:
-            self._record("histogram", full, time.perf_counter() - started, resolved)
+            self._record("histogram", full, time.perf_counter() - started, labels)
 
 
 class DiscardingMetricRecorder(MetricRecorder):

@@ -3,8 +3,9 @@
 The worker tells one :class:`AttemptObservers` when an attempt starts, when each phase starts and
 ends, how far a transfer got, and when the attempt finished. Each observer is independent; none
 can fail or slow down an attempt: an observer that raises is logged (once per kind of event) and
-skipped from then on for that event kind, except the attempt's end, which every observer is
-always told (so per-attempt state is released).
+skipped from then on for that event kind, except the attempt's end (and, for an attempt reported
+at its deadline while its body still runs, the later release of its slot), which every observer
+is always told (so per-attempt state is released).
 
 Transfers report progress from the thread that runs the attempt (the native core calls back on
 the caller's thread), so the attempt a progress report belongs to is the one this thread runs.
@@ -50,6 +51,9 @@ class FinishedAttempt:
     published_ref: str | None = None
     # The exception class the attempt failed with ("TimeoutError", "StaleAttemptError", ...).
     failure_class: str | None = None
+    # True when the attempt was reported (its deadline passed) while its body still runs in a
+    # thread of this process: its slot stays busy until ``slot_released``.
+    slot_still_busy: bool = False
 
 
 class AttemptObserver(Protocol):
@@ -64,6 +68,8 @@ class AttemptObserver(Protocol):
     def progress(self, attempt: TaskAttempt, progress: Progress) -> None: ...
 
     def attempt_finished(self, finished: FinishedAttempt) -> None: ...
+
+    def slot_released(self, attempt: TaskAttempt) -> None: ...
 
 
 class NullObserver:
@@ -85,6 +91,13 @@ class NullObserver:
 
     def attempt_finished(self, finished: FinishedAttempt) -> None:
         return None
+
+    def slot_released(self, attempt: TaskAttempt) -> None:
+        return None
+
+
+# The events that end per-attempt state: every observer is told them, even one that failed before.
+_ALWAYS_TOLD = frozenset({"attempt_finished", "slot_released"})
 
 
 class _Running(threading.local):
@@ -119,9 +132,7 @@ class AttemptObservers:
         if (index, event) in self._broken:
             return
         self._broken.add((index, event))
-        skipped = (
-            "" if event == "attempt_finished" else "; it is skipped for this event from now on"
-        )
+        skipped = "" if event in _ALWAYS_TOLD else "; it is skipped for this event from now on"
         logger.bind(observer=type(observer).__name__, event=event, error=str(exc)).warning(
             "attempt observer failed" + skipped
         )
@@ -182,6 +193,16 @@ class AttemptObservers:
                 observer.attempt_finished(finished)
             except Exception as exc:
                 self._failed(index, "attempt_finished", observer, exc)
+
+    def slot_released(self, attempt: TaskAttempt) -> None:
+        """The body of an attempt reported at its deadline has returned: its slot is free."""
+        if self._running.attempt is attempt:
+            self._running.attempt, self._running.phase = None, None
+        for index, observer in enumerate(self._observers):
+            try:
+                observer.slot_released(attempt)
+            except Exception as exc:
+                self._failed(index, "slot_released", observer, exc)
 
 
 class _PhaseRelay:

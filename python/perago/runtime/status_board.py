@@ -23,11 +23,16 @@ from typing import Any
 
 from perago.attempt.identity import TaskAttempt
 from perago.host.processes import ProcessIdentity, current_process_identity, judge
+from perago.host.secure_files import remove_leftover_temporaries, replace_file
 from perago.runtime.observers import FinishedAttempt, NullObserver, Progress
 
 STATUS_PHASE = "phase "
 PROGRESS_INTERVAL_S = 1.0
 WRITE_INTERVAL_S = 1.0
+
+
+# The phase ``perago status`` shows for an attempt reported at its deadline whose body still runs.
+OVERDUE_PHASE = "overdue (reported FAILED, body still running)"
 
 
 def status_path(workspace_root: Path, host: str) -> Path:
@@ -69,6 +74,8 @@ class StatusBoard:
         self._last_write = 0.0
         self._last_slots: str | None = None
         self._lock = threading.Lock()
+        # A writer killed between its write and its rename left a temporary file behind.
+        remove_leftover_temporaries(path)
 
     def write(self, slots: list[dict[str, Any]], *, force: bool = False) -> bool:
         """Replace the file with ``slots``; skipped (False) within a second of the last write
@@ -88,13 +95,9 @@ class StatusBoard:
                 "updated_at": _now(),
                 "slots": slots,
             }
-            temporary = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
             try:
-                temporary.write_text(json.dumps(document), encoding="utf-8")
-                os.replace(temporary, self.path)
+                replace_file(self.path, json.dumps(document))
             except OSError:
-                with contextlib.suppress(OSError):
-                    temporary.unlink()
                 return False
             return True
 
@@ -188,7 +191,18 @@ class ThreadSlots(NullObserver):
 
     def attempt_finished(self, finished: FinishedAttempt) -> None:
         with self._lock:
-            self._running.pop(finished.attempt.task_id, None)
+            if finished.slot_still_busy:
+                # Reported at its deadline, but its body still holds this thread.
+                entry = self._running.get(finished.attempt.task_id)
+                if entry is not None:
+                    entry["phase"], entry["progress"] = OVERDUE_PHASE, None
+            else:
+                self._running.pop(finished.attempt.task_id, None)
+        self._publish(force=True)
+
+    def slot_released(self, attempt: TaskAttempt) -> None:
+        with self._lock:
+            self._running.pop(attempt.task_id, None)
         self._publish(force=True)
 
 

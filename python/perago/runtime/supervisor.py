@@ -48,6 +48,7 @@ from perago.host.processes import (
     judge,
     pid_exists,
 )
+from perago.host.secure_files import remove_leftover_temporaries, replace_file
 from perago.runtime.status_board import STATUS_PHASE, StatusBoard, status_path
 from perago.runtime.worker_protocol import (
     EXIT_DEADLINE,
@@ -258,9 +259,7 @@ class SupervisorLock:
             self._held = True
             # A rewrite cut short by a kill leaves its temporary file; only this host's
             # supervisor (now us) ever writes these names.
-            for leftover in self.root.glob(f"{self.path.name}.tmp-*"):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
+            remove_leftover_temporaries(self.path, older_than=0)
             return
         raise RuntimeConfigError(f"could not acquire workspace root lock {self.path}")
 
@@ -279,9 +278,7 @@ class SupervisorLock:
         """Rewrite the held lock (atomically) with the worker processes running now."""
         if not self._held:
             return
-        temporary = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
-        temporary.write_text(json.dumps(self._content(workers)), encoding="utf-8")
-        os.replace(temporary, self.path)
+        replace_file(self.path, json.dumps(self._content(workers)))
 
     def _read(self, path: Path) -> tuple[int, LockHolder] | None:
         try:

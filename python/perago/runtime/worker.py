@@ -130,6 +130,8 @@ class _ActiveAttempt:
     guard: BranchMoveGuard = field(default_factory=BranchMoveGuard)
     finished: bool = False
     expired: bool = False
+    # Set once an expired attempt was reported and its observers told (the watchdog's thread).
+    reported: threading.Event = field(default_factory=threading.Event)
 
 
 class DeadlineWatchdog:
@@ -223,7 +225,11 @@ def published_ref(result: RuntimeTaskResult) -> str | None:
 
 
 def finished_attempt(
-    active: _ActiveAttempt, result: RuntimeTaskResult, *, failure_class: str | None = None
+    active: _ActiveAttempt,
+    result: RuntimeTaskResult,
+    *,
+    failure_class: str | None = None,
+    slot_still_busy: bool = False,
 ) -> FinishedAttempt:
     """What the observers are told of an ended attempt."""
     if result.status != "COMPLETED" and failure_class is None:
@@ -236,6 +242,7 @@ def finished_attempt(
         seconds=time.monotonic() - active.started,
         published_ref=published_ref(result),
         failure_class=failure_class,
+        slot_still_busy=slot_still_busy,
     )
 
 
@@ -356,6 +363,10 @@ class AttemptExecutor:
                 # once), which the exiting process could never run: the retry would sit polled
                 # until its response timeout. Wait here for the exit instead.
                 self._process_ending.wait()
+            # Only now is the slot free: the observers heard of the end (busy gauges, perago
+            # status) while this body was still running.
+            active.reported.wait()
+            self.observers.slot_released(attempt)
             # The deadline already reported this attempt FAILED; Conductor ignores a late update.
             return result_to_task_result(
                 attempt, self._deadline_result(active), worker_id=self.worker_id
@@ -438,7 +449,7 @@ class AttemptExecutor:
             max_length=self.config.failure_reason_max_length,
         )
 
-    def _deadline_expired(self, active: _ActiveAttempt) -> None:
+    def _report_overdue(self, active: _ActiveAttempt) -> None:
         result = self._deadline_result(active)
         # Never end the process in the middle of a branch move: wait for the move in flight (each
         # one has a request timeout), refuse further ones, then undo what this attempt published.
@@ -461,8 +472,14 @@ class AttemptExecutor:
                 exception_traceback="".join(traceback.format_stack(limit=1)),
             )
             self.observers.attempt_finished(
-                finished_attempt(active, result, failure_class="TimeoutError")
+                finished_attempt(active, result, failure_class="TimeoutError", slot_still_busy=True)
             )
+
+    def _deadline_expired(self, active: _ActiveAttempt) -> None:
+        try:
+            self._report_overdue(active)
+        finally:
+            active.reported.set()
         if self.exit_on_deadline:
             # The body cannot be interrupted safely in-process; ending the process is the
             # termination. The supervisor restarts this slot immediately and GC removes the

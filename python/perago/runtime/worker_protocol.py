@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
+
+from perago.host.secure_files import replace_file
 
 EXIT_OK = 0
 EXIT_STARTUP_FAILED = 3
@@ -67,9 +68,7 @@ class QuarantineFile:
 
     def write(self, tasks: Mapping[str, Mapping[str, object]]) -> None:
         payload = {"format": 1, "tasks": {key: dict(value) for key, value in tasks.items()}}
-        temporary = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
-        temporary.write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
-        os.replace(temporary, self.path)
+        replace_file(self.path, json.dumps(payload, sort_keys=True))
 
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -81,6 +81,8 @@ class AttemptTelemetry(NullObserver):
         self._open: dict[tuple[str, str], _Open] = {}
         self._lock = threading.Lock()
         self._busy = 0
+        # Attempts reported at their deadline whose bodies still hold a slot.
+        self._overdue: set[tuple[str, str]] = set()
         self._capacity = capacity
         if self._spec.worker_capacity:
             slot_labels = {**self._labels, "worker_id": worker_id}
@@ -170,7 +172,10 @@ class AttemptTelemetry(NullObserver):
         with self._lock:
             opened = self._open.pop(_key(finished.attempt), None)
             if opened is not None:
-                self._busy -= 1
+                if finished.slot_still_busy:
+                    self._overdue.add(_key(finished.attempt))
+                else:
+                    self._busy -= 1
             unended = list(opened.phases.values()) if opened is not None else []
         self._record(finished, opened)
         if opened is None or opened.span is None:
@@ -194,6 +199,12 @@ class AttemptTelemetry(NullObserver):
                 Status(StatusCode.ERROR, (finished.result.reason_for_incompletion or "")[:200])
             )
         span.end()
+
+    def slot_released(self, attempt: TaskAttempt) -> None:
+        with self._lock:
+            if _key(attempt) in self._overdue:
+                self._overdue.discard(_key(attempt))
+                self._busy -= 1
 
     # -- series ------------------------------------------------------------------------------
 
