@@ -2,9 +2,11 @@
 
 Both tools get the same work the same way: N workflows of one no-op task are queued first, then
 C worker processes start (``perago start -j C`` versus C bare conductor-python ``TaskRunner``
-processes with ``thread_count=1``). Throughput is measured from Conductor's own timestamps (first
-task poll to last task completion), so process start-up and workflow creation are excluded for
-both. Peak RSS is the largest ``VmHWM`` among the worker processes.
+processes with ``thread_count=1``). Throughput is measured from Conductor's own timestamps and
+worker ids: from the first task of the last worker process to start until the last task
+completion, counting the tasks started in that window (:func:`steady_window`), so process
+start-up (also a slow process starting beside a running one) and workflow creation are excluded
+for both. Peak RSS is the largest ``VmHWM`` among the worker processes.
 
 Every round of the bench runs on one queue (one task definition, registered once). A freshly
 started Conductor is slow for its first few hundred tasks, which would be charged to whichever
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -67,6 +68,7 @@ def noop(params: Params) -> Result:
 # runs in its own interpreter from this text (``python -c``), so perago itself never imports the
 # SDK here; routing it through perago.conductor would measure perago twice.
 BARE_WORKER = """
+import os
 import sys
 from conductor.client.automator.task_runner import TaskRunner
 from conductor.client.configuration.configuration import Configuration
@@ -75,7 +77,10 @@ from conductor.client.worker.worker import Worker
 def noop(task):
     return {{"result": {{"n": task.input_data["params"]["n"]}}}}
 
-worker = Worker(task_definition_name="{name}", execute_function=noop, poll_interval=100)
+# A worker id per process (the SDK's default is the host name) tells the processes apart in
+# Conductor's task records, as perago's slot ids do.
+worker = Worker(task_definition_name="{name}", execute_function=noop, poll_interval=100,
+                worker_id=f"bare-{{os.getpid()}}")
 worker.thread_count = 1
 TaskRunner(worker, configuration=Configuration(server_api_url="{url}")).run()
 """
@@ -102,17 +107,32 @@ class WorkerBenchResult:
         )
 
 
-def _task_window(conductor: BenchConductor, workflow_ids: list[str], timeout: float) -> float:
-    """Seconds from the first task's start to the last task's end, once all completed."""
-    starts: list[int] = []
-    ends: list[int] = []
+def steady_window(tasks: list[tuple[str, int, int]]) -> tuple[float, int]:
+    """(seconds, tasks) of the part of a round in which every worker process was running.
+
+    ``tasks`` are (worker id, start ms, end ms). The window opens when the last worker to start
+    took its first task (until then the others ran beside its interpreter start-up, which is
+    not throughput) and closes at the last end; only tasks started in it are counted.
+    """
+    first: dict[str, int] = {}
+    for worker, start, _end in tasks:
+        first[worker] = min(start, first.get(worker, start))
+    opens = max(first.values())
+    counted = [end for _worker, start, end in tasks if start >= opens]
+    return (max(counted) - opens) / 1000.0, len(counted)
+
+
+def _task_window(
+    conductor: BenchConductor, workflow_ids: list[str], timeout: float
+) -> tuple[float, int]:
+    """:func:`steady_window` of the round's tasks, once every workflow completed."""
+    tasks: list[tuple[str, int, int]] = []
     for workflow_id, state in conductor.wait_all(workflow_ids, timeout).items():
         if state["status"] != "COMPLETED":
             raise RuntimeError(f"benchmark workflow {workflow_id} ended {state['status']}")
         (task,) = state["tasks"]
-        starts.append(int(task["startTime"]))
-        ends.append(int(task["endTime"]))
-    return (max(ends) - min(starts)) / 1000.0
+        tasks.append((str(task.get("workerId")), int(task["startTime"]), int(task["endTime"])))
+    return steady_window(tasks)
 
 
 def _peak_rss_mb(pids: list[int]) -> float | None:
@@ -206,14 +226,14 @@ def run_round(
                         [sys.executable, "-c", script], env=queue.env, stdout=STDERR_FD
                     )
                 )
-        seconds = _task_window(queue.conductor, ids, timeout)
+        seconds, counted = _task_window(queue.conductor, ids, timeout)
         pids = [p.pid for p in workers]
         if tool != BARE:
             pids = _children(workers[0].pid)
         peak = _peak_rss_mb(pids)
     finally:
         stop_workers(workers)
-    return WorkerBenchResult(tool, workflows, seconds, peak)
+    return WorkerBenchResult(tool, counted, seconds, peak)
 
 
 def round_orders(repeat: int, tools: tuple[str, ...] = TOOLS) -> list[tuple[str, ...]]:
@@ -232,6 +252,10 @@ def warmup_workflows(workflows: int) -> int:
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def _tasks_per_s(result: WorkerBenchResult) -> float:
+    return result.tasks / result.seconds if result.seconds > 0 else 0.0
 
 
 def _rate(result: WorkerBenchResult) -> str:
@@ -276,16 +300,20 @@ def worker_rows(
                 results[tool].append(result)
                 log(f"round {number}/{repeat} ({order[0]} first): {tool} {_rate(result)}")
             mine, bare = results[PERAGO][-1], results[BARE][-1]
-            if mine.seconds > 0:
-                speed = bare.seconds / mine.seconds
+            if _tasks_per_s(bare) > 0:
+                speed = _tasks_per_s(mine) / _tasks_per_s(bare)
                 log(f"round {number}/{repeat}: perago / {BARE} throughput {speed:.2f}")
     rows: list[Row] = []
-    for tool, rounds in results.items():
-        median = statistics.median(r.seconds for r in rounds)
+    for rounds in results.values():
+        # The round of median throughput (the lower one of an even count) stands for the tool.
+        median = sorted(rounds, key=_tasks_per_s)[(len(rounds) - 1) // 2]
         peaks = [r.peak_rss_mb for r in rounds if r.peak_rss_mb is not None]
-        row = WorkerBenchResult(tool, workflows, median, max(peaks) if peaks else None).row()
-        windows = ", ".join(f"{r.seconds:.2f}" for r in rounds)
-        note = f"median of {len(rounds)} rounds ({windows} s) after a warm-up; order alternates"
+        row = replace(median, peak_rss_mb=max(peaks) if peaks else None).row()
+        windows = ", ".join(f"{r.tasks} in {r.seconds:.2f} s" for r in rounds)
+        note = (
+            f"median of {len(rounds)} rounds ({windows}) after a warm-up; order alternates; "
+            "tasks counted once every worker process ran"
+        )
         rows.append(replace(row, note=note))
     return rows
 

@@ -19,11 +19,15 @@ server; ``tests/e2e/test_conductor_progress.py`` keeps checking it):
 
 * **An attempt that ends before its first flush** (the flush interval below; every no-op or
   short task) sends **no request of its own**: its lines ride on the final ``TaskResult``'s
-  ``logs`` (``ConductorClient.add_logs_to_result``), which Conductor stores as execution logs.
-  Conductor keeps at most 10 entries of one result (``taskExecLogSizeLimit``), so a "started"
-  line whose phase also ended in the same batch is left out (the "done" line has the time) and
-  the lines beyond the limit are joined by ``"; "`` into the entry before the last one. These
-  entries carry the worker's clock (the time of each event).
+  ``logs`` (``ConductorClient.add_logs_to_result``), which Conductor stores as execution logs,
+  joined by ``"; "`` into **one entry** (``attempt started (retry 0); phase body done in
+  0.00 s; attempt COMPLETED in 0.01 s``): Conductor writes each entry as a row of its own, which
+  measurably slows every update (0.4 ms per entry, 3.32.1 with SQLite indexing), and a short
+  attempt is a story of one moment. A "started" line whose phase also ended in the same batch is
+  left out (the "done" line has the time). The entry carries the worker's clock.
+* The lines of an attempt that was flushed before go one entry per line: Conductor keeps at most
+  10 entries of one result (``taskExecLogSizeLimit``), so the lines beyond the limit are joined
+  by ``"; "`` into the entry before the last one.
 * **A longer attempt** is flushed by one background thread per process every
   ``0.8 x responseTimeoutSeconds`` (the SDK's lease interval), bounded to
   [``MIN_INTERVAL``, ``MAX_INTERVAL``]: the lines since the last flush (compacted and fitted the
@@ -76,6 +80,7 @@ __all__ = [
     "flush_interval",
     "format_bytes",
     "format_seconds",
+    "join_lines",
 ]
 
 LEASE_FACTOR = 0.8  # the SDK's heartbeat interval is 80 % of responseTimeoutSeconds
@@ -192,6 +197,11 @@ class _Entry:
     lines: tuple[_Line, ...]
 
 
+def join_lines(lines: list[_Line]) -> _Entry:
+    """One entry of ``lines`` joined by ``"; "``, stamped with the first one's time."""
+    return _Entry("; ".join(line.text for line in lines), lines[0].created_ms, tuple(lines))
+
+
 def fit_entries(lines: list[_Line], limit: int) -> list[_Entry]:
     """At most ``limit`` (>= 2) entries: the first ``limit - 2`` lines and the last one as they
     are, the lines in between joined by ``"; "`` into one (stamped with the first one's time)."""
@@ -200,7 +210,7 @@ def fit_entries(lines: list[_Line], limit: int) -> list[_Entry]:
     head, middle, last = lines[: limit - 2], lines[limit - 2 : -1], lines[-1]
     return [
         *(_Entry(line.text, line.created_ms, (line,)) for line in head),
-        _Entry("; ".join(line.text for line in middle), middle[0].created_ms, tuple(middle)),
+        join_lines(middle),
         _Entry(last.text, last.created_ms, (last,)),
     ]
 
@@ -217,6 +227,8 @@ class _Running:
     # the attempt's thread without the lock (one reference at a time), read by the flusher.
     progress: Progress | None = None
     progress_sent: Progress | None = None
+    # Whether a flush posted lines of this attempt already (then its end goes line by line too).
+    flushed: bool = False
 
 
 @dataclass
@@ -305,7 +317,12 @@ class ConductorProgress(NullObserver):
         with self._lock:
             state = self._running.pop((attempt.task_id, attempt.execution_id), None)
             pending = state.pending if state is not None else []
-        entries = fit_entries(_compact([*pending, _Line(text, self._now_ms())]), self._limit)
+            flushed = state is not None and state.flushed
+        lines = _compact([*pending, _Line(text, self._now_ms())])
+        # Conductor stores each entry as a row of its own (measured on 3.32.1 with SQLite
+        # indexing: +0.4 ms per entry on the update); an attempt that ended before its first
+        # flush tells its whole story in one.
+        entries = fit_entries(lines, self._limit) if flushed else [join_lines(lines)]
         if self._client.add_logs_to_result(
             attempt.task_id, [(entry.text, entry.created_ms) for entry in entries]
         ):
@@ -372,6 +389,7 @@ class ConductorProgress(NullObserver):
                 self._post(orphan.task_id, orphan.entries)
                 orphan.sent.set()
             for state, lines in due:
+                state.flushed = True
                 entries = fit_entries(lines, self._limit)
                 sent = self._post(state.task_id, entries)
                 if sent < len(entries):

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from loguru import logger
 
@@ -62,9 +62,15 @@ def prune_logs(module_dir: Path, retention: timedelta, *, keep: Path | None = No
     return removed
 
 
-def _open_log(path: Path) -> TextIO:
+def _open_log(path: Path) -> int:
     """Append to ``path`` (created 0600); a symlink planted there is refused, not followed."""
-    return os.fdopen(open_private_append(path), "a", encoding="utf-8")
+    return open_private_append(path)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class JsonlFileSink:
@@ -86,8 +92,8 @@ class JsonlFileSink:
         self._base = f"pid={os.getpid()}__started={stamp}"
         self._index = 0
         self.path = self._path_for(0)
-        self._handle = _open_log(self.path)
-        self._size = self.path.stat().st_size
+        self._fd = _open_log(self.path)
+        self._size = os.fstat(self._fd).st_size
         prune_logs(self._module_dir, self._retention, keep=self.path)
 
     def _path_for(self, index: int) -> Path:
@@ -95,26 +101,30 @@ class JsonlFileSink:
         return self._directory / f"{self._base}{suffix}{LOG_SUFFIX}"
 
     def write_line(self, line: str) -> None:
-        data = line if line.endswith("\n") else line + "\n"
-        size = len(data.encode("utf-8"))
+        # One write(2) per line, unbuffered: a line is on disk (in the page cache) before the
+        # attempt goes on, so a worker killed next keeps its last words.
+        data = (line if line.endswith("\n") else line + "\n").encode("utf-8")
         with self._lock:
-            if self._size > 0 and self._size + size > self._max_bytes:
+            if self._fd < 0:
+                return
+            if self._size > 0 and self._size + len(data) > self._max_bytes:
                 self._rotate()
-            self._handle.write(data)
-            self._handle.flush()
-            self._size += size
+            _write_all(self._fd, data)
+            self._size += len(data)
 
     def _rotate(self) -> None:
-        self._handle.close()
+        os.close(self._fd)
         self._index += 1
         self.path = self._path_for(self._index)
-        self._handle = _open_log(self.path)
+        self._fd = _open_log(self.path)
         self._size = 0
         prune_logs(self._module_dir, self._retention, keep=self.path)
 
     def close(self) -> None:
         with self._lock:
-            self._handle.close()
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1  # never write to a number the process may reuse for another file
 
 
 def _jsonable(value: Any) -> Any:

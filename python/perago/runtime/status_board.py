@@ -131,7 +131,10 @@ class PhaseReporter(NullObserver):
 
 
 class ThreadSlots(NullObserver):
-    """Thread mode: the worker process owns its slots (threads) and writes the board itself."""
+    """Thread mode: the worker process owns its slots (threads) and writes the board itself.
+
+    Every change is written within a second (the flush thread); an attempt overdue at its
+    deadline and the release of its slot are written at once."""
 
     def __init__(self, board: StatusBoard, worker_id: str, threads: int) -> None:
         self._board = board
@@ -173,7 +176,7 @@ class ThreadSlots(NullObserver):
     def attempt_started(self, attempt: TaskAttempt) -> None:
         with self._lock:
             self._running[attempt.task_id] = {"attempt": attempt_fields(attempt)}
-        self._publish(force=True)
+        self._publish()  # coalesced: a rewrite per attempt would cost more than a short attempt
 
     def phase_started(self, attempt: TaskAttempt, phase: str) -> None:
         with self._lock:
@@ -198,7 +201,7 @@ class ThreadSlots(NullObserver):
                     entry["phase"], entry["progress"] = OVERDUE_PHASE, None
             else:
                 self._running.pop(finished.attempt.task_id, None)
-        self._publish(force=True)
+        self._publish(force=finished.slot_still_busy)
 
     def slot_released(self, attempt: TaskAttempt) -> None:
         with self._lock:

@@ -502,11 +502,14 @@ class ProcessSupervisor:
                     fields = json.loads(line.removeprefix(STATUS_RUNNING))
                     slot.current_task = fields if isinstance(fields, dict) else None
                     slot.phase, slot.progress = None, None
-                    self._publish_status(force=True)
+                    # Coalesced like phases (at most one write a second, the last state always
+                    # written by a later tick): two file rewrites per attempt would cost more
+                    # than a short attempt itself.
+                    self._publish_status()
             elif line.startswith(STATUS_DONE):
                 slot.current_task = None
                 slot.phase, slot.progress = None, None
-                self._publish_status(force=True)
+                self._publish_status()
             elif line.startswith(STATUS_PHASE):
                 with contextlib.suppress(ValueError):
                     fields = json.loads(line.removeprefix(STATUS_PHASE))

@@ -105,7 +105,18 @@ def test_a_warm_up_round_comes_first_and_the_order_alternates(
     assert (perago.tool, perago.median_s, perago.tasks_per_s) == ("perago", 2.0, 150.0)
     # The bare rounds were the 4th, 5th and 8th round run: 5, 6 and 9 s; the median is 6.
     assert (bare.tool, bare.median_s) == ("conductor-python", 6.0)
-    assert bare.note == "median of 3 rounds (5.00, 6.00, 9.00 s) after a warm-up; order alternates"
+    assert bare.note == (
+        "median of 3 rounds (300 in 5.00 s, 300 in 6.00 s, 300 in 9.00 s) after a warm-up; "
+        "order alternates; tasks counted once every worker process ran"
+    )
+
+
+def test_the_window_opens_when_the_last_worker_process_took_its_first_task() -> None:
+    # w1 ran alone from 0 to 1,000 ms while w2 was still starting: not counted.
+    tasks = [("w1", 0, 100), ("w1", 500, 600), ("w1", 1000, 1100), ("w2", 1000, 1200)]
+    tasks += [("w1", 1100, 1500), ("w2", 1200, 2000)]
+    assert worker.steady_window(tasks) == (1.0, 4)
+    assert worker.steady_window([("w", 10, 20), ("w", 20, 40)]) == (0.03, 2)
 
 
 def test_with_telemetry_three_tools_rotate_and_get_the_endpoint(

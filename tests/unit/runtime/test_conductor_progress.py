@@ -71,6 +71,11 @@ class FakeConductor:
         ((_task, entries),) = self.attached
         return [text for text, _created in entries]
 
+    def result_lines(self) -> list[str]:
+        """The lines of a result that carries one entry (an attempt never flushed)."""
+        (entry,) = self.result_texts()
+        return entry.split("; ")
+
 
 class Clock:
     def __init__(self) -> None:
@@ -118,10 +123,9 @@ def test_a_short_attempt_sends_nothing_and_its_lines_ride_on_the_result(clock: C
     observer.attempt_finished(_finished(attempt, completed_result({"result": {}}), 0.01))
     observer.flush_due()
     assert client.posted == []
+    # One entry: Conductor writes every entry as a row of its own.
     assert client.result_texts() == [
-        "attempt started (retry 0)",
-        "phase body done in 0.00 s",
-        "attempt COMPLETED in 0.01 s",
+        "attempt started (retry 0); phase body done in 0.00 s; attempt COMPLETED in 0.01 s"
     ]
     ((task_id, entries),) = client.attached
     assert task_id == "task-1"
@@ -177,8 +181,11 @@ def test_a_long_attempt_is_flushed_at_the_lease_interval_with_its_progress(clock
 def test_a_result_holds_at_most_conductors_limit_of_entries(clock: Clock) -> None:
     client = FakeConductor()
     observer = _observer(client, clock)
-    attempt = make_attempt()
+    attempt = make_attempt(response_timeout_seconds=5)
     observer.attempt_started(attempt)
+    clock.now += 4.5
+    observer.flush_due()  # flushed once: from now on its lines go one entry each
+    assert client.texts() == ["attempt started (retry 0)"]
     phases = ["validate_input", "prepare", "download", "body", "detect_changes", "fence"]
     phases += ["stage", "fence", "publish", "cleanup"]
     for name in phases:
@@ -186,13 +193,11 @@ def test_a_result_holds_at_most_conductors_limit_of_entries(clock: Clock) -> Non
     observer.attempt_finished(_finished(attempt, completed_result({}), 2.5, published_ref="abc"))
     texts = client.result_texts()
     assert len(texts) == FakeConductor.RESULT_LOGS_LIMIT
-    assert texts[0] == "attempt started (retry 0)"
-    assert texts[1] == "phase validate_input done in 0.25 s"
+    assert texts[0] == "phase validate_input done in 0.25 s"
+    assert texts[1] == "phase prepare done in 0.25 s"
     assert texts[-1] == "attempt COMPLETED in 2.50 s, published abc"
-    assert texts[-2] == (
-        "phase fence done in 0.25 s; phase publish done in 0.25 s; phase cleanup done in 0.25 s"
-    )
-    assert not any("started" in text for text in texts[1:])
+    assert texts[-2] == "phase publish done in 0.25 s; phase cleanup done in 0.25 s"
+    assert not any("started" in text for text in texts)
 
 
 def test_failure_lines_name_the_class_and_the_reported_reason_only(clock: Clock) -> None:
@@ -208,7 +213,7 @@ def test_failure_lines_name_the_class_and_the_reported_reason_only(clock: Clock)
     observer.attempt_finished(
         _finished(attempt, failed_result(reason), 0.75, failure_class="ConnectionError")
     )
-    assert client.result_texts() == [
+    assert client.result_lines() == [
         "attempt started (retry 0)",
         "phase download failed after 0.50 s (ConnectionError)",
         "attempt FAILED in 0.75 s: ConnectionError: lakeFS download failed",
@@ -271,8 +276,7 @@ def test_lines_that_cannot_ride_on_a_result_are_posted_by_the_flush_thread() -> 
         )
         assert time.monotonic() - started < 5.0
         assert client.texts() == [
-            "attempt started (retry 0)",
-            "phase body started",
+            "attempt started (retry 0); phase body started; "
             "attempt FAILED in 1.00 s: TimeoutError: attempt exceeded timeoutSeconds=1 and was "
             "stopped",
         ]
@@ -280,7 +284,7 @@ def test_lines_that_cannot_ride_on_a_result_are_posted_by_the_flush_thread() -> 
         observer.phase_ended(attempt, "body", 3.0, None)
         observer.progress(attempt, Progress("body", 1, 1, 1, 1))
         observer.flush_due()
-        assert len(client.posted) == 3
+        assert len(client.posted) == 1
     finally:
         observer.close()
 
@@ -461,11 +465,12 @@ def test_a_no_op_attempt_sends_no_request_beyond_its_result(executor: AttemptExe
     (update,) = client.updates
     assert update.status == "COMPLETED"
     assert update.output_data == {"result": {}}  # exactly perago's result, nothing added
-    texts = [log.log for log in update.logs]
-    assert texts[0] == "attempt started (retry 0)"
-    assert texts[1].startswith("phase body done in ")
-    assert texts[2].startswith("attempt COMPLETED in ")
-    assert len(texts) == 3
+    (entry,) = [log.log for log in update.logs]
+    lines = entry.split("; ")
+    assert lines[0] == "attempt started (retry 0)"
+    assert lines[1].startswith("phase body done in ")
+    assert lines[2].startswith("attempt COMPLETED in ")
+    assert len(lines) == 3
     assert {log.task_id for log in update.logs} == {"task-9"}
     time.sleep(0.5)  # the flush thread's ticks come and go
     assert sent == []
