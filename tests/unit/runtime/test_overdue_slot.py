@@ -19,7 +19,7 @@ from typing import Any
 
 from conductor.client.http.models.task import Task
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from pydantic import BaseModel
 
 from perago.attempt.identity import TaskAttempt
@@ -71,6 +71,7 @@ def _gauges(reader: InMemoryMetricReader) -> dict[str, float]:
             for metric in scope.metrics:
                 if metric.name in ("runtime.busy_slots", "runtime.idle_slots"):
                     (point,) = metric.data.data_points
+                    assert isinstance(point, NumberDataPoint)
                     values[metric.name] = point.value
     return values
 
