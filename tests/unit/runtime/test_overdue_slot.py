@@ -62,6 +62,15 @@ class Recorder(NullObserver):
         self.released.set()
 
 
+def _telemetry(*, capacity: int) -> tuple[AttemptTelemetry, InMemoryMetricReader]:
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("test")
+    observer = AttemptTelemetry(
+        task_name="t", worker_id="w1", meter=meter, tracer=None, capacity=capacity
+    )
+    return observer, reader
+
+
 def _gauges(reader: InMemoryMetricReader) -> dict[str, float]:
     data = reader.get_metrics_data()
     assert data is not None
@@ -111,14 +120,7 @@ def test_a_deadline_in_thread_mode_frees_the_slot_only_when_the_body_returns(
     task = TaskDefinition(
         name="t", owner_email="t@example.com", fn=body, params_model=Empty, output_model=Empty
     )
-    reader = InMemoryMetricReader()
-    telemetry = AttemptTelemetry(
-        task_name="t",
-        worker_id="w1",
-        meter=MeterProvider(metric_readers=[reader]).get_meter("test"),
-        tracer=None,
-        capacity=2,
-    )
+    telemetry, reader = _telemetry(capacity=2)
     board = StatusBoard(tmp_path / "status.json", module="mod", mode="thread")
     recorder = Recorder()
     client = Client()
@@ -161,14 +163,7 @@ def test_a_deadline_in_thread_mode_frees_the_slot_only_when_the_body_returns(
 
 
 def test_an_attempt_finishing_in_time_is_released_with_its_end() -> None:
-    reader = InMemoryMetricReader()
-    telemetry = AttemptTelemetry(
-        task_name="t",
-        worker_id="w1",
-        meter=MeterProvider(metric_readers=[reader]).get_meter("test"),
-        tracer=None,
-        capacity=1,
-    )
+    telemetry, reader = _telemetry(capacity=1)
     from perago.attempt.identity import AttemptStats
     from perago.attempt.result import completed_result
     from tests.unit.conftest import make_attempt
