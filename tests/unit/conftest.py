@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from conductor.client.http.models.task import Task
 from pydantic import BaseModel
 
 from perago.attempt.identity import TaskAttempt
+from perago.config import RuntimeConfig, load_runtime_config
 from perago.definition.controls import PublishBudget
 from perago.definition.decorator import TaskDefinition
 from perago.definition.guardrails import require_file
@@ -84,6 +87,35 @@ def make_attempt(**changes: object) -> TaskAttempt:
     }
     fields.update(changes)
     return TaskAttempt(**fields)  # type: ignore[arg-type]
+
+
+def make_sdk_task(task_id: str = "task-9", workflow_id: str = "wf-9", **extra: Any) -> Task:
+    """A polled workspace-free task of task definition ``t``, as the SDK hands it to a worker."""
+    return Task(
+        task_id=task_id,
+        workflow_instance_id=workflow_id,
+        task_def_name="t",
+        reference_task_name="t_ref",
+        status="IN_PROGRESS",
+        retry_count=0,
+        seq=1,
+        poll_count=1,
+        response_timeout_seconds=600,
+        input_data={"params": {}},
+        **extra,
+    )
+
+
+def scratch_runtime_config(root: Path) -> RuntimeConfig:
+    """The runtime config of module ``mod`` with its workspaces and logs under ``root``."""
+    return load_runtime_config(
+        "mod",
+        cwd=root,
+        process_env={
+            "PERAGO_WORKSPACE_ROOT": str(root / "w"),
+            "PERAGO_LOG_ROOT": str(root / "l"),
+        },
+    )
 
 
 # The publish budget the definition tests give their tasks.

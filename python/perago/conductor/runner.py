@@ -12,7 +12,7 @@ is touched in exactly one function below, with the reason, and
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import ExitStack
 from typing import Any
 
@@ -24,6 +24,10 @@ from conductor.client.http.models.task_result import TaskResult
 from conductor.client.worker.worker_interface import WorkerInterface
 
 ExecuteFn = Callable[[Task], TaskResult]
+
+# How long ``poll_once`` waits on busy slots before it hands the turn back (a stop request is
+# seen within this).
+BUSY_WAIT_S = 0.1
 
 
 class PeragoSdkWorker(WorkerInterface):  # type: ignore[misc]
@@ -103,7 +107,16 @@ class TaskRunnerHandle:
         self.worker.paused = False
 
     def poll_once(self) -> None:
-        """One turn of the SDK's loop: reap finished tasks, poll for free threads, submit."""
+        """One turn of the SDK's loop: reap finished tasks, poll for free threads, submit.
+
+        While every slot is taken the SDK's turn sleeps 1 ms and returns, so its loop wakes a
+        thousand times a second for as long as tasks run (with update v2 a slot chains task
+        after task), each wake taking the GIL from the attempt. Here the turn first waits for a
+        slot's future to end, at most ``BUSY_WAIT_S``.
+        """
+        busy = [future for future in _submitted_futures(self._runner) if not future.done()]
+        if len(busy) >= self.worker.thread_count:
+            wait(busy, timeout=BUSY_WAIT_S, return_when=FIRST_COMPLETED)
         self._runner.run_once()
 
     def stop_polling(self) -> None:

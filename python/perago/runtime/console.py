@@ -16,7 +16,7 @@ from typing import Any
 
 from loguru import logger
 
-from perago.runtime.logs import format_record
+from perago.runtime.logs import SINK_OPTIONS, format_record
 
 STARTED = "perago started"
 ATTEMPT_FINISHED = "attempt finished"
@@ -97,7 +97,7 @@ def install_console_sink(log_format: str, level: str) -> None:
             sys.stdout.write(format_record(message.record) + "\n")
             sys.stdout.flush()
 
-        logger.add(write_json, level=0, filter=wanted, enqueue=False, catch=True)
+        logger.add(write_json, level=0, filter=wanted, **SINK_OPTIONS)
         return
 
     def write_text(message: Any) -> None:
@@ -106,4 +106,4 @@ def install_console_sink(log_format: str, level: str) -> None:
             sys.stderr.write(line + "\n")
             sys.stderr.flush()
 
-    logger.add(write_text, level=0, filter=wanted, enqueue=False, catch=True)
+    logger.add(write_text, level=0, filter=wanted, **SINK_OPTIONS)

@@ -25,6 +25,15 @@ from perago.host.secure_files import ensure_private_directory, open_private_appe
 
 _UNSAFE_SEGMENT = re.compile(r"[^A-Za-z0-9_.=-]+")
 LOG_SUFFIX = ".jsonl"
+# Options of every perago sink: each renders the record itself, so loguru's own rendering (its
+# default format, a traceback with variable values) would be built on every record and dropped.
+SINK_OPTIONS: dict[str, Any] = {
+    "format": "{message}",
+    "backtrace": False,
+    "diagnose": False,
+    "enqueue": False,
+    "catch": True,
+}
 
 
 def safe_segment(value: str) -> str:
@@ -177,5 +186,5 @@ def install_jsonl_sink(
     def write(message: Any) -> None:
         sink.write_line(format_record(message.record))
 
-    logger.add(write, level="INFO", enqueue=False, catch=True)
+    logger.add(write, level="INFO", **SINK_OPTIONS)
     return sink.path

@@ -81,11 +81,11 @@ class StatusBoard:
         """Replace the file with ``slots``; skipped (False) within a second of the last write
         unless ``force``. Errors are swallowed: status is never worth failing a worker."""
         now = time.monotonic()
-        rendered = json.dumps(slots, sort_keys=True)
         with self._lock:
-            if not force and (
-                rendered == self._last_slots or now - self._last_write < WRITE_INTERVAL_S
-            ):
+            if not force and now - self._last_write < WRITE_INTERVAL_S:
+                return False  # before rendering: the monitor asks ten times a second
+            rendered = json.dumps(slots, sort_keys=True)
+            if not force and rendered == self._last_slots:
                 return False
             self._last_write, self._last_slots = now, rendered
             document = {

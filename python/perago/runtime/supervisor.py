@@ -481,7 +481,7 @@ class ProcessSupervisor:
             return
         while True:
             try:
-                chunk = os.read(slot.status_fd, 4096)
+                chunk = os.read(slot.status_fd, 65536)
             except BlockingIOError:
                 break
             if not chunk:
@@ -502,14 +502,9 @@ class ProcessSupervisor:
                     fields = json.loads(line.removeprefix(STATUS_RUNNING))
                     slot.current_task = fields if isinstance(fields, dict) else None
                     slot.phase, slot.progress = None, None
-                    # Coalesced like phases (at most one write a second, the last state always
-                    # written by a later tick): two file rewrites per attempt would cost more
-                    # than a short attempt itself.
-                    self._publish_status()
             elif line.startswith(STATUS_DONE):
                 slot.current_task = None
                 slot.phase, slot.progress = None, None
-                self._publish_status()
             elif line.startswith(STATUS_PHASE):
                 with contextlib.suppress(ValueError):
                     fields = json.loads(line.removeprefix(STATUS_PHASE))
@@ -520,7 +515,6 @@ class ProcessSupervisor:
                             for key in ("bytes_done", "bytes_total", "files_done", "files_total")
                             if key in fields
                         } or None
-                        self._publish_status()  # coalesced: at most one write a second
             elif line.startswith(STATUS_METRICS):
                 port = line.removeprefix(STATUS_METRICS)
                 slot.metrics_port = int(port) if port.isdigit() else None
@@ -661,6 +655,7 @@ class ProcessSupervisor:
                 time.sleep(wait)
             for slot in self.slots:
                 self._read_status(slot)
+            self._publish_status()
 
     def _publish_status(self, *, force: bool = False) -> None:
         if self.board is None:
@@ -701,12 +696,10 @@ class ProcessSupervisor:
         return self._shutdown(crash=False)
 
     def _tick(self) -> None:
-        fds = [slot.status_fd for slot in self.slots if slot.status_fd is not None]
-        if fds:
-            with contextlib.suppress(InterruptedError):
-                select.select(fds, [], [], _MONITOR_TICK)
-        else:
-            time.sleep(_MONITOR_TICK)
+        # A sleep, not a select on the status pipes: a reader blocked on a pipe is woken by
+        # every line, two per attempt per worker, and on a loaded host each wake-up preempts a
+        # worker. The pipes hold far more than a tick's lines; a death is read to the end first.
+        time.sleep(_MONITOR_TICK)
         now = time.monotonic()
         for slot in self.slots:
             self._read_status(slot)

@@ -167,3 +167,51 @@ def test_a_lost_update_is_reported_by_task_id(monkeypatch: pytest.MonkeyPatch) -
     handle.stop_polling()
     handle.drain()
     assert lost == ["a"]
+
+
+def test_a_turn_with_every_slot_busy_waits_for_a_slot_instead_of_spinning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SDK's own turn sleeps 1 ms and returns while the slot is busy (a thousand wake-ups a
+    second); perago's turn waits on the slot's future. The wait is made long here, so a turn
+    that returns at all before the gate opens, or runs the SDK's turn, would be the spin."""
+    import perago.conductor.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "BUSY_WAIT_S", 60.0)
+    release = threading.Event()
+    started = threading.Event()
+    client = RecordingTaskClient(["a", "b"])
+
+    def run(task: Task) -> TaskResult:
+        if task.task_id == "a":
+            started.set()
+            assert release.wait(30)
+        return _completed(task)
+
+    handle = _handle(run, client)
+    handle.poll_once()  # polls "a"
+    assert started.wait(30)
+    sdk_turns: list[int] = []
+    real_turn = handle._runner.run_once
+
+    def counted_turn() -> None:
+        sdk_turns.append(handle.in_flight())
+        real_turn()
+
+    monkeypatch.setattr(handle._runner, "run_once", counted_turn)
+    turned = threading.Event()
+
+    def one_turn() -> None:
+        handle.poll_once()
+        turned.set()
+
+    turner = threading.Thread(target=one_turn, daemon=True)
+    turner.start()
+    assert not turned.wait(0.3)
+    assert sdk_turns == []  # no SDK turn while the slot is busy
+    release.set()
+    assert turned.wait(30)  # woken by the slot's end, long before the wait's 60 s
+    assert sdk_turns == [0]
+    handle.stop_polling()
+    handle.drain()
+    assert [update[1] for update in client.updates][:2] == ["a", "b"]

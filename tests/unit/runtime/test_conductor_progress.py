@@ -26,7 +26,6 @@ from perago.attempt.identity import AttemptStats, TaskAttempt
 from perago.attempt.result import RuntimeTaskResult, completed_result, failed_result
 from perago.conductor.client import ConductorClient
 from perago.conductor.runner import TaskRunnerHandle
-from perago.config import load_runtime_config
 from perago.definition.decorator import TaskDefinition
 from perago.runtime.conductor_progress import (
     MAX_INTERVAL,
@@ -37,7 +36,7 @@ from perago.runtime.conductor_progress import (
 )
 from perago.runtime.observers import AttemptObservers, FinishedAttempt, Progress
 from perago.runtime.worker import AttemptExecutor, worker_observers
-from tests.unit.conftest import make_attempt
+from tests.unit.conftest import make_attempt, make_sdk_task, scratch_runtime_config
 
 SECRET = "lakefs-secret-never-shown"
 
@@ -389,22 +388,6 @@ def _run_in_sdk(execute: Any, task: Task) -> RecordingTaskClient:
     return client
 
 
-def _sdk_task(**extra: Any) -> Task:
-    return Task(
-        task_id="task-9",
-        workflow_instance_id="wf-9",
-        task_def_name="t",
-        reference_task_name="t_ref",
-        status="IN_PROGRESS",
-        retry_count=0,
-        seq=1,
-        poll_count=1,
-        response_timeout_seconds=600,
-        input_data={"params": {}},
-        **extra,
-    )
-
-
 def test_entries_added_to_the_result_reach_the_sdks_update() -> None:
     seen: list[bool] = []
 
@@ -415,7 +398,7 @@ def test_entries_added_to_the_result_reach_the_sdks_update() -> None:
             task_id=task.task_id, workflow_instance_id=task.workflow_instance_id, status="COMPLETED"
         )
 
-    client = _run_in_sdk(execute, _sdk_task())
+    client = _run_in_sdk(execute, make_sdk_task())
     assert seen == [False, True]
     (update,) = client.updates
     assert [(log.log, log.task_id, log.created_time) for log in update.logs] == [
@@ -430,14 +413,7 @@ class Empty(BaseModel):
 
 @pytest.fixture
 def executor(tmp_path: Path) -> Iterator[AttemptExecutor]:
-    config = load_runtime_config(
-        "mod",
-        cwd=tmp_path,
-        process_env={
-            "PERAGO_WORKSPACE_ROOT": str(tmp_path / "w"),
-            "PERAGO_LOG_ROOT": str(tmp_path / "l"),
-        },
-    )
+    config = scratch_runtime_config(tmp_path)
     task = TaskDefinition(
         name="t", owner_email="t@example.com", fn=lambda p: Empty(), params_model=Empty,
         output_model=Empty,
@@ -461,7 +437,7 @@ def test_a_no_op_attempt_sends_no_request_beyond_its_result(executor: AttemptExe
     """The worker's own observers, the SDK's runner: one update, which carries the lines."""
     sent: list[str] = []
     executor.client.add_task_log = lambda task_id, text: sent.append(text)  # type: ignore[method-assign]
-    client = _run_in_sdk(executor.execute, _sdk_task())
+    client = _run_in_sdk(executor.execute, make_sdk_task())
     (update,) = client.updates
     assert update.status == "COMPLETED"
     assert update.output_data == {"result": {}}  # exactly perago's result, nothing added

@@ -17,19 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conductor.client.http.models.task import Task
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from pydantic import BaseModel
 
 from perago.attempt.identity import TaskAttempt
-from perago.config import load_runtime_config
 from perago.definition.decorator import TaskDefinition
 from perago.host.secure_files import remove_leftover_temporaries, replace_file
 from perago.runtime.observers import AttemptObservers, FinishedAttempt, NullObserver
 from perago.runtime.status_board import OVERDUE_PHASE, StatusBoard, ThreadSlots
 from perago.runtime.worker import AttemptExecutor
 from perago.telemetry.attempt_observer import AttemptTelemetry
+from tests.unit.conftest import make_sdk_task, scratch_runtime_config
 
 
 class Empty(BaseModel):
@@ -85,21 +84,6 @@ def _gauges(reader: InMemoryMetricReader) -> dict[str, float]:
     return values
 
 
-def _sdk_task() -> Task:
-    return Task(
-        task_id="task-7",
-        workflow_instance_id="wf-7",
-        task_def_name="t",
-        reference_task_name="t_ref",
-        status="IN_PROGRESS",
-        retry_count=0,
-        seq=1,
-        poll_count=1,
-        response_timeout_seconds=600,
-        input_data={"params": {}},
-    )
-
-
 def test_a_deadline_in_thread_mode_frees_the_slot_only_when_the_body_returns(
     tmp_path: Path,
 ) -> None:
@@ -109,14 +93,7 @@ def test_a_deadline_in_thread_mode_frees_the_slot_only_when_the_body_returns(
         assert gate.wait(60), "the test never opened the gate"
         return Empty()
 
-    config = load_runtime_config(
-        "mod",
-        cwd=tmp_path,
-        process_env={
-            "PERAGO_WORKSPACE_ROOT": str(tmp_path / "w"),
-            "PERAGO_LOG_ROOT": str(tmp_path / "l"),
-        },
-    )
+    config = scratch_runtime_config(tmp_path)
     task = TaskDefinition(
         name="t", owner_email="t@example.com", fn=body, params_model=Empty, output_model=Empty
     )
@@ -136,7 +113,8 @@ def test_a_deadline_in_thread_mode_frees_the_slot_only_when_the_body_returns(
     )
     try:
         returned: list[Any] = []
-        runner = threading.Thread(target=lambda: returned.append(executor.execute(_sdk_task())))
+        polled = make_sdk_task("task-7", "wf-7")
+        runner = threading.Thread(target=lambda: returned.append(executor.execute(polled)))
         runner.start()
         assert recorder.finished.wait(30), "the deadline never reported the attempt"
 

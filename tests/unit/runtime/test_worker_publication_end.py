@@ -17,10 +17,9 @@ from pydantic import BaseModel
 
 from perago.attempt.guard import BranchMoveGuard, OwnPublication
 from perago.attempt.identity import TaskAttempt
-from perago.config import load_runtime_config
 from perago.definition.decorator import TaskDefinition
 from perago.runtime.worker import AttemptExecutor, _ActiveAttempt
-from tests.unit.conftest import make_attempt
+from tests.unit.conftest import make_attempt, scratch_runtime_config
 
 
 class Empty(BaseModel):
@@ -52,14 +51,7 @@ class Runtime:
 
 
 def _executor(tmp_path: Path, client: Client, runtime: Runtime) -> AttemptExecutor:
-    config = load_runtime_config(
-        "mod",
-        cwd=tmp_path,
-        process_env={
-            "PERAGO_WORKSPACE_ROOT": str(tmp_path / "w"),
-            "PERAGO_LOG_ROOT": str(tmp_path / "l"),
-        },
-    )
+    config = scratch_runtime_config(tmp_path)
     task = TaskDefinition(
         name="t",
         owner_email="t@example.com",
