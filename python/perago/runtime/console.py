@@ -5,17 +5,18 @@ slots, servers), one per finished attempt (task id, outcome, duration, bytes, pu
 every warning and error. ``json`` writes every record at the level or above as one JSON object a
 line to stdout, for containers whose log collector reads stdout. Workers write to the console
 they inherited from the supervisor; each line is one ``write`` of less than a pipe buffer, so
-lines of several processes never mix.
+lines of several processes never mix. A console nobody reads never blocks a worker
+(``console_stream``).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 from loguru import logger
 
+from perago.runtime.console_stream import console_stream
 from perago.runtime.logs import SINK_OPTIONS, format_record
 
 STARTED = "perago started"
@@ -92,18 +93,19 @@ def install_console_sink(log_format: str, level: str) -> None:
         return int(record["level"].no) >= threshold
 
     if log_format == "json":
+        stdout = console_stream("stdout")
 
         def write_json(message: Any) -> None:
-            sys.stdout.write(format_record(message.record) + "\n")
-            sys.stdout.flush()
+            stdout.write_line(format_record(message.record))
 
         logger.add(write_json, level=0, filter=wanted, **SINK_OPTIONS)
         return
 
+    stderr = console_stream("stderr")
+
     def write_text(message: Any) -> None:
         line = text_line(message.record)
         if line is not None:
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
+            stderr.write_line(line)
 
     logger.add(write_text, level=0, filter=wanted, **SINK_OPTIONS)

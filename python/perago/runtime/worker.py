@@ -57,6 +57,7 @@ from perago.definition.decorator import TaskDefinition, load_module_task
 from perago.errors import ConductorTaskError
 from perago.metrics.api import DiscardingMetricRecorder, MetricRecorder, TaskAttemptMetricContext
 from perago.runtime.console import install_console_sink
+from perago.runtime.console_stream import flush_consoles
 from perago.runtime.logs import install_jsonl_sink
 from perago.runtime.observers import AttemptObservers, FinishedAttempt
 from perago.runtime.status_board import PhaseReporter, StatusBoard, ThreadSlots
@@ -486,6 +487,7 @@ class AttemptExecutor:
             # attempt directory of this (then dead) pid.
             logger.complete()
             _flush_telemetry()  # os._exit skips atexit: export this attempt's span and series
+            flush_consoles()
             os._exit(EXIT_DEADLINE)
 
 

@@ -1,0 +1,100 @@
+"""A console nobody reads never blocks the caller, keeps its lines in order and says what it
+dropped. The console here is a real pipe filled to the brim before the test writes, so "no room"
+is a fact, not a race; the reader is the test, which drains it only when it chooses."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections.abc import Iterator
+from typing import TextIO
+
+import pytest
+
+import perago.runtime.console_stream as console_module
+from perago.runtime.console_stream import ConsoleStream
+
+
+@pytest.fixture
+def full_pipe() -> Iterator[tuple[int, TextIO]]:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    filler = b"." * 4096
+    try:
+        while True:
+            os.write(write_fd, filler)
+    except BlockingIOError:
+        pass
+    os.set_blocking(write_fd, True)  # as a console is: a write to it would block
+    stream = io.TextIOWrapper(os.fdopen(write_fd, "wb", buffering=0), encoding="utf-8")
+    yield read_fd, stream
+    os.close(read_fd)
+    stream.close()
+
+
+def _read_all(read_fd: int, until: bytes) -> bytes:
+    data = b""
+    while until not in data:
+        chunk = os.read(read_fd, 65536)
+        assert chunk, "the pipe closed before the expected line"
+        data += chunk
+    return data
+
+
+def _writes_without_blocking(console: ConsoleStream, lines: list[str]) -> None:
+    done = threading.Event()
+
+    def write() -> None:
+        for line in lines:
+            console.write_line(line)
+        done.set()
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    # A blocked write would wait for a reader forever; nobody reads until this returns.
+    assert done.wait(30), "a write to a full console blocked its caller"
+
+
+def test_lines_for_a_full_console_wait_in_order_and_arrive_when_it_drains(
+    full_pipe: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_fd, stream = full_pipe
+    # In the test's body: pytest's capture puts its own sys.stderr back after the fixtures.
+    monkeypatch.setattr("sys.stderr", stream)
+    console = ConsoleStream("stderr")
+    _writes_without_blocking(console, ["first", "second", "third"])
+    assert not console.flush(0.0)  # still pending: nobody read the pipe
+    data = _read_all(read_fd, b"third\n")
+    assert data.lstrip(b".") == b"first\nsecond\nthird\n"
+    assert console.flush(30)
+
+
+def test_lines_beyond_the_limit_are_dropped_and_counted_where_they_were(
+    full_pipe: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_fd, stream = full_pipe
+    monkeypatch.setattr("sys.stderr", stream)
+    monkeypatch.setattr(console_module, "MAX_PENDING", 3)
+    console = ConsoleStream("stderr")
+    _writes_without_blocking(console, [f"line {n}" for n in range(8)])
+    data = _read_all(read_fd, b"dropped")
+    lines = data.lstrip(b".").decode().splitlines()
+    # The writer thread may have taken line 0 out before the others came: 3 or 4 kept.
+    kept = [line for line in lines if line.startswith("line ")]
+    assert kept == [f"line {n}" for n in range(len(kept))]
+    assert len(kept) in (3, 4)
+    assert lines[len(kept)] == (
+        f"perago: warning: {8 - len(kept)} console line(s) dropped: the console was not read"
+    )
+    console.write_line("after")
+    assert _read_all(read_fd, b"after\n").endswith(b"after\n")
+
+
+def test_a_console_with_room_is_written_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    captured = io.StringIO()  # not a file at all: written at once, in the caller's thread
+    monkeypatch.setattr("sys.stderr", captured)
+    console = ConsoleStream("stderr")
+    console.write_line("now")
+    assert captured.getvalue() == "now\n"
+    assert console.flush(0.0)
