@@ -1,18 +1,24 @@
 """A console stream that never blocks the caller: a console nobody reads must not stop attempts.
 
 A terminal held by Ctrl-S or a log pipe whose reader stalled fills up, and a plain ``write``
-then blocks whatever logged, an attempt's thread included. A line is written at once while the
-stream has room (the usual case: same order, same moment as a plain write); otherwise it waits,
-in order, for a writer thread of its own. At most ``MAX_PENDING`` lines wait; beyond that lines
-are dropped and a note says how many, where they were (the JSONL files keep every record).
+then blocks whatever logged, an attempt's thread included (and, through loguru's handler lock,
+every thread that logs). A line is written at once only where that cannot block: a regular file,
+or a pipe with room for a line of at most ``PIPE_BUF`` bytes (the usual case of a container or a
+supervisor's pipe: same order, same moment as a plain write). Anything else (a terminal, a
+socket, a longer line, a full pipe) waits, in order, for a writer thread of its own. At most
+``MAX_PENDING`` lines wait; beyond that lines are dropped and a note says how many, where they
+were (the JSONL files keep every record).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import select
+import stat
 import sys
 import threading
+import time
 from collections import deque
 from typing import TextIO
 
@@ -29,15 +35,26 @@ class _Dropped:
         return f"perago: warning: {self.count} console line(s) dropped: the console was not read\n"
 
 
-def _has_room(stream: TextIO) -> bool:
+def _cannot_block(stream: TextIO, size: int) -> bool:
+    """True when writing ``size`` bytes to ``stream`` now cannot block."""
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):
-        return True  # not a file (a test's capture buffer): writing cannot block
+        return True  # not a file (a test's capture buffer)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    if stat.S_ISREG(mode):
+        return True
+    # A terminal or a socket may block although select says it has room; a pipe with a free
+    # page takes a write of up to PIPE_BUF bytes whole.
+    if not stat.S_ISFIFO(mode) or size > select.PIPE_BUF:
+        return False
     try:
         _, writable, _ = select.select([], [fd], [], 0)
     except (OSError, ValueError):
-        return True
+        return False
     return bool(writable)
 
 
@@ -46,6 +63,10 @@ class ConsoleStream:
 
     def __init__(self, name: str) -> None:
         self._name = name
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh state (also a forked child's: its parent writes the lines it had pending)."""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._pending: deque[str | _Dropped] = deque()
@@ -61,7 +82,7 @@ class ConsoleStream:
         with self._lock:
             if not self._pending and not self._writing:
                 stream = self._stream()
-                if _has_room(stream):
+                if _cannot_block(stream, len(text.encode("utf-8", "replace"))):
                     stream.write(text)
                     stream.flush()
                     return
@@ -98,10 +119,16 @@ class ConsoleStream:
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every pending line; True when none is left."""
-        with self._lock:
+        deadline = time.monotonic() + timeout
+        if not self._lock.acquire(timeout=max(timeout, 0.0)):
+            return False
+        try:
             return self._changed.wait_for(
-                lambda: not self._pending and not self._writing, timeout=timeout
+                lambda: not self._pending and not self._writing,
+                timeout=max(deadline - time.monotonic(), 0.0),
             )
+        finally:
+            self._lock.release()
 
 
 _streams: dict[str, ConsoleStream] = {}
@@ -116,7 +143,17 @@ def console_stream(name: str) -> ConsoleStream:
             stream = _streams[name] = ConsoleStream(name)
             if len(_streams) == 1:
                 atexit.register(flush_consoles)
+                os.register_at_fork(after_in_child=_reset_after_fork)
         return stream
+
+
+def _reset_after_fork() -> None:
+    # The child has none of its parent's threads: a writer thread it inherited the handle of
+    # would never write, and a lock some thread held at the fork would never be released.
+    global _streams_lock
+    _streams_lock = threading.Lock()
+    for stream in _streams.values():
+        stream._reset()
 
 
 def flush_consoles(timeout: float = EXIT_FLUSH_S) -> None:

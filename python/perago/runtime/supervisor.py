@@ -49,6 +49,7 @@ from perago.host.processes import (
     pid_exists,
 )
 from perago.host.secure_files import remove_leftover_temporaries, replace_file
+from perago.runtime.console_stream import console_stream
 from perago.runtime.status_board import STATUS_PHASE, StatusBoard, status_path
 from perago.runtime.worker_protocol import (
     EXIT_DEADLINE,
@@ -326,12 +327,10 @@ class SupervisorLock:
                 )
             if not announced:
                 announced = True
-                print(
+                console_stream("stderr").write_line(
                     f"warning: waiting up to {self.worker_exit_wait:g}s for {len(running)} "
                     f"worker process(es) of the previous supervisor pid {holder.pid} to exit "
-                    f"(pid {pids})",
-                    file=sys.stderr,
-                    flush=True,
+                    f"(pid {pids})"
                 )
             time.sleep(0.1)
         for worker in holder.workers:
@@ -628,11 +627,11 @@ class ProcessSupervisor:
         if deaths == QUARANTINE_AFTER_DEATHS:
             reason = quarantine_reason(deaths)
             logger.bind(**fields, reason=reason).error("task quarantined")
-            print(
+            # Through the console stream: the monitor loop must not stall on a console
+            # nobody reads.
+            console_stream("stderr").write_line(
                 f"warning: task {reference or task_id} of workflow {workflow_id} "
-                f"({task.get('task_def_name')}) {reason}; its next attempt fails without running",
-                file=sys.stderr,
-                flush=True,
+                f"({task.get('task_def_name')}) {reason}; its next attempt fails without running"
             )
 
     def _wait_reading_status(self, process: subprocess.Popen[bytes], timeout: float | None) -> int:

@@ -98,3 +98,36 @@ def test_a_console_with_room_is_written_at_once(monkeypatch: pytest.MonkeyPatch)
     console.write_line("now")
     assert captured.getvalue() == "now\n"
     assert console.flush(0.0)
+
+
+def test_a_line_longer_than_a_pipe_page_waits_rather_than_blocking(
+    full_pipe: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipe with one free page says it has room, yet a longer line would block half-written."""
+    read_fd, stream = full_pipe
+    monkeypatch.setattr("sys.stderr", stream)
+    assert len(os.read(read_fd, 4096)) == 4096  # one page free now
+    console = ConsoleStream("stderr")
+    long_line = "x" * 6000
+    _writes_without_blocking(console, [long_line, "short"])
+    assert not console.flush(0.1)  # bounded, although the writer thread is blocked
+    data = _read_all(read_fd, b"short\n")
+    assert data.lstrip(b".") == (long_line + "\nshort\n").encode()
+
+
+def test_a_forked_child_starts_with_a_console_of_its_own(
+    full_pipe: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child of a fork has no writer thread: it must not queue behind its parent's."""
+    read_fd, stream = full_pipe
+    monkeypatch.setattr("sys.stderr", stream)
+    console = console_module.console_stream("stderr")
+    console.write_line("parent pending")  # the pipe is full: queued for the writer thread
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        fresh = not console._pending and console._thread is None and console.flush(0.0)
+        os._exit(0 if fresh else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _read_all(read_fd, b"parent pending\n").lstrip(b".") == b"parent pending\n"
+    assert console.flush(30)
