@@ -143,17 +143,23 @@ def console_stream(name: str) -> ConsoleStream:
             stream = _streams[name] = ConsoleStream(name)
             if len(_streams) == 1:
                 atexit.register(flush_consoles)
-                os.register_at_fork(after_in_child=_reset_after_fork)
         return stream
 
 
-def _reset_after_fork() -> None:
+def _after_fork_in_child() -> None:
     # The child has none of its parent's threads: a writer thread it inherited the handle of
     # would never write, and a lock some thread held at the fork would never be released.
-    global _streams_lock
-    _streams_lock = threading.Lock()
+    _streams_lock.release()
     for stream in _streams.values():
         stream._reset()
+
+
+# Held across a fork, so that the child never inherits it taken.
+os.register_at_fork(
+    before=_streams_lock.acquire,
+    after_in_parent=_streams_lock.release,
+    after_in_child=_after_fork_in_child,
+)
 
 
 def flush_consoles(timeout: float = EXIT_FLUSH_S) -> None:
