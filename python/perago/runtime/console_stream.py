@@ -2,12 +2,14 @@
 
 A terminal held by Ctrl-S or a log pipe whose reader stalled fills up, and a plain ``write``
 then blocks whatever logged, an attempt's thread included (and, through loguru's handler lock,
-every thread that logs). A line is written at once only where that cannot block: a regular file,
-or a pipe with room for a line of at most ``PIPE_BUF`` bytes (the usual case of a container or a
-supervisor's pipe: same order, same moment as a plain write). Anything else (a terminal, a
-socket, a longer line, a full pipe) waits, in order, for a writer thread of its own. At most
-``MAX_PENDING`` lines wait; beyond that lines are dropped and a note says how many, where they
-were (the JSONL files keep every record).
+every thread that logs). Here a line is tried at once through a private non-blocking handle on
+the same pipe or terminal (``/proc/self/fd/N`` opened anew: its own open file description, so
+``O_NONBLOCK`` reaches no other process sharing the console); what does not fit waits, in order,
+for a writer thread of its own, which writes raw bytes with ``os.write`` and so never holds a
+Python lock while blocked (the interpreter flushing ``sys.stderr`` at exit cannot hang on it).
+Regular files are written at once; a socket (no handle to reopen) always goes through the
+thread. At most ``MAX_PENDING`` lines wait; beyond that lines are dropped and a note says how
+many, where they were (the JSONL files keep every record).
 """
 
 from __future__ import annotations
@@ -20,42 +22,65 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Any
 
 MAX_PENDING = 1000
 # How long an exiting process waits for the lines still pending (atexit, and before os._exit).
 EXIT_FLUSH_S = 2.0
 
 
+@dataclass(frozen=True)
+class _Target:
+    """One console: the caller's fd, a duplicate of it for the writer thread (a number nobody
+    closes under it), and the private non-blocking handle where there is one."""
+
+    identity: tuple[int, int, int]
+    fd: int
+    regular: bool
+    nonblocking_fd: int | None
+
+    def close(self) -> None:
+        for fd in (self.fd, self.nonblocking_fd):
+            if fd is not None:
+                os.close(fd)
+
+
 class _Dropped:
-    def __init__(self) -> None:
+    def __init__(self, target: _Target) -> None:
+        self.target = target
         self.count = 1
 
-    def text(self) -> str:
-        return f"perago: warning: {self.count} console line(s) dropped: the console was not read\n"
+    def data(self) -> bytes:
+        return (
+            f"perago: warning: {self.count} console line(s) dropped: the console was not read\n"
+        ).encode()
 
 
-def _cannot_block(stream: TextIO, size: int) -> bool:
-    """True when writing ``size`` bytes to ``stream`` now cannot block."""
+def _open_target(fd: int, info: os.stat_result) -> _Target | None:
     try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return True  # not a file (a test's capture buffer)
-    try:
-        mode = os.fstat(fd).st_mode
+        own = os.dup(fd)
     except OSError:
-        return False
-    if stat.S_ISREG(mode):
-        return True
-    # A terminal or a socket may block although select says it has room; a pipe with a free
-    # page takes a write of up to PIPE_BUF bytes whole.
-    if not stat.S_ISFIFO(mode) or size > select.PIPE_BUF:
-        return False
-    try:
-        _, writable, _ = select.select([], [fd], [], 0)
-    except (OSError, ValueError):
-        return False
-    return bool(writable)
+        return None
+    regular = stat.S_ISREG(info.st_mode)
+    nonblocking: int | None = None
+    if not regular:
+        try:
+            nonblocking = os.open(
+                f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+            )
+        except OSError:
+            nonblocking = None  # a socket, or no /proc: every line goes through the thread
+    return _Target((fd, info.st_dev, info.st_ino), own, regular, nonblocking)
+
+
+def _write_blocking(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:  # somebody set O_NONBLOCK on the shared description
+            select.select([], [fd], [], 1.0)
 
 
 class ConsoleStream:
@@ -63,41 +88,90 @@ class ConsoleStream:
 
     def __init__(self, name: str) -> None:
         self._name = name
+        self._target: _Target | None = None
         self._reset()
 
     def _reset(self) -> None:
         """A fresh state (also a forked child's: its parent writes the lines it had pending)."""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._pending: deque[str | _Dropped] = deque()
+        self._pending: deque[tuple[_Target, bytes] | _Dropped] = deque()
         self._writing = False
         self._thread: threading.Thread | None = None
 
-    def _stream(self) -> TextIO:
-        stream: TextIO = getattr(sys, self._name)
-        return stream
+    def _target_for(self, fd: int) -> _Target | None:
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            return None
+        current = self._target
+        if current is not None and current.identity == (fd, info.st_dev, info.st_ino):
+            return current
+        # The console was replaced (a test's pipe, a redirected stderr). The old handles are
+        # closed unless queued lines still need them (then they stay: one fd, rarely).
+        if current is not None and not self._pending and not self._writing:
+            current.close()
+        self._target = _open_target(fd, info)
+        return self._target
 
     def write_line(self, line: str) -> None:
+        """Write ``line`` now if the console takes it, else queue it; never blocks, never raises."""
         text = line if line.endswith("\n") else line + "\n"
+        stream: Any = getattr(sys, self._name, None)
+        if stream is None:
+            return
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None
+        if fd is None:
+            self._write_to_buffer(stream, text)  # a test's capture buffer: cannot block
+            return
+        data = text.encode(getattr(stream, "encoding", None) or "utf-8", "replace")
         with self._lock:
+            target = self._target_for(fd)
+            if target is None:
+                return  # a closed console: nothing to tell it
             if not self._pending and not self._writing:
-                stream = self._stream()
-                if _cannot_block(stream, len(text.encode("utf-8", "replace"))):
-                    stream.write(text)
-                    stream.flush()
+                data = data[self._write_now(target, data) :]
+                if not data:
                     return
-            if len(self._pending) < MAX_PENDING:
-                self._pending.append(text)
-            elif self._pending and isinstance(self._pending[-1], _Dropped):
-                self._pending[-1].count += 1
-            else:
-                self._pending.append(_Dropped())
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._drain, name="perago-console", daemon=True
-                )
-                self._thread.start()
-            self._changed.notify_all()
+            self._queue(target, data)
+
+    @staticmethod
+    def _write_to_buffer(stream: Any, text: str) -> None:
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    @staticmethod
+    def _write_now(target: _Target, data: bytes) -> int:
+        """How many bytes of ``data`` went out without waiting (all of them when dropped)."""
+        try:
+            if target.regular:
+                _write_blocking(target.fd, data)  # a file's write does not wait for a reader
+                return len(data)
+            if target.nonblocking_fd is None:
+                return 0
+            return os.write(target.nonblocking_fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return len(data)  # a broken console (no reader left): drop, as a console would
+
+    def _queue(self, target: _Target, data: bytes) -> None:
+        if len(self._pending) < MAX_PENDING:
+            self._pending.append((target, data))
+        elif isinstance(self._pending[-1], _Dropped):
+            self._pending[-1].count += 1
+        else:
+            self._pending.append(_Dropped(target))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="perago-console", daemon=True)
+            self._thread.start()
+        self._changed.notify_all()
 
     def _drain(self) -> None:
         while True:
@@ -107,11 +181,12 @@ class ConsoleStream:
                 item = self._pending.popleft()
                 self._writing = True
             try:
-                stream = self._stream()
-                stream.write(item if isinstance(item, str) else item.text())
-                stream.flush()
-            except (OSError, ValueError):
-                pass  # a closed console: nothing left to tell it
+                if isinstance(item, _Dropped):
+                    _write_blocking(item.target.fd, item.data())
+                else:
+                    _write_blocking(item[0].fd, item[1])
+            except Exception:  # the console thread must outlive a broken console
+                pass
             finally:
                 with self._lock:
                     self._writing = False
@@ -146,6 +221,13 @@ def console_stream(name: str) -> ConsoleStream:
         return stream
 
 
+def flush_consoles(timeout: float = EXIT_FLUSH_S) -> None:
+    """Give the lines still pending a last chance (a process about to end), ``timeout`` in all."""
+    deadline = time.monotonic() + timeout
+    for stream in list(_streams.values()):
+        stream.flush(max(deadline - time.monotonic(), 0.0))
+
+
 def _after_fork_in_child() -> None:
     # The child has none of its parent's threads: a writer thread it inherited the handle of
     # would never write, and a lock some thread held at the fork would never be released.
@@ -160,9 +242,3 @@ os.register_at_fork(
     after_in_parent=_streams_lock.release,
     after_in_child=_after_fork_in_child,
 )
-
-
-def flush_consoles(timeout: float = EXIT_FLUSH_S) -> None:
-    """Give the lines still pending a last chance (a process about to end)."""
-    for stream in list(_streams.values()):
-        stream.flush(timeout)

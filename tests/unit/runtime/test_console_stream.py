@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import TextIO
@@ -131,3 +132,36 @@ def test_a_forked_child_starts_with_a_console_of_its_own(
     assert os.waitstatus_to_exitcode(status) == 0
     assert _read_all(read_fd, b"parent pending\n").lstrip(b".") == b"parent pending\n"
     assert console.flush(30)
+
+
+EXITING_WITH_A_STALLED_CONSOLE = """
+import sys
+from perago.runtime.console_stream import console_stream
+
+console = console_stream("stderr")
+for n in range(400):  # far more than the pipe holds: most lines wait for the console thread
+    console.write_line(f"line {n} " + "x" * 400)
+sys.exit(7)
+"""
+
+
+def test_a_process_whose_console_is_not_read_still_exits_with_its_code() -> None:
+    """Nobody reads the child's stderr: its console thread is blocked in a write when the
+    interpreter exits, and the exit (flushing stderr, running atexit) must not wait on it for
+    more than the bounded flush. Buffered stderr, as a process started without
+    PYTHONUNBUFFERED has it."""
+    import subprocess
+
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", EXITING_WITH_A_STALLED_CONSOLE],
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert child.wait(timeout=60) == 7  # a hang would be a timeout, not a slow pass
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stderr is not None
+        child.stderr.close()
