@@ -11,6 +11,8 @@ lines of several processes never mix. A console nobody reads never blocks a work
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,6 +96,10 @@ def install_console_sink(log_format: str, level: str) -> None:
 
     if log_format == "json":
         stdout = console_stream("stdout")
+        # Records go out as raw writes: a task body's prints to a block-buffered stdout would
+        # otherwise come out after records written later.
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
         def write_json(message: Any) -> None:
             stdout.write_line(format_record(message.record))

@@ -15,6 +15,7 @@ many, where they were (the JSONL files keep every record).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import select
 import stat
@@ -43,7 +44,8 @@ class _Target:
     def close(self) -> None:
         for fd in (self.fd, self.nonblocking_fd):
             if fd is not None:
-                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 class _Dropped:
@@ -89,15 +91,24 @@ class ConsoleStream:
     def __init__(self, name: str) -> None:
         self._name = name
         self._target: _Target | None = None
-        self._reset()
+        self.reset()
 
-    def _reset(self) -> None:
+    def hold(self) -> None:
+        """Take the stream's lock (across a fork: never held while blocked)."""
+        self._lock.acquire()
+
+    def unhold(self) -> None:
+        self._lock.release()
+
+    def reset(self) -> None:
         """A fresh state (also a forked child's: its parent writes the lines it had pending)."""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._pending: deque[tuple[_Target, bytes] | _Dropped] = deque()
         self._writing = False
         self._thread: threading.Thread | None = None
+        # Consoles replaced while lines for them still waited: closed once the queue drains.
+        self._retired: list[_Target] = []
 
     def _target_for(self, fd: int) -> _Target | None:
         try:
@@ -107,10 +118,13 @@ class ConsoleStream:
         current = self._target
         if current is not None and current.identity == (fd, info.st_dev, info.st_ino):
             return current
-        # The console was replaced (a test's pipe, a redirected stderr). The old handles are
-        # closed unless queued lines still need them (then they stay: one fd, rarely).
-        if current is not None and not self._pending and not self._writing:
-            current.close()
+        # The console was replaced (a test's pipe, a redirected stderr): its handles are closed
+        # now, or once the lines queued for it are written.
+        if current is not None:
+            if self._pending or self._writing:
+                self._retired.append(current)
+            else:
+                current.close()
         self._target = _open_target(fd, info)
         return self._target
 
@@ -169,8 +183,15 @@ class ConsoleStream:
         else:
             self._pending.append(_Dropped(target))
         if self._thread is None:
-            self._thread = threading.Thread(target=self._drain, name="perago-console", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._drain, name="perago-console", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:
+                # No thread to be had (an interpreter shutting down refuses new ones, or the
+                # process limit): what waits would never be written, so it is dropped.
+                self._pending.clear()
+                return
+            self._thread = thread
         self._changed.notify_all()
 
     def _drain(self) -> None:
@@ -190,6 +211,10 @@ class ConsoleStream:
             finally:
                 with self._lock:
                     self._writing = False
+                    if not self._pending:
+                        for retired in self._retired:
+                            retired.close()
+                        self._retired.clear()
                     self._changed.notify_all()
 
     def flush(self, timeout: float) -> bool:
@@ -228,17 +253,30 @@ def flush_consoles(timeout: float = EXIT_FLUSH_S) -> None:
         stream.flush(max(deadline - time.monotonic(), 0.0))
 
 
+def _before_fork() -> None:
+    # Every lock held across the fork (none is held while blocked), so no state is half-changed
+    # in the child.
+    _streams_lock.acquire()
+    for stream in _streams.values():
+        stream.hold()
+
+
+def _after_fork_in_parent() -> None:
+    for stream in _streams.values():
+        stream.unhold()
+    _streams_lock.release()
+
+
 def _after_fork_in_child() -> None:
     # The child has none of its parent's threads: a writer thread it inherited the handle of
-    # would never write, and a lock some thread held at the fork would never be released.
-    _streams_lock.release()
+    # would never write. Its parent writes the lines that were pending.
     for stream in _streams.values():
-        stream._reset()
+        stream.reset()
+    _streams_lock.release()
 
 
-# Held across a fork, so that the child never inherits it taken.
 os.register_at_fork(
-    before=_streams_lock.acquire,
-    after_in_parent=_streams_lock.release,
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
     after_in_child=_after_fork_in_child,
 )

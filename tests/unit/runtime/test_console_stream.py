@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 import pytest
@@ -165,3 +166,43 @@ def test_a_process_whose_console_is_not_read_still_exits_with_its_code() -> None
         child.wait()
         assert child.stderr is not None
         child.stderr.close()
+
+
+def test_a_pipe_with_room_and_a_regular_file_are_written_by_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual consoles take the line in the caller's own call: no thread, nothing waits."""
+    read_fd, write_fd = os.pipe()
+    pipe = io.TextIOWrapper(os.fdopen(write_fd, "wb", buffering=0), encoding="utf-8")
+    log = (tmp_path / "console.log").open("w", encoding="utf-8")
+    try:
+        for stream in (pipe, log):
+            monkeypatch.setattr("sys.stderr", stream)
+            console = ConsoleStream("stderr")
+            console.write_line("at once")
+            assert console._thread is None
+            assert console.flush(0.0)
+        assert os.read(read_fd, 100) == b"at once\n"
+        log.flush()
+        assert (tmp_path / "console.log").read_text() == "at once\n"
+    finally:
+        os.close(read_fd)
+        pipe.close()
+        log.close()
+
+
+def test_lines_are_dropped_when_no_console_thread_can_start(
+    full_pipe: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interpreter shutting down refuses new threads: the caller must neither fail nor have
+    lines wait for a thread that never comes."""
+    _, stream = full_pipe
+    monkeypatch.setattr("sys.stderr", stream)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    console = ConsoleStream("stderr")
+    console.write_line("nowhere to go")
+    assert console.flush(0.0)
