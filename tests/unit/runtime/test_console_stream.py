@@ -35,6 +35,13 @@ def full_pipe() -> Iterator[tuple[int, TextIO]]:
     stream.close()
 
 
+def _console_on(stream: TextIO, monkeypatch: pytest.MonkeyPatch) -> ConsoleStream:
+    """A console stream writing to ``stream`` as ``sys.stderr``. Call it in the test's body:
+    pytest's capture puts its own ``sys.stderr`` back after the fixtures."""
+    monkeypatch.setattr("sys.stderr", stream)
+    return ConsoleStream("stderr")
+
+
 def _read_all(read_fd: int, until: bytes) -> bytes:
     data = b""
     while until not in data:
@@ -62,9 +69,7 @@ def test_lines_for_a_full_console_wait_in_order_and_arrive_when_it_drains(
     full_pipe: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read_fd, stream = full_pipe
-    # In the test's body: pytest's capture puts its own sys.stderr back after the fixtures.
-    monkeypatch.setattr("sys.stderr", stream)
-    console = ConsoleStream("stderr")
+    console = _console_on(stream, monkeypatch)
     _writes_without_blocking(console, ["first", "second", "third"])
     assert not console.flush(0.0)  # still pending: nobody read the pipe
     data = _read_all(read_fd, b"third\n")
@@ -76,9 +81,8 @@ def test_lines_beyond_the_limit_are_dropped_and_counted_where_they_were(
     full_pipe: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read_fd, stream = full_pipe
-    monkeypatch.setattr("sys.stderr", stream)
     monkeypatch.setattr(console_module, "MAX_PENDING", 3)
-    console = ConsoleStream("stderr")
+    console = _console_on(stream, monkeypatch)
     _writes_without_blocking(console, [f"line {n}" for n in range(8)])
     data = _read_all(read_fd, b"dropped")
     lines = data.lstrip(b".").decode().splitlines()
@@ -107,9 +111,8 @@ def test_a_line_longer_than_a_pipe_page_waits_rather_than_blocking(
 ) -> None:
     """A pipe with one free page says it has room, yet a longer line would block half-written."""
     read_fd, stream = full_pipe
-    monkeypatch.setattr("sys.stderr", stream)
     assert len(os.read(read_fd, 4096)) == 4096  # one page free now
-    console = ConsoleStream("stderr")
+    console = _console_on(stream, monkeypatch)
     long_line = "x" * 6000
     _writes_without_blocking(console, [long_line, "short"])
     assert not console.flush(0.1)  # bounded, although the writer thread is blocked
@@ -177,8 +180,7 @@ def test_a_pipe_with_room_and_a_regular_file_are_written_by_the_caller(
     log = (tmp_path / "console.log").open("w", encoding="utf-8")
     try:
         for stream in (pipe, log):
-            monkeypatch.setattr("sys.stderr", stream)
-            console = ConsoleStream("stderr")
+            console = _console_on(stream, monkeypatch)
             console.write_line("at once")
             assert console._thread is None
             assert console.flush(0.0)
