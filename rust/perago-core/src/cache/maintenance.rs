@@ -130,6 +130,8 @@ impl ContentCache {
             cancel.check()?;
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let started = super::usage::unix_now();
+        let counted_before = self.usage.read();
         let (mut entries, partials) = self.scan(cancel)?;
         let mut report = PruneReport::default();
         for partial in &partials {
@@ -155,6 +157,14 @@ impl ContentCache {
             progress(done as u64 + 1, total);
         }
         progress(total, total);
+        self.usage.update(|counted_now| {
+            Some(super::usage::Tally::settled(
+                bytes,
+                counted_before,
+                counted_now,
+                started,
+            ))
+        });
         report.entries = kept;
         report.bytes = bytes;
         Ok(report)

@@ -8,6 +8,7 @@
 //! v1/objects/<2 hex>/<62 hex>.partial    an object being fetched, locked by its fetcher
 //! v1/clone-mode                          how entries reach workspaces here: reflink | copy
 //! v1/prune.lock                          one evictor at a time
+//! v1/usage                               bytes held as last measured plus inserts since
 //! ```
 //!
 //! An entry is complete when it exists: its record is set on the temp file before the rename,
@@ -19,6 +20,7 @@
 mod entry;
 mod maintenance;
 mod sys;
+mod usage;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -97,6 +99,7 @@ pub struct ContentCache {
     objects: PathBuf,
     max_size: u64,
     mode: CloneMode,
+    usage: usage::Usage,
 }
 
 impl ContentCache {
@@ -121,6 +124,7 @@ impl ContentCache {
             mode
         };
         Ok(Self {
+            usage: usage::Usage::new(&layout),
             dir,
             objects,
             max_size,
@@ -153,6 +157,22 @@ impl ContentCache {
     fn partial_path(&self, key: &CacheKey) -> PathBuf {
         let (shard, name) = self.shard(key);
         shard.join(name + PARTIAL_SUFFIX)
+    }
+
+    /// Count `bytes` a download just inserted; whether a prune is due: the cache may now exceed
+    /// its size, or its count is too old (or could not be read or written) to tell.
+    pub fn count_inserted(&self, bytes: u64) -> bool {
+        let now = usage::unix_now();
+        let mut due = true;
+        self.usage.update(|current| {
+            let next = usage::Tally {
+                bytes: current.map_or(0, |t| t.bytes).saturating_add(bytes),
+                scanned_at: current.map_or(0, |t| t.scanned_at),
+            };
+            due = next.prune_due(self.max_size, now);
+            Some(next)
+        });
+        due
     }
 
     /// Whether an entry exists (one `stat`; not a promise that it is usable).

@@ -188,6 +188,76 @@ fn prune_evicts_least_recently_used_first_and_removes_abandoned_temp_files() {
 }
 
 #[test]
+fn a_download_prunes_only_when_the_count_may_exceed_the_size() {
+    let dir = temp_dir("usage");
+    let cache = ContentCache::open(&dir, 12).unwrap();
+    insert(&cache, &key(1), b"12345");
+    assert!(
+        cache.count_inserted(5),
+        "no scan has measured the cache yet"
+    );
+    let cancel = CancelToken::new();
+    let report = cache.prune(12, true, &|_, _| {}, &cancel).unwrap();
+    assert_eq!((report.evicted, report.bytes), (0, 5));
+    insert(&cache, &key(2), b"12345");
+    assert!(!cache.count_inserted(5), "10 of 12 bytes: no scan needed");
+    insert(&cache, &key(3), b"12345");
+    assert!(cache.count_inserted(5), "15 of 12 bytes");
+    let report = cache.prune(12, true, &|_, _| {}, &cancel).unwrap();
+    assert_eq!((report.evicted, report.bytes), (1, 10));
+    assert!(!cache.count_inserted(0), "the prune measured 10 bytes");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn what_is_counted_while_a_prune_scans_stays_counted() {
+    let dir = temp_dir("usage-meanwhile");
+    let cache = ContentCache::open(&dir, 12).unwrap();
+    insert(&cache, &key(1), b"12345");
+    let cancel = CancelToken::new();
+    cache.prune(12, true, &|_, _| {}, &cancel).unwrap();
+    // Another download inserts and counts after this prune's scan, before it settles the count
+    // (its progress runs in between): the scan did not see those bytes, the count must keep them.
+    let once = std::sync::atomic::AtomicBool::new(false);
+    let report = cache
+        .prune(
+            12,
+            true,
+            &|_, _| {
+                if !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    insert(&cache, &key(2), b"12345");
+                    cache.count_inserted(5);
+                }
+            },
+            &cancel,
+        )
+        .unwrap();
+    assert_eq!(report.bytes, 5, "the scan saw only the first entry");
+    insert(&cache, &key(3), b"12345");
+    assert!(
+        cache.count_inserted(5),
+        "15 bytes held: the insert made during the scan was kept in the count"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_damaged_count_asks_for_a_prune() {
+    let dir = temp_dir("usage-damaged");
+    let cache = ContentCache::open(&dir, 1 << 20).unwrap();
+    cache
+        .prune(1 << 20, true, &|_, _| {}, &CancelToken::new())
+        .unwrap();
+    assert!(!cache.count_inserted(1));
+    let usage = dir.join("v1").join("usage");
+    let mut raw = std::fs::read(&usage).unwrap();
+    raw[5] ^= 0xff;
+    std::fs::write(&usage, raw).unwrap();
+    assert!(cache.count_inserted(1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn an_entry_being_read_survives_its_eviction() {
     let dir = temp_dir("evict-read");
     let cache = ContentCache::open(&dir, 1 << 20).unwrap();

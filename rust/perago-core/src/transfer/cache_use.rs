@@ -33,6 +33,7 @@ struct Counters {
     hits: AtomicU64,
     hit_bytes: AtomicU64,
     inserted: AtomicU64,
+    inserted_bytes: AtomicU64,
     waited: AtomicU64,
     corrupt: AtomicU64,
 }
@@ -114,8 +115,17 @@ impl CacheUse {
         self.counters.waited.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn inserted(&self) {
+    pub(super) fn inserted(&self, bytes: u64) {
         self.counters.inserted.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .inserted_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Count what this download inserted into the cache's usage; whether a prune is due.
+    pub(super) fn count_inserts(&self) -> bool {
+        let bytes = self.counters.inserted_bytes.load(Ordering::Relaxed);
+        self.cache.count_inserted(bytes)
     }
 
     pub(super) fn defer(&self, index: usize) {

@@ -492,14 +492,14 @@ impl Plan<'_> {
     }
 
     /// What the download took from the cache and fetched; a download that inserted anything
-    /// then prunes the cache back to its size (best effort: a failed or skipped prune leaves
-    /// it over until the next).
+    /// counts it into the cache's usage and, when that may put the cache over its size, prunes
+    /// it back (best effort: a failed or skipped prune leaves it over until the next).
     fn cache_stats(&self, cancel: &CancelToken) -> CacheStats {
         let Some(cache) = &self.cache else {
             return self.fetched.stats();
         };
         let mut stats = cache.stats(&self.fetched);
-        if stats.inserted > 0 {
+        if stats.inserted > 0 && cache.count_inserts() {
             let limit = cache.cache.max_size();
             if let Ok(pruned) = cache.cache.prune(limit, false, &|_, _| {}, cancel) {
                 stats.evicted = pruned.evicted;
@@ -802,7 +802,7 @@ impl Plan<'_> {
     fn commit_to_cache(&self, writer: CacheWriter, size: u64, hash: blake3::Hash) {
         if let Some(cache) = &self.cache {
             if writer.commit(size, hash).is_ok() {
-                cache.inserted();
+                cache.inserted(size);
             }
         }
     }
