@@ -21,9 +21,8 @@ pytestmark = pytest.mark.integration
 
 FILES, SIZE = 200, 4096
 CHANGED = 2  # 1 % of 200
-SCENARIOS = [
-    f"cache-small-{case}" for case in ("clone", "cold", "warm", "1pct-changed", "1pct-reference")
-]
+CASES = ("clone", "cold", "warm", "1pct-changed", "1pct-floor", "1pct-reference")
+SCENARIOS = [f"cache-small-{case}" for case in CASES]
 
 
 def _bench_repositories(server: LakefsServer) -> set[str]:
@@ -57,7 +56,7 @@ def test_bench_cache_fetches_only_what_the_cache_lacks(
     rows: list[dict[str, Any]] = json.loads(completed.stdout)
     assert [row["scenario"] for row in rows] == SCENARIOS
     assert all(row["topology"] == server.blockstore for row in rows)
-    clone, cold, warm, changed, reference = rows
+    clone, cold, warm, changed, floor, reference = rows
 
     assert (cold["tool"], cold["case"]) == ("perago", "cold")
     assert cold["files"] == FILES
@@ -68,7 +67,10 @@ def test_bench_cache_fetches_only_what_the_cache_lacks(
     assert changed["bytes_fetched"] == CHANGED * SIZE
     assert (reference["files"], reference["total_bytes"]) == (CHANGED, CHANGED * SIZE)
     assert reference["bytes_fetched"] == CHANGED * SIZE
-    for row in (cold, warm, changed, reference):
+    # The floor writes the files the 1 % case takes from the cache, from memory: nothing fetched.
+    assert (floor["files"], floor["total_bytes"]) == (FILES - CHANGED, (FILES - CHANGED) * SIZE)
+    assert floor["bytes_fetched"] == 0
+    for row in (cold, warm, changed, floor, reference):
         assert row["median_s"] > 0
         assert row["peak_rss_mb"] > 0
 
@@ -93,6 +95,7 @@ def test_the_table_lists_the_byte_columns_and_the_ratios() -> None:
         row("cold", "perago", 2.0, 100),
         row("warm", "perago", 0.5, 0),
         row("1pct-changed", "perago", 0.6, 1),
+        row("1pct-floor", "perago", 0.45, 0),
         row("1pct-reference", "perago", 0.3, 1),
     ]
     console = Console(width=200, record=True)
@@ -103,4 +106,5 @@ def test_the_table_lists_the_byte_columns_and_the_ratios() -> None:
         "small: warm / cold": 0.25,
         "small: warm / lakectl clone": None,
         "small: 1pct-changed / 1pct-reference": pytest.approx(2.0),
+        "small: 1pct-floor / 1pct-reference": pytest.approx(1.5),
     }

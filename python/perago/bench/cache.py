@@ -22,6 +22,14 @@ start included, as in the download bench) and peak RSS are that run's alone:
     size and committed; that commit into a fresh directory with the warm cache: exactly the
     rewritten files are fetched. Every round rewrites them anew, so no round finds the previous
     round's change in its cache.
+``1pct-floor``
+    What this machine itself needs to put the other 99 % of that commit's bytes into a fresh
+    directory: the same files (same paths and sizes) written from memory on one thread per core,
+    timed inside the child around the writes alone (no interpreter start, no listing, no cache,
+    no reading, no hashing). Any download that materialises those files by copying pays at least
+    this; with reflinks it does not. Its ratio to ``1pct-reference`` shows how much of the 1 %
+    target is left to the cache on this machine (ext4 copies on a VM whose fresh page-cache pages
+    are slow to come by: see ADR 0012).
 ``1pct-reference``
     What any incremental download of that commit has to do anyway: list the whole data set once
     and fetch the rewritten bytes. The rewritten files are committed a second time, in the same
@@ -48,9 +56,10 @@ root and hit the whole host): ``warm`` may read entries ``cold`` just wrote from
 busy worker host.
 
 After the table come the ratios of the median times (below 1: faster): ``warm / cold``,
-``warm / lakectl clone`` and ``1pct-changed / 1pct-reference``. ``--json`` prints only the rows
-on stdout, as one JSON array (with ``case``, ``files``, ``total_bytes`` and ``bytes_fetched``);
-the table and the ratios then go to stderr, as in every bench (:mod:`perago.bench.cli`).
+``warm / lakectl clone``, ``1pct-changed / 1pct-reference`` and ``1pct-floor / 1pct-reference``.
+``--json`` prints only the rows on stdout, as one JSON array (with ``case``, ``files``,
+``total_bytes`` and ``bytes_fetched``); the table and the ratios then go to stderr, as in every
+bench (:mod:`perago.bench.cli`).
 """
 
 from __future__ import annotations
@@ -76,8 +85,9 @@ CLONE = "clone"
 COLD = "cold"
 WARM = "warm"
 CHANGED = "1pct-changed"
+FLOOR = "1pct-floor"
 REFERENCE = "1pct-reference"
-CASES = (CLONE, COLD, WARM, CHANGED, REFERENCE)
+CASES = (CLONE, COLD, WARM, CHANGED, FLOOR, REFERENCE)
 # Beyond the seed set plus one round's rewritten files, so that no entry is ever evicted.
 CACHE_HEADROOM = 64 * MIB
 
@@ -97,6 +107,50 @@ def changed_indices(files: int) -> list[int]:
     count = max(1, files // 100)
     step = files // count
     return list(range(0, step * count, step))
+
+
+def kept_indices(files: int) -> list[int]:
+    """The files a ``1pct-changed`` round takes from the cache: all but :func:`changed_indices`."""
+    changed = set(changed_indices(files))
+    return [i for i in range(files) if i not in changed]
+
+
+def write_from_memory(root: Path, indices: Sequence[int], size: int, threads: int) -> float:
+    """Write the data set's files ``indices`` (:func:`perago.bench.transfer.generate_files`'s
+    paths), ``size`` bytes each, from one block in memory, on ``threads`` threads; the seconds
+    the directories and writes took."""
+    import threading
+    import time
+
+    block = memoryview(os.urandom(min(size, 4 * MIB)))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    failures: list[BaseException] = []
+
+    def write(share: Sequence[int]) -> None:
+        try:
+            for i in share:
+                fd = os.open(root / f"d{i % 100:03d}" / f"f{i:06d}.bin", flags, 0o644)
+                try:
+                    left = size
+                    while left > 0:
+                        left -= os.write(fd, block[: min(left, len(block))])
+                finally:
+                    os.close(fd)
+        except BaseException as failure:  # re-raised by the caller
+            failures.append(failure)
+
+    started = time.perf_counter()
+    for d in sorted({i % 100 for i in indices}):
+        (root / f"d{d:03d}").mkdir(parents=True)
+    workers = [threading.Thread(target=write, args=(indices[k::threads],)) for k in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise failures[0]
+    return elapsed
 
 
 @dataclass(frozen=True)
@@ -157,6 +211,7 @@ class _DataSetBench:
         self._perago(WARM, n, self.seed, self.prefix, cache)
         commit, own_prefix = self._rewrite(n)
         self._perago(CHANGED, n, commit, self.prefix, cache)
+        self._floor(n)
         self._perago(REFERENCE, n, commit, own_prefix, empty_cache, listing=self.prefix)
 
     def remove_kept(self) -> None:
@@ -210,6 +265,24 @@ class _DataSetBench:
         self._check(case, report)
         self._record(case, n, _Run(measured, report))
 
+    def _floor(self, n: int) -> None:
+        stats_file = self.work / f"stats-{FLOOR}-{n}.json"
+        threads = os.cpu_count() or 1
+
+        def command(dest: Path) -> list[str]:
+            return bench_transfer._perago_child(
+                ["_write_floor", str(dest), str(self.data.files), str(self.file_size),
+                 str(threads), str(stats_file)]
+            )  # fmt: skip
+
+        os.sync()
+        measured = bench_transfer._download_once(
+            self.server, self.work / f"dl-{FLOOR}", command, n, keep=self.kept
+        )
+        seconds = float(json.loads(stats_file.read_text())["seconds"])
+        stats_file.unlink()
+        self._record(FLOOR, n, _Run(replace(measured, seconds=seconds), {"fetched_bytes": 0}))
+
     def _check(self, case: str, stats: dict[str, int]) -> None:
         files, changed = self.data.files, len(self.changed)
         expected = {
@@ -252,6 +325,11 @@ class _DataSetBench:
             COLD: (files, total, f"empty {mode} cache"),
             WARM: (files, total, f"{mode} cache cold filled"),
             CHANGED: (files, total, f"{changed} of {files} rewritten, warm cache"),
+            FLOOR: (
+                files - changed,
+                total - self.changed_bytes,
+                f"write the other {files - changed} from memory, {os.cpu_count() or 1} threads",
+            ),
             REFERENCE: (changed, self.changed_bytes, f"list {files}, fetch {changed}"),
         }
         rows = []
@@ -312,14 +390,16 @@ def cache_ratios(rows: Sequence[Row]) -> list[tuple[str, float | None]]:
     """The time ratios the cache's targets name, per data set (None when a row is missing)."""
     out: list[tuple[str, float | None]] = []
     for data_set in dict.fromkeys(data_set_of(row) for row in rows):
-        warm, cold, changed, reference = (
-            (scenario_name(data_set, case), "perago") for case in (WARM, COLD, CHANGED, REFERENCE)
+        warm, cold, changed, floor, reference = (
+            (scenario_name(data_set, case), "perago")
+            for case in (WARM, COLD, CHANGED, FLOOR, REFERENCE)
         )
         clone = (scenario_name(data_set, CLONE), "lakectl")
         out += [
             (f"{data_set}: warm / cold", ratio(rows, warm, cold)),
             (f"{data_set}: warm / lakectl clone", ratio(rows, warm, clone)),
             (f"{data_set}: 1pct-changed / 1pct-reference", ratio(rows, changed, reference)),
+            (f"{data_set}: 1pct-floor / 1pct-reference", ratio(rows, floor, reference)),
         ]
     return out
 

@@ -14,7 +14,9 @@ commit after an upload is the bench driver's (:class:`perago.bench.transfer._Upl
 ``_cached_download`` (``perago bench cache``) downloads through the content cache at CACHE_DIR
 and writes the download's ``cache_stats()`` and the cache's ``mode`` to the JSON file STATS; with
 LIST_PREFIX it first lists ``REF`` under that prefix once, on the same client, and adds the
-number of objects listed as ``listed``.
+number of objects listed as ``listed``. ``_write_floor DEST FILES SIZE THREADS STATS`` writes the
+files a ``1pct-changed`` run takes from the cache from memory (``perago bench cache``'s
+``1pct-floor``) and the seconds that took to STATS.
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ def main(argv: Sequence[str]) -> None:
         )
         report.update(result.cache_stats(), mode=cache.mode)
         Path(stats_path).write_text(json.dumps(report))
+    elif action == "_write_floor":
+        from perago.bench.cache import kept_indices, write_from_memory
+
+        dest, files, size, threads, stats_path = rest
+        seconds = write_from_memory(Path(dest), kept_indices(int(files)), int(size), int(threads))
+        Path(stats_path).write_text(json.dumps({"seconds": seconds}))
     else:
         raise SystemExit(f"unknown action {action}")
 
