@@ -76,7 +76,8 @@ def _open_target(fd: int, info: os.stat_result) -> _Target | None:
     return _Target((fd, info.st_dev, info.st_ino), own, regular, nonblocking)
 
 
-def _write_blocking(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data`` to ``fd``, waiting while it is full (a regular file never is)."""
     view = memoryview(data)
     while view:
         try:
@@ -165,7 +166,7 @@ class ConsoleStream:
         """How many bytes of ``data`` went out without waiting (all of them when dropped)."""
         try:
             if target.regular:
-                _write_blocking(target.fd, data)  # a file's write does not wait for a reader
+                write_all(target.fd, data)  # a file's write does not wait for a reader
                 return len(data)
             if target.nonblocking_fd is None:
                 return 0
@@ -203,9 +204,9 @@ class ConsoleStream:
                 self._writing = True
             try:
                 if isinstance(item, _Dropped):
-                    _write_blocking(item.target.fd, item.data())
+                    write_all(item.target.fd, item.data())
                 else:
-                    _write_blocking(item[0].fd, item[1])
+                    write_all(item[0].fd, item[1])
             except Exception:  # the console thread must outlive a broken console
                 pass
             finally:

@@ -22,6 +22,7 @@ from typing import Any
 from loguru import logger
 
 from perago.host.secure_files import ensure_private_directory, open_private_append
+from perago.runtime.console_stream import write_all
 
 _UNSAFE_SEGMENT = re.compile(r"[^A-Za-z0-9_.=-]+")
 LOG_SUFFIX = ".jsonl"
@@ -76,12 +77,6 @@ def _open_log(path: Path) -> int:
     return open_private_append(path)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 class JsonlFileSink:
     """A thread-safe JSONL writer that rotates at ``max_bytes`` and prunes on rotation."""
 
@@ -118,7 +113,7 @@ class JsonlFileSink:
                 return
             if self._size > 0 and self._size + len(data) > self._max_bytes:
                 self._rotate()
-            _write_all(self._fd, data)
+            write_all(self._fd, data)
             self._size += len(data)
 
     def _rotate(self) -> None:
