@@ -7,9 +7,10 @@ the same pipe or terminal (``/proc/self/fd/N`` opened anew: its own open file de
 ``O_NONBLOCK`` reaches no other process sharing the console); what does not fit waits, in order,
 for a writer thread of its own, which writes raw bytes with ``os.write`` and so never holds a
 Python lock while blocked (the interpreter flushing ``sys.stderr`` at exit cannot hang on it).
-Regular files are written at once; a socket (no handle to reopen) always goes through the
-thread. At most ``MAX_PENDING`` lines wait; beyond that lines are dropped and a note says how
-many, where they were (the JSONL files keep every record).
+Regular files are written at once; a socket (systemd's journal stream; it has no handle to
+reopen) is tried with a ``MSG_DONTWAIT`` send, which does not block for that call alone. At most
+``MAX_PENDING`` lines wait; beyond that lines are dropped and a note says how many, where they
+were (the JSONL files keep every record).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import atexit
 import contextlib
 import os
 import select
+import socket
 import stat
 import sys
 import threading
@@ -34,18 +36,23 @@ EXIT_FLUSH_S = 2.0
 @dataclass(frozen=True)
 class _Target:
     """One console: the caller's fd, a duplicate of it for the writer thread (a number nobody
-    closes under it), and the private non-blocking handle where there is one."""
+    closes under it), and the private non-blocking handle (a pipe or terminal) or socket (on a
+    duplicate of its own) where there is one."""
 
     identity: tuple[int, int, int]
     fd: int
     regular: bool
     nonblocking_fd: int | None
+    sock: socket.socket | None = None
 
     def close(self) -> None:
         for fd in (self.fd, self.nonblocking_fd):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
 
 
 class _Dropped:
@@ -59,6 +66,20 @@ class _Dropped:
         ).encode()
 
 
+def _socket_on(fd: int) -> socket.socket | None:
+    """A socket object on a duplicate of ``fd`` (its flags are the shared description's: left
+    alone; each send says ``MSG_DONTWAIT`` instead)."""
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return None
+    try:
+        return socket.socket(fileno=dup)
+    except OSError:
+        os.close(dup)
+        return None
+
+
 def _open_target(fd: int, info: os.stat_result) -> _Target | None:
     try:
         own = os.dup(fd)
@@ -66,13 +87,15 @@ def _open_target(fd: int, info: os.stat_result) -> _Target | None:
         return None
     regular = stat.S_ISREG(info.st_mode)
     nonblocking: int | None = None
+    if stat.S_ISSOCK(info.st_mode):
+        return _Target((fd, info.st_dev, info.st_ino), own, regular, None, _socket_on(fd))
     if not regular:
         try:
             nonblocking = os.open(
                 f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
             )
         except OSError:
-            nonblocking = None  # a socket, or no /proc: every line goes through the thread
+            nonblocking = None  # no /proc: every line goes through the thread
     return _Target((fd, info.st_dev, info.st_ino), own, regular, nonblocking)
 
 
@@ -168,6 +191,8 @@ class ConsoleStream:
             if target.regular:
                 write_all(target.fd, data)  # a file's write does not wait for a reader
                 return len(data)
+            if target.sock is not None:
+                return target.sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
             if target.nonblocking_fd is None:
                 return 0
             return os.write(target.nonblocking_fd, data)

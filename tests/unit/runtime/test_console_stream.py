@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -208,3 +209,36 @@ def test_lines_are_dropped_when_no_console_thread_can_start(
     console = ConsoleStream("stderr")
     console.write_line("nowhere to go")
     assert console.flush(0.0)
+
+
+def test_a_socket_console_is_written_by_the_caller_and_queues_only_when_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """systemd's journal stream is a socket: no handle to reopen, so each send is MSG_DONTWAIT.
+    With room the line goes out in the caller's call (a direct print after it cannot overtake
+    it); when full it waits in order, and the socket itself stays blocking for everyone else."""
+    reader, writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    stream = io.TextIOWrapper(os.fdopen(writer.detach(), "wb", buffering=0), encoding="utf-8")
+    try:
+        console = _console_on(stream, monkeypatch)
+        console.write_line("at once")
+        assert console._thread is None
+        assert reader.recv(100) == b"at once\n"
+        os.set_blocking(stream.fileno(), False)
+        try:
+            while True:
+                os.write(stream.fileno(), b"." * 4096)
+        except BlockingIOError:
+            pass
+        os.set_blocking(stream.fileno(), True)  # as a console is: a write to it would block
+        _writes_without_blocking(console, ["first", "second"])
+        assert not console.flush(0.0)
+        assert os.get_blocking(stream.fileno()), "the console's own flags were changed"
+        data = b""
+        while b"second\n" not in data:
+            data += reader.recv(65536)
+        assert data.lstrip(b".") == b"first\nsecond\n"
+        assert console.flush(30)
+    finally:
+        reader.close()
+        stream.close()
