@@ -57,7 +57,6 @@ import errno
 import json
 import os
 import re
-import shutil
 import stat
 import threading
 import time
@@ -74,6 +73,7 @@ from perago.attempt.identity import TaskAttempt
 from perago.engine import ATTEMPT_MARKER as ATTEMPT_WORKSPACE_MARKER
 from perago.errors import WorkspaceSafetyError
 from perago.host.processes import ProcessIdentity, current_process_identity
+from perago.host.tree_removal import remove_tree_at
 
 __all__ = [
     "ATTEMPT_RECORDS_DIRNAME",
@@ -365,15 +365,10 @@ def _claim_record(root_fd: int, name: str, text: str) -> int:
     raise OSError(errno.EAGAIN, f"could not create the owner record of {name}")
 
 
-def _ignore_missing(function: Any, path: str, exc_info: Any) -> None:
-    # Another GC pass (or the owner) removing the same tree concurrently is not an error.
-    if not isinstance(exc_info[1], FileNotFoundError):
-        raise exc_info[1]
-
-
 def _remove_entry_at(root_fd: int, name: str) -> bool:
     """Remove ``name`` below ``root_fd`` without following it: a directory tree is removed with
-    descriptor-relative calls (``shutil.rmtree(dir_fd=...)``), anything else (a symlink that
+    descriptor-relative calls (:func:`perago.host.tree_removal.remove_tree_at`; another GC pass
+    or the owner removing the same tree meanwhile is not an error), anything else (a symlink that
     replaced the workspace, a file) is unlinked. False when there was nothing."""
     if not name or "/" in name or name in (".", ".."):
         raise ValueError(f"{name!r} is not an attempt directory name")
@@ -382,7 +377,7 @@ def _remove_entry_at(root_fd: int, name: str) -> bool:
     except FileNotFoundError:
         return False
     if stat.S_ISDIR(info.st_mode):
-        shutil.rmtree(name, dir_fd=root_fd, onerror=_ignore_missing)
+        remove_tree_at(root_fd, name)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=root_fd)
