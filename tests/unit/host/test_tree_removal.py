@@ -5,6 +5,7 @@ an error, and the threads' unlinks are all done before a directory is removed.""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,7 +119,7 @@ def test_a_failed_unlink_raises_after_the_other_unlinks_ended(
     assert remaining == ["f13"]
 
 
-def test_a_tree_deeper_than_the_walk_is_left_to_rmtree(
+def test_a_tree_deeper_than_the_walk_holds_is_moved_up_and_removed(
     tmp_path: Path, root_fd: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tree_removal, "_MAX_DEPTH", 3)
@@ -129,6 +130,88 @@ def test_a_tree_deeper_than_the_walk_is_left_to_rmtree(
     (deep / "leaf").write_bytes(b"x")
     remove_tree_at(root_fd, "attempt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tree_deeper_than_paths_and_the_recursion_limit_is_removed(
+    tmp_path: Path, root_fd: int
+) -> None:
+    """1,500 levels: beyond PATH_MAX and Python's recursion limit (shutil.rmtree of 3.11 raises
+    RecursionError there), yet within the walk's descriptors."""
+    os.mkdir("attempt", dir_fd=root_fd)
+    fd = os.open("attempt", os.O_RDONLY | os.O_DIRECTORY, dir_fd=root_fd)
+    for _ in range(1500):
+        os.mkdir("l", dir_fd=fd)
+        below = os.open("l", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = below
+    os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd))
+    os.close(fd)
+    remove_tree_at(root_fd, "attempt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_walk_leaves_no_unlinker_on_a_closed_descriptor(
+    tmp_path: Path, root_fd: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C reaches the walk while the unlinker is held at a gate: the walk closes its three
+    descriptors and other directories take their numbers, then the gate opens. The unlinker must
+    still be unlinking in the directory it was given, never in one of the others."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the runner's may differ
+    monkeypatch.setattr(tree_removal, "_BATCH", 2)
+    _tree(tmp_path / "attempt", dirs=1, files=6)  # attempt/d0/top, attempt/d0/inner/f0..f5
+    tree_inodes = {p.stat().st_ino for p in (tmp_path / "attempt").rglob("*") if p.is_dir()}
+    main = threading.main_thread()
+    held, gate, walk_closed = threading.Event(), threading.Event(), threading.Event()
+    closes_after_hold = 0
+    wrong: list[str] = []
+    others: list[int] = []
+    real_unlink, real_close = os.unlink, os.close
+
+    def gated_unlink(name: str, *, dir_fd: int | None = None) -> None:
+        if threading.current_thread() is not main:
+            held.set()
+            gate.wait(30)
+            try:
+                if dir_fd is None or os.fstat(dir_fd).st_ino not in tree_inodes:
+                    wrong.append(name)
+            except OSError:
+                wrong.append(name)
+        real_unlink(name, dir_fd=dir_fd)
+
+    def counting_close(fd: int) -> None:
+        nonlocal closes_after_hold
+        real_close(fd)
+        if threading.current_thread() is main and held.is_set():
+            closes_after_hold += 1
+            if closes_after_hold == 3:  # attempt, d0 and inner
+                walk_closed.set()
+
+    def interrupt_and_reuse() -> None:
+        assert held.wait(30)
+        signal.pthread_kill(main.ident or 0, signal.SIGINT)
+        assert walk_closed.wait(30)
+        for n in range(8):
+            other = tmp_path / f"other{n}"
+            other.mkdir()
+            (other / "keep").write_bytes(b"precious")
+            others.append(os.open(other, os.O_RDONLY | os.O_DIRECTORY))
+        gate.set()
+
+    monkeypatch.setattr(os, "unlink", gated_unlink)
+    monkeypatch.setattr(os, "close", counting_close)
+    driver = threading.Thread(target=interrupt_and_reuse, daemon=True)
+    driver.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            remove_tree_at(root_fd, "attempt", threads=1)
+    finally:
+        gate.set()
+        driver.join(30)
+        for fd in others:
+            real_close(fd)
+    assert wrong == [], "an unlinker ran on a descriptor that no longer named its directory"
+    for n in range(8):
+        assert (tmp_path / f"other{n}" / "keep").read_bytes() == b"precious"
 
 
 def test_a_directory_swapped_for_a_symlink_while_listed_is_not_followed(
@@ -154,3 +237,14 @@ def test_a_directory_swapped_for_a_symlink_while_listed_is_not_followed(
     remove_tree_at(root_fd, "attempt")
     assert not (tmp_path / "attempt").exists()
     assert (outside / "keep").read_bytes() == b"precious"
+
+
+def test_a_name_listed_as_a_file_that_is_a_directory_is_walked(
+    tmp_path: Path, root_fd: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory created under a name just listed as a file (unlink says EISDIR or EPERM)."""
+    _tree(tmp_path / "attempt", dirs=2, files=3)
+    real = tree_removal._is_directory
+    monkeypatch.setattr(tree_removal, "_is_directory", lambda e: e.name != "inner" and real(e))
+    remove_tree_at(root_fd, "attempt", threads=2)
+    assert list(tmp_path.iterdir()) == []
