@@ -131,6 +131,7 @@ impl ContentCache {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let started = super::usage::unix_now();
+        let stale = self.usage.claim_stale();
         let counted_before = self.usage.read();
         let (mut entries, partials) = self.scan(cancel)?;
         let mut report = PruneReport::default();
@@ -157,7 +158,7 @@ impl ContentCache {
             progress(done as u64 + 1, total);
         }
         progress(total, total);
-        self.usage.update(|counted_now| {
+        let settled = self.usage.update(|counted_now| {
             Some(super::usage::Tally::settled(
                 bytes,
                 counted_before,
@@ -165,6 +166,11 @@ impl ContentCache {
                 started,
             ))
         });
+        if settled.stored {
+            stale.settled();
+        } else {
+            self.usage.mark_stale();
+        }
         report.entries = kept;
         report.bytes = bytes;
         Ok(report)

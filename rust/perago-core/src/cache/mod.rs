@@ -9,6 +9,7 @@
 //! v1/clone-mode                          how entries reach workspaces here: reflink | copy
 //! v1/prune.lock                          one evictor at a time
 //! v1/usage                               bytes held as last measured plus inserts since
+//! v1/usage.stale                         some inserts could not be counted: prune
 //! ```
 //!
 //! An entry is complete when it exists: its record is set on the temp file before the rename,
@@ -163,16 +164,26 @@ impl ContentCache {
     /// its size, or its count is too old (or could not be read or written) to tell.
     pub fn count_inserted(&self, bytes: u64) -> bool {
         let now = usage::unix_now();
-        let mut due = true;
-        self.usage.update(|current| {
+        let mut due = self.usage.is_stale();
+        let updated = self.usage.update(|current| {
             let next = usage::Tally {
                 bytes: current.map_or(0, |t| t.bytes).saturating_add(bytes),
                 scanned_at: current.map_or(0, |t| t.scanned_at),
             };
-            due = next.prune_due(self.max_size, now);
+            due |= next.prune_due(self.max_size, now);
             Some(next)
         });
+        if !updated.stored {
+            self.usage.mark_stale();
+            due = true;
+        }
         due
+    }
+
+    /// The bytes the usage count holds now (tests of the downloads that count into it).
+    #[cfg(test)]
+    pub(crate) fn counted_bytes(&self) -> Option<u64> {
+        self.usage.read().map(|t| t.bytes)
     }
 
     /// Whether an entry exists (one `stat`; not a promise that it is usable).

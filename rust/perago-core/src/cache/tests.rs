@@ -258,6 +258,61 @@ fn a_damaged_count_asks_for_a_prune() {
 }
 
 #[test]
+fn a_count_that_cannot_be_locked_keeps_a_prune_due_until_a_later_prune_settles() {
+    let dir = temp_dir("usage-locked");
+    let cache = ContentCache::open(&dir, 1 << 20).unwrap();
+    let cancel = CancelToken::new();
+    cache.prune(1 << 20, true, &|_, _| {}, &cancel).unwrap();
+    assert!(!cache.count_inserted(1));
+    // Another process holds the count's lock and does not let go (stopped).
+    let holder = File::options()
+        .read(true)
+        .write(true)
+        .open(dir.join("v1").join("usage"))
+        .unwrap();
+    assert!(sys::try_lock_exclusive(&holder).unwrap());
+    assert!(cache.count_inserted(5), "the bytes could not be counted");
+    drop(holder);
+    assert!(
+        cache.count_inserted(0),
+        "the lost count still asks for a prune"
+    );
+    // A mark made while a prune scans is not cleared by that prune.
+    let once = std::sync::atomic::AtomicBool::new(false);
+    cache
+        .prune(
+            1 << 20,
+            true,
+            &|_, _| {
+                if !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    cache.usage.mark_stale();
+                }
+            },
+            &cancel,
+        )
+        .unwrap();
+    assert!(cache.count_inserted(0), "marked during the scan: still due");
+    cache.prune(1 << 20, true, &|_, _| {}, &cancel).unwrap();
+    assert!(
+        !cache.count_inserted(0),
+        "a prune that started after the mark settled it"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_count_file_of_the_wrong_length_is_rewritten_whole() {
+    let dir = temp_dir("usage-long");
+    let cache = ContentCache::open(&dir, 1 << 20).unwrap();
+    let usage = dir.join("v1").join("usage");
+    std::fs::write(&usage, [7u8; 40]).unwrap();
+    assert!(cache.count_inserted(3));
+    assert_eq!(std::fs::metadata(&usage).unwrap().len(), 28);
+    assert_eq!(cache.counted_bytes(), Some(3));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn an_entry_being_read_survives_its_eviction() {
     let dir = temp_dir("evict-read");
     let cache = ContentCache::open(&dir, 1 << 20).unwrap();

@@ -6,8 +6,10 @@
 //! The count may be too high (an entry evicted as corrupt, or removed by hand, is not
 //! subtracted; an entry a prune's scan saw is also carried over if it was counted during that
 //! scan): that only makes the next prune come sooner, and the prune measures the real size. It
-//! is too low only after a download died between inserting and counting, or a count could not
-//! be written; a count older than [`RESCAN_AFTER`] is therefore not trusted.
+//! is too low only after a download died between inserting and counting (a download that fails
+//! or is cancelled still counts), and a count older than [`RESCAN_AFTER`] is therefore not
+//! trusted. A count that could not be locked or written sets a mark (`v1/usage.stale`, made
+//! without the lock) that keeps a prune due until a prune that started after it has settled.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -18,6 +20,9 @@ use super::sys;
 
 /// How long a measured size is trusted, counting inserts on top of it, before a prune rescans.
 pub(super) const RESCAN_AFTER: Duration = Duration::from_secs(3600);
+/// How far ahead of now a scan's time may be (clocks of processes stepping) before the count's
+/// age counts as unknown.
+const CLOCK_SLACK: Duration = Duration::from_secs(300);
 /// How long to try for the count's lock, held by its owners for one read and one write: a holder
 /// that is stopped (SIGSTOP, a paused VM) must not stop every download of the host with it.
 const LOCK_PATIENCE: Duration = Duration::from_secs(1);
@@ -61,6 +66,8 @@ impl Tally {
         self.bytes > limit
             || self.scanned_at == 0
             || now.saturating_sub(self.scanned_at) >= RESCAN_AFTER.as_secs()
+            // A scan "in the future": the clock was set back, and its age cannot be told.
+            || self.scanned_at > now.saturating_add(CLOCK_SLACK.as_secs())
     }
 
     /// The count after a prune: `remaining` bytes measured, plus what was counted in while it
@@ -72,8 +79,11 @@ impl Tally {
         at: u64,
     ) -> Self {
         let counted_meanwhile = match (before, now) {
-            (Some(before), Some(now)) => now.bytes.saturating_sub(before.bytes),
-            (None, Some(now)) => now.bytes,
+            (Some(before), Some(now)) if now.scanned_at == before.scanned_at => {
+                now.bytes.saturating_sub(before.bytes)
+            }
+            // Started afresh meanwhile (the file damaged or removed): all of it is new.
+            (_, Some(now)) => now.bytes,
             (_, None) => 0,
         };
         Self {
@@ -103,34 +113,117 @@ impl Usage {
     }
 
     /// Read the count, then write what `change` makes of it (nothing when it returns `None`),
-    /// holding the count's lock throughout; the count as read. When the file cannot be opened
-    /// or locked in time, `change` is not called and the count is unknown (`None`).
-    pub(super) fn update(
-        &self,
-        change: impl FnOnce(Option<Tally>) -> Option<Tally>,
-    ) -> Option<Tally> {
-        let file = OpenOptions::new()
+    /// holding the count's lock throughout. When the file cannot be opened or locked in time,
+    /// `change` is not called: the count is unknown and nothing is stored.
+    pub(super) fn update(&self, change: impl FnOnce(Option<Tally>) -> Option<Tally>) -> Updated {
+        let unknown = Updated {
+            current: None,
+            stored: false,
+        };
+        let Ok(file) = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC)
             .open(&self.path)
-            .ok()?;
-        lock(&file)?;
-        let mut raw = [0u8; LEN + 1];
-        let n = file.read_at(&mut raw, 0).ok()?;
-        let current = Tally::decode(&raw[..n]);
-        if let Some(next) = change(current) {
-            // One write of 28 bytes at offset 0 under the lock; a torn one fails its check and
-            // reads as unknown (a prune is then due).
-            let _ = file.write_all_at(&next.encode(), 0);
+        else {
+            return unknown;
+        };
+        if lock(&file).is_none() {
+            return unknown;
         }
-        current
+        let mut raw = [0u8; LEN + 1];
+        let current = file
+            .read_at(&mut raw, 0)
+            .ok()
+            .and_then(|n| Tally::decode(&raw[..n]));
+        let stored = match change(current) {
+            None => true,
+            // One write of 28 bytes at offset 0 under the lock (a torn one fails its check and
+            // reads as unknown), and the file cut to that length (a longer one never decodes).
+            Some(next) => file
+                .write_all_at(&next.encode(), 0)
+                .and_then(|()| file.set_len(LEN as u64))
+                .is_ok(),
+        };
+        Updated { current, stored }
     }
 
     pub(super) fn read(&self) -> Option<Tally> {
-        self.update(|_| None)
+        self.update(|_| None).current
+    }
+
+    /// Say, without the count's lock, that some inserts could not be counted: a prune is due
+    /// until one that started after this settles the count. Best effort.
+    pub(super) fn mark_stale(&self) {
+        let _ = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(self.stale_path());
+    }
+
+    pub(super) fn is_stale(&self) -> bool {
+        self.stale_path().exists()
+    }
+
+    /// Take the stale mark for a prune about to scan: a mark set after this stays for the next.
+    pub(super) fn claim_stale(&self) -> StaleClaim<'_> {
+        let claimed = self.path.with_file_name(format!(
+            "usage.stale.{}.{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let held = std::fs::rename(self.stale_path(), &claimed).is_ok();
+        StaleClaim {
+            usage: self,
+            claimed: held.then_some(claimed),
+            settled: false,
+        }
+    }
+
+    fn stale_path(&self) -> PathBuf {
+        self.path.with_file_name("usage.stale")
+    }
+}
+
+/// What [`Usage::update`] found and did.
+pub(super) struct Updated {
+    /// The count as read (`None`: none, damaged, or not readable).
+    pub current: Option<Tally>,
+    /// Whether what the change asked for is on disk (vacuously, when it asked for nothing).
+    pub stored: bool,
+}
+
+/// A stale mark taken by a prune: removed once the prune settled the count, else put back.
+pub(super) struct StaleClaim<'a> {
+    usage: &'a Usage,
+    claimed: Option<PathBuf>,
+    settled: bool,
+}
+
+impl StaleClaim<'_> {
+    pub(super) fn settled(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for StaleClaim<'_> {
+    fn drop(&mut self) {
+        let Some(claimed) = self.claimed.take() else {
+            return;
+        };
+        if self.settled {
+            let _ = std::fs::remove_file(&claimed);
+        } else if std::fs::rename(&claimed, self.usage.stale_path()).is_err() {
+            self.usage.mark_stale();
+            let _ = std::fs::remove_file(&claimed);
+        }
     }
 }
 
@@ -184,6 +277,14 @@ mod tests {
             ..fresh
         };
         assert!(old.prune_due(1000, now));
+        let ahead = Tally {
+            scanned_at: now + 3 * 3600,
+            ..fresh
+        };
+        assert!(
+            ahead.prune_due(1000, now),
+            "a clock set back: the count's age is unknown"
+        );
     }
 
     #[test]
@@ -208,5 +309,14 @@ mod tests {
         assert_eq!(Tally::settled(300, Some(now), None, 9).bytes, 300);
         // A count that shrank meanwhile (rewritten by hand) adds nothing.
         assert_eq!(Tally::settled(300, Some(now), Some(before), 9).bytes, 300);
+        // A count started afresh meanwhile (damaged or removed, then counted into): all of it.
+        let afresh = Tally {
+            bytes: 40,
+            scanned_at: 0,
+        };
+        assert_eq!(
+            Tally::settled(300, Some(before), Some(afresh), 9).bytes,
+            340
+        );
     }
 }

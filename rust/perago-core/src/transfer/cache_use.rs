@@ -49,6 +49,16 @@ pub(super) struct CacheUse {
     counters: Counters,
     /// Files another process was fetching on the first pass, revisited at the end.
     pub(super) deferred: Mutex<Vec<u32>>,
+    /// Whether the inserts were counted into the cache's usage (see the `Drop`).
+    counted: AtomicBool,
+}
+
+impl Drop for CacheUse {
+    /// A download that failed or was cancelled counts what it inserted too (it does not prune:
+    /// the next download that inserts finds the count over and does).
+    fn drop(&mut self) {
+        let _ = self.count_inserts();
+    }
 }
 
 impl CacheUse {
@@ -60,6 +70,7 @@ impl CacheUse {
             inserting: true,
             counters: Counters::default(),
             deferred: Mutex::new(Vec::new()),
+            counted: AtomicBool::new(false),
         }
     }
 
@@ -122,10 +133,13 @@ impl CacheUse {
             .fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Count what this download inserted into the cache's usage; whether a prune is due.
+    /// Count what this download inserted into the cache's usage (once); whether a prune is due.
     pub(super) fn count_inserts(&self) -> bool {
+        if self.counted.swap(true, Ordering::AcqRel) {
+            return false;
+        }
         let bytes = self.counters.inserted_bytes.load(Ordering::Relaxed);
-        self.cache.count_inserted(bytes)
+        bytes > 0 && self.cache.count_inserted(bytes)
     }
 
     pub(super) fn defer(&self, index: usize) {
@@ -192,5 +206,31 @@ impl CacheUse {
             self.inserting = false;
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_download_that_ends_without_its_report_still_counts_its_inserts() {
+        let dir = std::env::temp_dir().join(format!("perago-cache-use-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = Arc::new(ContentCache::open(&dir, 1 << 20).unwrap());
+        let cancel = crate::cancel::CancelToken::new();
+        cache.prune(1 << 20, true, &|_, _| {}, &cancel).unwrap();
+        assert_eq!(cache.counted_bytes(), Some(0));
+        let failed = CacheUse::new(Arc::clone(&cache));
+        failed.inserted(7);
+        failed.inserted(5);
+        drop(failed); // a download that failed or was cancelled after two inserts
+        assert_eq!(cache.counted_bytes(), Some(12));
+        let reported = CacheUse::new(Arc::clone(&cache));
+        reported.inserted(1);
+        assert!(!reported.count_inserts());
+        drop(reported); // counted once, not again
+        assert_eq!(cache.counted_bytes(), Some(13));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
