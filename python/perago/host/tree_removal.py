@@ -11,10 +11,11 @@ first moved up to the top of the tree, so no depth needs more descriptors): each
 opened relative to its parent with ``O_NOFOLLOW | O_DIRECTORY | O_NONBLOCK`` and checked to be
 the entry just listed, so a symlink or anything swapped in is unlinked, never descended into,
 and nothing (a FIFO) can block the open. Each batch of file names goes to an unlinker thread
-with a duplicate of its directory's descriptor, closed by that thread when the batch is done:
-whatever happens to the walk (an error, Ctrl-C), no thread ever uses a descriptor number that
-was closed and reused for another directory. A directory is removed once every batch of it
-ended; a name listed as a file that has become a directory is walked like the others.
+with a duplicate of its directory's descriptor, closed by that thread when the batch is done
+(at most two batches per thread wait): whatever happens to the walk (an error, Ctrl-C), no
+thread ever uses a descriptor number that was closed and reused for another directory. A
+directory is removed once every batch of it ended; a name listed as a file that has become a
+directory is walked like the others.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def remove_tree_at(parent_fd: int, name: str, *, threads: int = REMOVE_THREADS) 
 
 
 class _Unlinkers:
-    """A few threads unlinking batches of names, each on a descriptor of its own."""
+    """A few threads unlinking batches of names, each batch on a descriptor of its own; at most
+    two batches per thread wait, so descriptors stay bounded however large a directory is."""
 
     def __init__(self, threads: int) -> None:
         self._queue: queue.SimpleQueue[tuple[int, list[str], Future[list[str]]] | None] = (
@@ -62,11 +64,14 @@ class _Unlinkers:
         )
         self._threads: list[threading.Thread] = []
         self._wanted = max(0, threads)
+        self._slots = threading.BoundedSemaphore(2 * max(1, threads))
 
     def __enter__(self) -> _Unlinkers:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            self._drop_waiting()  # an error or interrupt: stop soon, not after every batch
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
@@ -82,9 +87,31 @@ class _Unlinkers:
             except OSError as failure:
                 future.set_exception(failure)
             return future
-        own = os.dup(fd)
-        self._queue.put((own, names, future))
+        self._slots.acquire()
+        try:
+            own = os.dup(fd)
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            self._queue.put((own, names, future))
+        except BaseException:
+            os.close(own)
+            self._slots.release()
+            raise
         return future
+
+    def _drop_waiting(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                fd, _, future = item
+                os.close(fd)
+                self._slots.release()
+                future.cancel()
 
     def _start(self) -> bool:
         while len(self._threads) < self._wanted:
@@ -101,11 +128,13 @@ class _Unlinkers:
         while (item := self._queue.get()) is not None:
             fd, names, future = item
             try:
-                future.set_result(_unlink_all(fd, names))
+                if future.set_running_or_notify_cancel():
+                    future.set_result(_unlink_all(fd, names))
             except BaseException as failure:
                 future.set_exception(failure)
             finally:
                 os.close(fd)
+                self._slots.release()
 
 
 @dataclass
@@ -121,20 +150,18 @@ class _Frame:
 
 
 def _walk(top_parent_fd: int, top_name: str, unlinkers: _Unlinkers) -> None:
-    top = _open_frame(top_parent_fd, top_name, unlinkers)
-    if top is None:
-        return
-    stack = [top]
+    stack: list[_Frame] = []  # every descriptor of the walk is on it as soon as it is opened
     try:
+        if not _open_frame(top_parent_fd, top_name, unlinkers, stack):
+            return
+        top = stack[0]
         while stack:
             frame = stack[-1]
             if frame.subdirectories and len(stack) >= _MAX_DEPTH:
                 _move_to_top(frame, frame.subdirectories.pop(), top)
                 continue
             if frame.subdirectories:
-                child = _open_frame(frame.fd, frame.subdirectories.pop(), unlinkers)
-                if child is not None:
-                    stack.append(child)
+                _open_frame(frame.fd, frame.subdirectories.pop(), unlinkers, stack)
                 continue
             # Every batch must have ended before the directory can go; names that became
             # directories meanwhile are walked first.
@@ -163,41 +190,43 @@ def _move_to_top(frame: _Frame, name: str, top: _Frame) -> None:
     top.subdirectories.append(fresh)
 
 
-def _open_frame(parent_fd: int, name: str, unlinkers: _Unlinkers) -> _Frame | None:
-    """List directory ``name`` of ``parent_fd`` and hand its files to the unlinkers; ``None``
-    when it is gone or was not a directory (then unlinked)."""
+def _open_frame(parent_fd: int, name: str, unlinkers: _Unlinkers, stack: list[_Frame]) -> bool:
+    """Push directory ``name`` of ``parent_fd`` on ``stack`` with its files handed to the
+    unlinkers; False when it is gone or was not a directory (then unlinked)."""
     for _ in range(_SWAP_RETRIES):
         try:
             listed = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
             fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent_fd)
         except FileNotFoundError:
-            return None
+            return False
         except OSError as failure:
             if failure.errno not in (errno.ENOTDIR, errno.ELOOP):
                 raise
             if not _unlink(parent_fd, name):  # a symlink or file in its place: gone now
-                return None
+                return False
             continue  # a directory again: list that one
-        if os.path.samestat(listed, os.fstat(fd)):
-            return _listed_frame(parent_fd, name, fd, unlinkers)
+        try:
+            same = os.path.samestat(listed, os.fstat(fd))
+            if same:
+                frame = _Frame(parent_fd, name, fd)
+                stack.append(frame)
+        except BaseException:
+            os.close(fd)
+            raise
+        if same:
+            _list_into(frame, unlinkers)
+            return True
         os.close(fd)  # swapped between the stat and the open: look again
     raise OSError(errno.EAGAIN, f"{name!r} kept changing while it was being removed")
 
 
-def _listed_frame(parent_fd: int, name: str, fd: int, unlinkers: _Unlinkers) -> _Frame:
-    try:
-        frame = _Frame(parent_fd, name, fd)
-        with os.scandir(fd) as entries:
-            names = [(entry.name, _is_directory(entry)) for entry in entries]
-        files = [entry for entry, directory in names if not directory]
-        frame.subdirectories = [entry for entry, directory in names if directory]
-        for start in range(0, len(files), _BATCH):
-            frame.pending.append(unlinkers.submit(fd, files[start : start + _BATCH]))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        raise
-    return frame
+def _list_into(frame: _Frame, unlinkers: _Unlinkers) -> None:
+    with os.scandir(frame.fd) as entries:
+        names = [(entry.name, _is_directory(entry)) for entry in entries]
+    files = [entry for entry, directory in names if not directory]
+    frame.subdirectories = [entry for entry, directory in names if directory]
+    for start in range(0, len(files), _BATCH):
+        frame.pending.append(unlinkers.submit(frame.fd, files[start : start + _BATCH]))
 
 
 def _is_directory(entry: os.DirEntry[str]) -> bool:

@@ -5,10 +5,12 @@ an error, and the threads' unlinks are all done before a directory is removed.""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,8 +117,10 @@ def test_a_failed_unlink_raises_after_the_other_unlinks_ended(
     with pytest.raises(PermissionError):
         remove_tree_at(root_fd, "attempt", threads=4)
     assert in_flight == 0, "an unlink was still running on a descriptor already closed"
-    remaining = sorted(p.name for p in (tmp_path / "attempt" / "d0" / "inner").iterdir())
-    assert remaining == ["f13"]
+    # The walk stops soon after a failure (batches not started are dropped; a GC pass retries):
+    # the refused file is there, whatever else is left.
+    remaining = {p.name for p in (tmp_path / "attempt" / "d0" / "inner").iterdir()}
+    assert "f13" in remaining
 
 
 def test_a_tree_deeper_than_the_walk_holds_is_moved_up_and_removed(
@@ -153,7 +157,7 @@ def test_a_tree_deeper_than_paths_and_the_recursion_limit_is_removed(
 def test_an_interrupted_walk_leaves_no_unlinker_on_a_closed_descriptor(
     tmp_path: Path, root_fd: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ctrl-C reaches the walk while the unlinker is held at a gate: the walk closes its three
+    """Ctrl-C reaches the walk while the unlinker is held at a gate: the walk closes its
     descriptors and other directories take their numbers, then the gate opens. The unlinker must
     still be unlinking in the directory it was given, never in one of the others."""
     signal.signal(signal.SIGINT, signal.default_int_handler)  # the runner's may differ
@@ -162,10 +166,10 @@ def test_an_interrupted_walk_leaves_no_unlinker_on_a_closed_descriptor(
     tree_inodes = {p.stat().st_ino for p in (tmp_path / "attempt").rglob("*") if p.is_dir()}
     main = threading.main_thread()
     held, gate, walk_closed = threading.Event(), threading.Event(), threading.Event()
-    closes_after_hold = 0
     wrong: list[str] = []
     others: list[int] = []
-    real_unlink, real_close = os.unlink, os.close
+    real_unlink = os.unlink
+    real_exit = tree_removal._Unlinkers.__exit__
 
     def gated_unlink(name: str, *, dir_fd: int | None = None) -> None:
         if threading.current_thread() is not main:
@@ -178,13 +182,9 @@ def test_an_interrupted_walk_leaves_no_unlinker_on_a_closed_descriptor(
                 wrong.append(name)
         real_unlink(name, dir_fd=dir_fd)
 
-    def counting_close(fd: int) -> None:
-        nonlocal closes_after_hold
-        real_close(fd)
-        if threading.current_thread() is main and held.is_set():
-            closes_after_hold += 1
-            if closes_after_hold == 3:  # attempt, d0 and inner
-                walk_closed.set()
+    def exit_after_the_walk(self: tree_removal._Unlinkers, *exc: Any) -> None:
+        walk_closed.set()  # the walk has returned or raised: its own descriptors are closed
+        real_exit(self, *exc)
 
     def interrupt_and_reuse() -> None:
         assert held.wait(30)
@@ -198,7 +198,7 @@ def test_an_interrupted_walk_leaves_no_unlinker_on_a_closed_descriptor(
         gate.set()
 
     monkeypatch.setattr(os, "unlink", gated_unlink)
-    monkeypatch.setattr(os, "close", counting_close)
+    monkeypatch.setattr(tree_removal._Unlinkers, "__exit__", exit_after_the_walk)
     driver = threading.Thread(target=interrupt_and_reuse, daemon=True)
     driver.start()
     try:
@@ -208,7 +208,7 @@ def test_an_interrupted_walk_leaves_no_unlinker_on_a_closed_descriptor(
         gate.set()
         driver.join(30)
         for fd in others:
-            real_close(fd)
+            os.close(fd)
     assert wrong == [], "an unlinker ran on a descriptor that no longer named its directory"
     for n in range(8):
         assert (tmp_path / f"other{n}" / "keep").read_bytes() == b"precious"
@@ -247,4 +247,24 @@ def test_a_name_listed_as_a_file_that_is_a_directory_is_walked(
     real = tree_removal._is_directory
     monkeypatch.setattr(tree_removal, "_is_directory", lambda e: e.name != "inner" and real(e))
     remove_tree_at(root_fd, "attempt", threads=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_huge_flat_directory_needs_only_a_few_descriptors(
+    tmp_path: Path, root_fd: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,500 batches of one directory, under a descriptor limit of 40 more than are open now:
+    each waiting batch holds a descriptor, so they must not all wait at once."""
+    monkeypatch.setattr(tree_removal, "_BATCH", 2)
+    flat = tmp_path / "attempt" / "flat"
+    flat.mkdir(parents=True)
+    for n in range(3000):
+        (flat / f"f{n}").write_bytes(b"")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    open_now = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 40, hard))
+    try:
+        remove_tree_at(root_fd, "attempt", threads=4)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert list(tmp_path.iterdir()) == []

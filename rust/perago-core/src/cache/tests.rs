@@ -301,6 +301,29 @@ fn a_count_that_cannot_be_locked_keeps_a_prune_due_until_a_later_prune_settles()
 }
 
 #[test]
+fn a_mark_taken_by_a_prune_that_died_is_not_lost() {
+    let dir = temp_dir("usage-claim");
+    let cache = ContentCache::open(&dir, 1 << 20).unwrap();
+    let cancel = CancelToken::new();
+    cache.prune(1 << 20, true, &|_, _| {}, &cancel).unwrap();
+    cache.usage.mark_stale();
+    // A prune took the mark and was killed before it settled the count.
+    let claim = cache.usage.claim_stale();
+    std::mem::forget(claim);
+    assert!(!dir.join("v1").join("usage.stale").exists());
+    assert!(
+        cache.count_inserted(0),
+        "the claim a dead prune left still asks for a prune"
+    );
+    cache.prune(1 << 20, true, &|_, _| {}, &cancel).unwrap();
+    assert!(
+        !cache.count_inserted(0),
+        "the next prune took it over and settled"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_count_file_of_the_wrong_length_is_rewritten_whole() {
     let dir = temp_dir("usage-long");
     let cache = ContentCache::open(&dir, 1 << 20).unwrap();

@@ -27,6 +27,8 @@ const CLOCK_SLACK: Duration = Duration::from_secs(300);
 /// that is stopped (SIGSTOP, a paused VM) must not stop every download of the host with it.
 const LOCK_PATIENCE: Duration = Duration::from_secs(1);
 const TAG: &[u8; 4] = b"pcu1";
+/// A stale mark taken by a prune: `usage.stale.<pid>.<ns>`.
+const CLAIM_PREFIX: &str = "usage.stale.";
 const LEN: usize = 4 + 8 + 8 + 8;
 const CHECK: u64 = 0x7065_7261_676f_7573;
 
@@ -166,25 +168,46 @@ impl Usage {
             .open(self.stale_path());
     }
 
+    /// Whether a stale mark is set, or a prune that had taken one died before settling (its
+    /// claimed mark is left behind: prunes run one at a time, so any claim but a running
+    /// prune's is such a one).
     pub(super) fn is_stale(&self) -> bool {
-        self.stale_path().exists()
+        self.stale_path().exists() || !self.claims().is_empty()
     }
 
-    /// Take the stale mark for a prune about to scan: a mark set after this stays for the next.
+    /// Take the stale mark, and any claim left by a prune that died, for a prune about to scan:
+    /// a mark set after this stays for the next prune.
     pub(super) fn claim_stale(&self) -> StaleClaim<'_> {
-        let claimed = self.path.with_file_name(format!(
-            "usage.stale.{}.{}",
+        let mut claimed = self.claims();
+        let fresh = self.path.with_file_name(format!(
+            "{CLAIM_PREFIX}{}.{}",
             std::process::id(),
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         ));
-        let held = std::fs::rename(self.stale_path(), &claimed).is_ok();
+        if std::fs::rename(self.stale_path(), &fresh).is_ok() {
+            claimed.push(fresh);
+        }
         StaleClaim {
             usage: self,
-            claimed: held.then_some(claimed),
+            claimed,
             settled: false,
         }
+    }
+
+    fn claims(&self) -> Vec<PathBuf> {
+        let Some(layout) = self.path.parent() else {
+            return Vec::new();
+        };
+        let Ok(names) = std::fs::read_dir(layout) else {
+            return Vec::new();
+        };
+        names
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(CLAIM_PREFIX))
+            .map(|e| e.path())
+            .collect()
     }
 
     fn stale_path(&self) -> PathBuf {
@@ -200,10 +223,10 @@ pub(super) struct Updated {
     pub stored: bool,
 }
 
-/// A stale mark taken by a prune: removed once the prune settled the count, else put back.
+/// Stale marks taken by a prune: removed once the prune settled the count, else put back.
 pub(super) struct StaleClaim<'a> {
     usage: &'a Usage,
-    claimed: Option<PathBuf>,
+    claimed: Vec<PathBuf>,
     settled: bool,
 }
 
@@ -215,14 +238,14 @@ impl StaleClaim<'_> {
 
 impl Drop for StaleClaim<'_> {
     fn drop(&mut self) {
-        let Some(claimed) = self.claimed.take() else {
+        if self.claimed.is_empty() {
             return;
-        };
-        if self.settled {
-            let _ = std::fs::remove_file(&claimed);
-        } else if std::fs::rename(&claimed, self.usage.stale_path()).is_err() {
-            self.usage.mark_stale();
-            let _ = std::fs::remove_file(&claimed);
+        }
+        if !self.settled {
+            self.usage.mark_stale(); // before the claims go: never a moment without a mark
+        }
+        for claimed in self.claimed.drain(..) {
+            let _ = std::fs::remove_file(claimed);
         }
     }
 }

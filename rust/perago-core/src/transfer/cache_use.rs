@@ -54,10 +54,12 @@ pub(super) struct CacheUse {
 }
 
 impl Drop for CacheUse {
-    /// A download that failed or was cancelled counts what it inserted too (it does not prune:
-    /// the next download that inserts finds the count over and does).
+    /// A download that ended early (an error before its transfers, a panic) counts what it
+    /// inserted too; one that ran counted already, and pruned if due (`count_after_failure`).
     fn drop(&mut self) {
-        let _ = self.count_inserts();
+        if self.counters.inserted_bytes.load(Ordering::Relaxed) > 0 {
+            let _ = self.count_inserts();
+        }
     }
 }
 
@@ -133,13 +135,14 @@ impl CacheUse {
             .fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Count what this download inserted into the cache's usage (once); whether a prune is due.
+    /// Count what this download inserted into the cache's usage (once, nothing included: the
+    /// count may be due for its hourly scan or marked stale); whether a prune is due.
     pub(super) fn count_inserts(&self) -> bool {
         if self.counted.swap(true, Ordering::AcqRel) {
             return false;
         }
         let bytes = self.counters.inserted_bytes.load(Ordering::Relaxed);
-        bytes > 0 && self.cache.count_inserted(bytes)
+        self.cache.count_inserted(bytes)
     }
 
     pub(super) fn defer(&self, index: usize) {

@@ -97,6 +97,17 @@ pub const REMOTE_RANGED_THRESHOLD: u64 = 64 << 20;
 /// Size of one ranged part when the caller does not choose.
 pub const DEFAULT_PART_SIZE: u64 = 32 << 20;
 
+/// Prune after a download, to 90 % of the limit: pruning to the limit itself would leave a full
+/// cache (its normal state on a busy host) one insert from the next whole-cache scan. Best
+/// effort (skipped while another process prunes); the number of entries evicted.
+fn prune_after_download(cache: &ContentCache, cancel: &CancelToken) -> u64 {
+    let limit = cache.max_size();
+    let target = limit - limit / 10;
+    cache
+        .prune(target, false, &|_, _| {}, cancel)
+        .map_or(0, |pruned| pruned.evicted)
+}
+
 impl DownloadOptions {
     /// The defaults for `client`: ranged parts for large objects unless the server is local.
     pub fn for_client(client: &LakeFsClient) -> Self {
@@ -345,8 +356,8 @@ pub fn download_prefix(
     let jobs = plan.build_jobs(cancel)?;
     let run = || plan.run(&jobs, cancel);
     // Files all in the cache need no feeder; one that vanishes meanwhile gets a URL of its own.
-    match plan.urls.as_ref().filter(|_| misses > 0) {
-        None => run()?,
+    let transferred = match plan.urls.as_ref().filter(|_| misses > 0) {
+        None => run(),
         Some(feed) => std::thread::scope(|scope| {
             let feeder =
                 scope.spawn(|| feed.run(client, repo, reference, &plan.raw_prefix, &plan.files));
@@ -362,7 +373,11 @@ pub fn download_prefix(
                 (Err(Error::Cancelled), Err(err)) => Err(err),
                 (transferred, _) => transferred,
             }
-        })?,
+        }),
+    };
+    if let Err(err) = transferred {
+        plan.count_after_failure(cancel);
+        return Err(err);
     }
 
     let stats = plan.cache_stats(cancel);
@@ -499,13 +514,21 @@ impl Plan<'_> {
             return self.fetched.stats();
         };
         let mut stats = cache.stats(&self.fetched);
-        if stats.inserted > 0 && cache.count_inserts() {
-            let limit = cache.cache.max_size();
-            if let Ok(pruned) = cache.cache.prune(limit, false, &|_, _| {}, cancel) {
-                stats.evicted = pruned.evicted;
-            }
+        if cache.count_inserts() {
+            stats.evicted = prune_after_download(&cache.cache, cancel);
         }
         stats
+    }
+
+    /// A download that failed still counts what it inserted and, unless it was cancelled (the
+    /// caller is leaving), prunes when that is due: failing downloads of new commits must not
+    /// grow the cache without bound.
+    fn count_after_failure(&self, cancel: &CancelToken) {
+        if let Some(cache) = &self.cache {
+            if cache.count_inserts() && !cancel.is_cancelled() {
+                prune_after_download(&cache.cache, cancel);
+            }
+        }
     }
 
     /// Ranged parts first (they are the long poles), then whole objects in listing order.
@@ -953,5 +976,31 @@ mod tests {
         let remote = DownloadOptions::for_client(&client("https://lakefs.example.com"));
         assert_eq!(remote.ranged_threshold, REMOTE_RANGED_THRESHOLD);
         assert_eq!(remote.part_size, DownloadOptions::default().part_size);
+    }
+}
+
+#[cfg(test)]
+mod prune_after_download_tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn a_download_prunes_a_full_cache_to_nine_tenths_of_its_limit() {
+        let dir = std::env::temp_dir().join(format!("perago-prune-90-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = ContentCache::open(&dir, 100).unwrap();
+        for n in 0..11u32 {
+            let key = crate::cache::CacheKey::for_object(&format!("s3://b/{n}"), "e", 10).unwrap();
+            let Claim::Fetch(writer) = cache.claim(&key).unwrap() else {
+                panic!("expected to fetch");
+            };
+            writer.file().write_all(&[n as u8; 10]).unwrap();
+            writer.commit(10, blake3::hash(&[n as u8; 10])).unwrap();
+        }
+        assert_eq!(prune_after_download(&cache, &CancelToken::new()), 2);
+        let status = cache.status(&CancelToken::new()).unwrap();
+        assert_eq!(status.bytes, 90, "room for an insert before the next scan");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
