@@ -25,6 +25,18 @@ def root_fd(tmp_path: Path) -> Iterator[int]:
     os.close(fd)
 
 
+def _outside(tmp_path: Path) -> Path:
+    """A directory beside the tree, holding one file nothing may touch."""
+    outside = tmp_path / "outside"
+    outside.mkdir(parents=True)
+    (outside / "keep").write_bytes(b"precious")
+    return outside
+
+
+def _untouched(outside: Path) -> bool:
+    return (outside / "keep").read_bytes() == b"precious"
+
+
 def _tree(root: Path, dirs: int, files: int) -> None:
     for d in range(dirs):
         sub = root / f"d{d}" / "inner"
@@ -47,9 +59,7 @@ def test_a_tree_of_many_files_is_removed_whole(
 
 
 def test_symlinks_are_unlinked_and_never_followed(tmp_path: Path, root_fd: int) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "keep").write_bytes(b"precious")
+    outside = _outside(tmp_path)
     attempt = tmp_path / "attempt"
     _tree(attempt, dirs=2, files=3)
     (attempt / "d0" / "inner" / "to-dir").symlink_to(outside)
@@ -57,20 +67,18 @@ def test_symlinks_are_unlinked_and_never_followed(tmp_path: Path, root_fd: int) 
     (attempt / "d1" / "dangling").symlink_to(tmp_path / "nowhere")
     remove_tree_at(root_fd, "attempt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outside"]
-    assert (outside / "keep").read_bytes() == b"precious"
+    assert _untouched(outside)
 
 
 def test_a_symlink_in_the_directory_s_place_is_unlinked_not_followed(
     tmp_path: Path, root_fd: int
 ) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "keep").write_bytes(b"precious")
+    outside = _outside(tmp_path)
     (tmp_path / "attempt").symlink_to(outside)
     remove_tree_at(root_fd, "attempt")
     assert not (tmp_path / "attempt").is_symlink()
     assert not (tmp_path / "attempt").exists()
-    assert (outside / "keep").read_bytes() == b"precious"
+    assert _untouched(outside)
 
 
 def test_entries_removed_by_someone_else_meanwhile_are_not_an_error(
@@ -191,10 +199,7 @@ def test_an_interrupted_walk_leaves_no_unlinker_on_a_closed_descriptor(
         signal.pthread_kill(main.ident or 0, signal.SIGINT)
         assert walk_closed.wait(30)
         for n in range(8):
-            other = tmp_path / f"other{n}"
-            other.mkdir()
-            (other / "keep").write_bytes(b"precious")
-            others.append(os.open(other, os.O_RDONLY | os.O_DIRECTORY))
+            others.append(os.open(_outside(tmp_path / f"o{n}"), os.O_RDONLY | os.O_DIRECTORY))
         gate.set()
 
     monkeypatch.setattr(os, "unlink", gated_unlink)
@@ -211,7 +216,7 @@ def test_an_interrupted_walk_leaves_no_unlinker_on_a_closed_descriptor(
             os.close(fd)
     assert wrong == [], "an unlinker ran on a descriptor that no longer named its directory"
     for n in range(8):
-        assert (tmp_path / f"other{n}" / "keep").read_bytes() == b"precious"
+        assert _untouched(tmp_path / f"o{n}" / "outside")
 
 
 def test_a_directory_swapped_for_a_symlink_while_listed_is_not_followed(
@@ -219,9 +224,7 @@ def test_a_directory_swapped_for_a_symlink_while_listed_is_not_followed(
 ) -> None:
     """Between the listing of ``inner`` as a directory and its open, something puts a symlink
     to a directory outside in its place: the symlink goes, what it points at stays."""
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "keep").write_bytes(b"precious")
+    outside = _outside(tmp_path)
     _tree(tmp_path / "attempt", dirs=1, files=3)
     real_open = os.open
 
@@ -236,7 +239,7 @@ def test_a_directory_swapped_for_a_symlink_while_listed_is_not_followed(
     monkeypatch.setattr(os, "open", swap_then_open)
     remove_tree_at(root_fd, "attempt")
     assert not (tmp_path / "attempt").exists()
-    assert (outside / "keep").read_bytes() == b"precious"
+    assert _untouched(outside)
 
 
 def test_a_name_listed_as_a_file_that_is_a_directory_is_walked(
