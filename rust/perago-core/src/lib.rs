@@ -11,6 +11,7 @@ pub mod faults;
 pub mod hash;
 pub mod lakefs;
 pub mod names;
+mod page_writes;
 pub mod pool;
 pub mod retry;
 pub mod snapshot;

@@ -2,12 +2,13 @@
 //! time and BLAKE3, written under a locked temp name and renamed into place when complete.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::sys;
 use crate::error::{Error, Result};
+use crate::page_writes;
 
 /// The attribute holding an entry's [`Record`]. It is set on the temp file before the rename, so
 /// an entry never exists without it.
@@ -122,8 +123,7 @@ impl Entry {
                 Err(e) => return Err(Error::io(&self.path, e)),
             };
             hasher.update(&buffer[..n]);
-            out.write_all(&buffer[..n])
-                .map_err(|e| Error::io(dest_path, e))?;
+            page_writes::write_all(dest, &buffer[..n]).map_err(|e| Error::io(dest_path, e))?;
             copied += n as u64;
         }
         if copied == self.record.size && *hasher.finalize().as_bytes() == self.record.blake3 {

@@ -2,8 +2,7 @@
 //! parallel with BLAKE3 computed while writing.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -32,6 +31,7 @@ use crate::lakefs::presigned::{
 use crate::lakefs::{
     data_path, for_each_listing_page, open_object, resolve_commit, LakeFsClient, ObjectBody,
 };
+use crate::page_writes;
 use crate::retry::{with_retries, AttemptError, Failure};
 
 /// A presigned URL this close to its expiry is replaced before use rather than after a refusal.
@@ -232,7 +232,7 @@ impl RangedFile {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(writer) = cache.as_ref() {
-            if writer.file().write_all_at(chunk, offset).is_err() {
+            if page_writes::write_all_at(writer.file(), chunk, offset).is_err() {
                 self.cache_failed.store(true, Ordering::Relaxed);
             }
         }
@@ -787,10 +787,10 @@ impl Plan<'_> {
                 let mut cache_failed = false;
                 self.copy(&mut body, 0, size, buffer, stop, path, |chunk, offset| {
                     hasher.update(chunk);
-                    handle.write_all(chunk)?;
+                    page_writes::write_all(&handle, chunk)?;
                     if let Some(writer) = writer.as_ref().filter(|_| !cache_failed) {
                         // The cache is an optimisation: failing to fill it fails nothing else.
-                        cache_failed = writer.file().write_all(chunk).is_err();
+                        cache_failed = page_writes::write_all(writer.file(), chunk).is_err();
                         if offset == 0 {
                             faults::reach("download.cache_partial", stop);
                         }
@@ -862,7 +862,7 @@ impl Plan<'_> {
                     &path,
                     |chunk, offset| {
                         hasher.update(chunk);
-                        ranged.handle.write_all_at(chunk, start + offset)?;
+                        page_writes::write_all_at(&ranged.handle, chunk, start + offset)?;
                         ranged.write_to_cache(chunk, start + offset);
                         Ok(())
                     },
