@@ -188,3 +188,13 @@ def format_table(rows: Sequence[Row], title: str = "") -> str:
     console = Console(record=True, width=PIPE_WIDTH, file=io.StringIO())
     print_table(rows, title=title, console=console)
     return console.export_text()
+
+
+def round_orders(repeat: int, tools: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The order of the tools in each measured round: each tool first in turn (for two tools
+    A B, B A, A B, ...; with three, a rotation). A run's cost can depend on what the run before
+    it left behind (on these VMs, the memory the previous run's files freed), so no tool should
+    always follow the same one."""
+    if len(tools) == 2:
+        return [tools if n % 2 == 0 else tools[::-1] for n in range(repeat)]
+    return [tools[n % len(tools) :] + tools[: n % len(tools)] for n in range(repeat)]

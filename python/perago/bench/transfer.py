@@ -48,7 +48,7 @@ from perago.bench.cli import (
     size_option,
     work_dir_option,
 )
-from perago.bench.report import Row, emit, format_ratio, ratio
+from perago.bench.report import Row, emit, format_ratio, ratio, round_orders
 from perago.bench.sizes import MIB, parse_size
 from perago.bench.topology import Blockstore, bench_target
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET, upload_items
@@ -312,15 +312,16 @@ def _measured_rows(
     """``repeat`` runs per tool on one data set, one row per tool (scenario ``<kind>-<set>``),
     each row marked with the ``topology`` it ran on.
 
-    Tools alternate run by run, and every run starts after ``sync``: the gigabytes the previous
-    run (or the seeding) left dirty in the page cache are written back first instead of slowing
-    down whichever tool happens to run next.
+    Tools alternate run by run, each first in turn (:func:`round_orders`: on these VMs a run's
+    cost depends on the memory the run before it freed), and every run starts after ``sync``:
+    the gigabytes the previous run (or the seeding) left dirty in the page cache are written
+    back first instead of slowing down whichever tool happens to run next.
     """
     runs: dict[str, list[Measurement]] = {tool: [] for tool in runs_by_tool}
-    for n in range(repeat):
-        for tool, one_run in runs_by_tool.items():
+    for n, order in enumerate(round_orders(repeat, tuple(runs_by_tool))):
+        for tool in order:
             os.sync()
-            runs[tool].append(one_run(n))
+            runs[tool].append(runs_by_tool[tool](n))
     rows = []
     for tool, measured in runs.items():
         scenario = f"{kind}-{data.scenario_suffix}"

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from perago.bench import report
 from perago.bench.conductor_rest import (
     BenchConductor,
     perago_executable,
@@ -237,11 +238,8 @@ def run_round(
 
 
 def round_orders(repeat: int, tools: tuple[str, ...] = TOOLS) -> list[tuple[str, ...]]:
-    """The order of the tools in each measured round: each tool first in turn (perago first,
-    then the bare SDK first, ...; with three tools, a rotation)."""
-    if len(tools) == 2:
-        return [tools if n % 2 == 0 else tools[::-1] for n in range(repeat)]
-    return [tools[n % len(tools) :] + tools[: n % len(tools)] for n in range(repeat)]
+    """The order of the tools in each measured round (:func:`perago.bench.report.round_orders`)."""
+    return report.round_orders(repeat, tools)
 
 
 def warmup_workflows(workflows: int) -> int:

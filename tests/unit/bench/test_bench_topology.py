@@ -337,6 +337,36 @@ def test_transfer_rows_default_to_the_local_topology() -> None:
     assert row.as_json()["topology"] == "local"
 
 
+def test_each_tool_runs_first_in_turn_round_by_round() -> None:
+    data = transfer.DataSet("small", Path("."), files=4, bytes=4096)
+    ran: list[tuple[str, int]] = []
+
+    def run(tool: str, seconds: float) -> Callable[[int], transfer.Measurement]:
+        def one(n: int) -> transfer.Measurement:
+            ran.append((tool, n))
+            return transfer.Measurement(seconds + n, 1.0)
+
+        return one
+
+    perago, lakectl = transfer._measured_rows(
+        "download",
+        data,
+        {"perago": run("perago", 1.0), "lakectl": run("lakectl", 2.0)},
+        repeat=3,
+        log=_quiet,
+    )
+    assert ran == [
+        ("perago", 0),
+        ("lakectl", 0),
+        ("lakectl", 1),
+        ("perago", 1),
+        ("perago", 2),
+        ("lakectl", 2),
+    ]
+    assert (perago.tool, perago.median_s) == ("perago", 2.0)
+    assert (lakectl.tool, lakectl.median_s) == ("lakectl", 3.0)
+
+
 @pytest.mark.parametrize("lakectl_found", [True, False])
 def test_every_stage_json_row_carries_its_topology(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lakectl_found: bool
