@@ -1,13 +1,15 @@
 //! Writes into the page cache in slices of [`WRITE_SLICE`] bytes.
 //!
 //! ext4 (Linux 6.16 and later) sizes a new page-cache folio after the write that creates it: a
-//! 256 KiB write allocates 256 KiB folios, which need free memory of that order. On a VM whose
+//! 128 KiB write (a full ureq input buffer) allocates 128 KiB folios, which need free memory of
+//! that order. On a VM whose
 //! balloon reports free pages to the host (`virtio_balloon` free page reporting: Firecracker
 //! here), memory just freed by deleting files is mostly fragmented and what is left in large
 //! blocks has been handed back, so every large folio costs host faults. Measured on this machine
 //! (`perago bench download --files 0 --repeat 5`, 2 x 1 GiB, perago's median against lakectl's
-//! in the same run, nine runs alternating): received chunks written whole, 0.63-1.12x lakectl
-//! (median 0.88x); in 64 KiB slices, 0.92-1.44x (median 1.10x); in 32 KiB slices, 0.83-1.18x.
+//! in the same run, six runs of each variant, variants alternating): received chunks written
+//! whole, 0.63-1.12x lakectl (median 0.88x); in 64 KiB slices, 0.92-1.44x (median 1.10x); in
+//! 32 KiB slices, 0.83-1.18x (median 0.92x).
 //! lakectl (Go's 32 KiB copy buffer) never makes large folios. See ADR 0004.
 
 use std::fs::File;
