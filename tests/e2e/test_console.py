@@ -158,12 +158,19 @@ def test_status_shows_each_slot_and_the_running_attempts_phase(
             boards: list[dict[str, Any]] = json.loads(shown.stdout)
             return boards
 
-        def in_body() -> bool:
+        def in_body_beside_an_idle_slot() -> bool:
+            # A process slot reports ready only once its interpreter has started: on a slow
+            # host the other slot can still be starting when the attempt reaches its body.
             boards = status()
             slots = boards[0]["slots"] if boards else []
-            return any(slot.get("phase") == "body" for slot in slots)
+            return any(slot.get("phase") == "body" for slot in slots) and any(
+                slot.get("ready") and not slot.get("attempt") for slot in slots
+            )
 
-        wait_until(in_body, "perago status to show the attempt in its body")
+        wait_until(
+            in_body_beside_an_idle_slot,
+            "perago status to show the attempt in its body and the other slot idle",
+        )
         (board,) = status()
         assert board["alive"] == "alive"
         assert board["mode"] == mode
