@@ -4,7 +4,8 @@ Linux carries a process's high-water RSS across ``exec``: a child started straig
 bench driver would report at least the driver's own peak (data generation, seeding). Started
 from this launcher (``python -I -S``, stdlib only, ~10 MiB), the floor is this process instead,
 far below what either tool uses. Usage: ``python -I -S child_launcher.py REPORT_FD CMD ARG...``;
-writes ``<seconds> <peak_rss_kib> <exit_code>`` to REPORT_FD and exits with the command's code.
+writes ``<seconds> <peak_rss_kib> <cpu_seconds> <exit_code>`` to REPORT_FD (CPU: user + system
+of the command and the children it waited for) and exits with the command's code.
 """
 
 import os
@@ -23,7 +24,8 @@ def main(argv: list[str]) -> int:
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
-    os.write(report_fd, f"{elapsed} {usage.ru_maxrss} {code}".encode())
+    cpu = usage.ru_utime + usage.ru_stime
+    os.write(report_fd, f"{elapsed} {usage.ru_maxrss} {cpu} {code}".encode())
     return code if code >= 0 else 1
 
 

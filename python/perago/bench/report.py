@@ -48,6 +48,10 @@ class Row:
     bytes_fetched: int | None = None
     # A baseline that did not run: why (the note says ``<tool> baseline skipped: <why>``).
     skipped: str | None = None
+    # The transfer benches: the tool's own CPU seconds (user + system) and each watched server's
+    # over the same run (:mod:`perago.bench.cpu`), medians over the runs.
+    cpu_s: float | None = None
+    server_cpu_s: dict[str, float] | None = None
 
     @classmethod
     def measured(
@@ -90,7 +94,15 @@ class Row:
             extra["workflows"] = self.workflows
         if self.verified is not None:
             extra["verified"] = self.verified
-        for name in ("case", "files", "total_bytes", "bytes_fetched", "skipped"):
+        for name in (
+            "case",
+            "files",
+            "total_bytes",
+            "bytes_fetched",
+            "skipped",
+            "cpu_s",
+            "server_cpu_s",
+        ):
             if getattr(self, name) is not None:
                 extra[name] = getattr(self, name)
         return {
@@ -121,7 +133,7 @@ def _fmt(value: float | None, digits: int) -> str:
 
 def print_table(rows: Sequence[Row], *, title: str, console: Console | None = None) -> None:
     """The rows as a table; the topology column only when some row has one, the files / bytes /
-    fetched columns only when some row has them, and tasks/s likewise."""
+    fetched columns only when some row has them, and tasks/s and the CPU columns likewise."""
     table = Table(title=title)
     placed = any(row.topology is not None for row in rows)
     for header in ("scenario", "tool", *(("topology",) if placed else ())):
@@ -130,7 +142,9 @@ def print_table(rows: Sequence[Row], *, title: str, console: Console | None = No
     counts = ("files", "bytes", "fetched") if sized else ()
     tasks = any(row.tasks_per_s is not None for row in rows)
     rates = ("tasks/s",) if tasks else ()
-    for header in (*counts, "median s", "MB/s", "files/s", *rates, "peak RSS MB"):
+    timed = any(row.cpu_s is not None or row.server_cpu_s for row in rows)
+    cpus = ("CPU s", "server CPU s") if timed else ()
+    for header in (*counts, "median s", "MB/s", "files/s", *rates, "peak RSS MB", *cpus):
         table.add_column(header, justify="right")
     table.add_column("note")
     for row in rows:
@@ -145,9 +159,16 @@ def print_table(rows: Sequence[Row], *, title: str, console: Console | None = No
             _fmt(row.files_per_s, 0),
             *((_fmt(row.tasks_per_s, 2),) if tasks else ()),
             _fmt(row.peak_rss_mb, 1),
+            *((_fmt(row.cpu_s, 2), _server_cpu(row.server_cpu_s)) if timed else ()),
             row.note,
         )
     (console or Console()).print(table)
+
+
+def _server_cpu(seconds: dict[str, float] | None) -> str:
+    if not seconds:
+        return "-"
+    return ", ".join(f"{name} {value:,.2f}" for name, value in seconds.items())
 
 
 def format_ratio(label: str, value: float | None) -> str:

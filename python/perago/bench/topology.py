@@ -203,7 +203,11 @@ def private_s3_lakefs(
         started.insert(0, lakefs_run.record)
         supervisor.await_healthy(lakefs_run, log)
         yield bench_transfer.Server(
-            lakefs_run.record.url, creds.access_key_id, creds.secret_access_key, disposable=True
+            lakefs_run.record.url,
+            creds.access_key_id,
+            creds.secret_access_key,
+            disposable=True,
+            processes=bench_transfer.server_processes(lakefs_run.record, minio_run.record),
         )
     finally:
         try:

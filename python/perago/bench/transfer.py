@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from perago.bench import baselines
+from perago.bench import baselines, cpu
 from perago.bench.baselines import Baseline
 from perago.bench.cli import (
     BlockstoreOpt,
@@ -48,15 +48,22 @@ from perago.bench.cli import (
     size_option,
     work_dir_option,
 )
+from perago.bench.cpu import ServerProcess
 from perago.bench.report import Row, emit, format_ratio, ratio, round_orders
 from perago.bench.sizes import MIB, parse_size
 from perago.bench.topology import Blockstore, bench_target
 from perago.bench.transfer_child import ENV_ENDPOINT, ENV_KEY, ENV_SECRET, upload_items
 from perago.devservers import blockstore
-from perago.engine import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, REMOTE_RANGED_THRESHOLD
+from perago.engine import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PART_SIZE,
+    REMOTE_RANGED_THRESHOLD,
+    UPLOAD_CONCURRENCY,
+)
 
 if TYPE_CHECKING:
     from perago.config import LakeFSConfig
+    from perago.devservers.state import ServerRecord
     from perago.lakefs.client import LakeFSControl
 
 LAUNCHER = Path(__file__).with_name("child_launcher.py")
@@ -78,6 +85,8 @@ class Server:
     # A server the bench started for itself and deletes whole, objects included, when it ends
     # (the private MinIO + lakeFS of ``--blockstore s3``).
     disposable: bool = False
+    # The server processes whose CPU the rows report, when the bench knows their pids.
+    processes: tuple[ServerProcess, ...] = ()
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -114,6 +123,10 @@ class Server:
 class Measurement:
     seconds: float
     peak_rss_mb: float
+    # The client's user + system CPU seconds (None where not measured).
+    cpu_s: float | None = None
+    # Each watched server's CPU seconds over the run (:mod:`perago.bench.cpu`).
+    server_cpu_s: Mapping[str, float] | None = None
 
 
 def _dotenv(path: Path) -> dict[str, str]:
@@ -144,7 +157,14 @@ def server_from_env() -> Server:
         raise ValueError(f"lakeFS connection is not configured; missing {', '.join(missing)}")
     endpoint, key = merged[ENV_ENDPOINT].strip(), merged[ENV_KEY].strip()
     block_dir = blockstore.known_block_dir(endpoint, key)
-    return Server(endpoint, key, merged[ENV_SECRET].strip(), block_dir)
+    known = blockstore.known_dev_state(endpoint, key)
+    processes = () if known is None else server_processes(known[1].lakefs, known[1].minio)
+    return Server(endpoint, key, merged[ENV_SECRET].strip(), block_dir, processes=processes)
+
+
+def server_processes(*records: ServerRecord | None) -> tuple[ServerProcess, ...]:
+    """The watched processes of the servers ``records`` name (None: not started)."""
+    return tuple(ServerProcess(r.name, r.pid) for r in records if r is not None)
 
 
 def generate_files(
@@ -191,12 +211,12 @@ def measure(command: Sequence[str], env: dict[str, str]) -> Measurement:
             os.close(report_write)
         fields = report.read().decode().split()
         code = proc.wait()
-        if code != 0 or len(fields) != 3:
+        if code != 0 or len(fields) != 4:
             output.seek(0)
             text = output.read().decode(errors="replace").strip()[-2000:]
             raise RuntimeError(f"{command[0]} failed ({code}): {text}")
-    seconds, peak_kib, _ = fields
-    return Measurement(float(seconds), int(peak_kib) / 1024)
+    seconds, peak_kib, cpu, _ = fields
+    return Measurement(float(seconds), int(peak_kib) / 1024, float(cpu))
 
 
 def _row(
@@ -209,6 +229,7 @@ def _row(
     topology: str = Blockstore.LOCAL.value,
 ) -> Row:
     median = statistics.median(r.seconds for r in runs)
+    client_cpu = [r.cpu_s for r in runs if r.cpu_s is not None]
     return Row(
         scenario=scenario,
         tool=tool,
@@ -217,6 +238,8 @@ def _row(
         files_per_s=round(files / median, 1) if median > 0 else None,
         peak_rss_mb=round(max(r.peak_rss_mb for r in runs), 1),
         topology=topology,
+        cpu_s=round(statistics.median(client_cpu), 2) if len(client_cpu) == len(runs) else None,
+        server_cpu_s=cpu.median_by_name([r.server_cpu_s for r in runs]),
     )
 
 
@@ -308,6 +331,7 @@ def _measured_rows(
     repeat: int,
     log: Callable[[str], None],
     topology: str = Blockstore.LOCAL.value,
+    servers: Sequence[ServerProcess] = (),
 ) -> list[Row]:
     """``repeat`` runs per tool on one data set, one row per tool (scenario ``<kind>-<set>``),
     each row marked with the ``topology`` it ran on.
@@ -315,19 +339,45 @@ def _measured_rows(
     Tools alternate run by run, each first in turn (:func:`round_orders`: on these VMs a run's
     cost depends on the memory the run before it freed), and every run starts after ``sync``:
     the gigabytes the previous run (or the seeding) left dirty in the page cache are written
-    back first instead of slowing down whichever tool happens to run next.
+    back first instead of slowing down whichever tool happens to run next. The CPU each of
+    ``servers`` spent is sampled around each run (after the ``sync``).
     """
     runs: dict[str, list[Measurement]] = {tool: [] for tool in runs_by_tool}
     for n, order in enumerate(round_orders(repeat, tuple(runs_by_tool))):
         for tool in order:
             os.sync()
-            runs[tool].append(runs_by_tool[tool](n))
+            before = cpu.sample(servers)
+            run = runs_by_tool[tool](n)
+            if servers:
+                run = replace(run, server_cpu_s=cpu.spent(before, cpu.sample(servers)))
+            runs[tool].append(run)
     rows = []
     for tool, measured in runs.items():
         scenario = f"{kind}-{data.scenario_suffix}"
         rows.append(_row(scenario, tool, measured, data.files, data.bytes, topology=topology))
         log(json.dumps(rows[-1].as_json()))
     return rows
+
+
+def _measured_on(
+    server: Server,
+    load: Workload,
+    kind: str,
+    data: DataSet,
+    runs_by_tool: Mapping[str, Callable[[int], Measurement]],
+    *,
+    log: Callable[[str], None],
+) -> list[Row]:
+    """:func:`_measured_rows` as ``load`` asks, watching ``server``'s processes."""
+    return _measured_rows(
+        kind,
+        data,
+        runs_by_tool,
+        repeat=load.repeat,
+        log=log,
+        topology=load.topology,
+        servers=server.processes,
+    )
 
 
 def _with_skipped(rows: list[Row], lakectl: Baseline, scenario: str, topology: str) -> list[Row]:
@@ -383,9 +433,7 @@ def _download_rows(
             tool: partial(_download_once, server, work / f"dl-{tool}", command)
             for tool, command in tools.items()
         }
-        measured = _measured_rows(
-            "download", data, runs_by_tool, repeat=load.repeat, log=log, topology=load.topology
-        )
+        measured = _measured_on(server, load, "download", data, runs_by_tool, log=log)
         scenario = f"download-{data.scenario_suffix}"
         rows += _with_skipped(measured, lakectl, scenario, load.topology)
     return rows
@@ -432,9 +480,7 @@ def run_upload(
                 ).upload_once
                 for tool in ["perago"] + (["lakectl"] if lakectl.path is not None else [])
             }
-            measured = _measured_rows(
-                "upload", data, runs_by_tool, repeat=load.repeat, log=log, topology=load.topology
-            )
+            measured = _measured_on(server, load, "upload", data, runs_by_tool, log=log)
             scenario = f"upload-{data.scenario_suffix}"
             rows += _with_skipped(measured, lakectl, scenario, load.topology)
     return rows
@@ -475,7 +521,7 @@ class _UploadTarget:
             started = time.perf_counter()
             self.server.control.commit(self.repo, branch, "bench", {})
             committed = time.perf_counter() - started
-            measured = Measurement(measured.seconds + committed, measured.peak_rss_mb)
+            measured = replace(measured, seconds=measured.seconds + committed)
         (self.data.source / ".lakefs_ref.yaml").unlink(missing_ok=True)
         return measured
 
@@ -491,7 +537,10 @@ WorkDirOpt = work_dir_option()
 ConcurrencyOpt = typer.Option(
     None,
     "--concurrency",
-    help=f"perago parallel requests (default {DEFAULT_CONCURRENCY}).",
+    help=(
+        f"perago parallel requests (default {DEFAULT_CONCURRENCY} for downloads, "
+        f"{UPLOAD_CONCURRENCY} for uploads)."
+    ),
 )
 _PART_SIZE = typer.Option(
     None,

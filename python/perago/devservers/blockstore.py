@@ -26,10 +26,9 @@ def _server_key(url: str) -> tuple[str, str, int | None]:
     return parsed.scheme, host, parsed.port
 
 
-def known_block_dir(endpoint: str, access_key_id: str) -> Path | None:
-    """The block directory of the dev lakeFS at ``endpoint``, when a ``perago dev up`` state under
-    the cache records that server with that access key; else None (a server perago did not start).
-    """
+def known_dev_state(endpoint: str, access_key_id: str) -> tuple[Path, state.DevState] | None:
+    """The state directory and record of the ``perago dev up`` stack whose lakeFS is at
+    ``endpoint`` with that access key; else None (a server perago did not start)."""
     wanted = _server_key(endpoint)
     for record_file in sorted((paths.cache_root() / "state").glob(f"*/{state.STATE_FILE}")):
         try:
@@ -38,12 +37,19 @@ def known_block_dir(endpoint: str, access_key_id: str) -> Path | None:
             continue  # a half-written or foreign file is not a server we know
         if recorded is None or recorded.access_key_id != access_key_id:
             continue
-        if recorded.blockstore != "local":
-            return None  # objects live in the S3 bucket, not in a directory perago may remove
         if _server_key(recorded.lakefs.url) == wanted:
-            block = lakefs.block_dir(supervisor.lakefs_data_dir(record_file.parent))
-            return block if block.is_dir() else None
+            return record_file.parent, recorded
     return None
+
+
+def known_block_dir(endpoint: str, access_key_id: str) -> Path | None:
+    """The block directory of the dev lakeFS at ``endpoint`` (:func:`known_dev_state`), when it
+    runs the local blockstore; else None."""
+    known = known_dev_state(endpoint, access_key_id)
+    if known is None or known[1].blockstore != "local":
+        return None  # objects live in the S3 bucket, not in a directory perago may remove
+    block = lakefs.block_dir(supervisor.lakefs_data_dir(known[0]))
+    return block if block.is_dir() else None
 
 
 def namespace_dir(block_dir: Path, namespace: str) -> Path:

@@ -11,6 +11,7 @@ from perago import _native
 # Defined once, in Rust (perago-core), and read from there.
 ATTEMPT_MARKER: str = _native.ATTEMPT_MARKER
 DEFAULT_CONCURRENCY: int = _native.DEFAULT_CONCURRENCY
+UPLOAD_CONCURRENCY: int = _native.UPLOAD_CONCURRENCY
 DEFAULT_PART_SIZE: int = _native.DEFAULT_PART_SIZE
 REMOTE_RANGED_THRESHOLD: int = _native.REMOTE_RANGED_THRESHOLD
 LAKEFS_PAGE_SIZE: int = _native.LAKEFS_PAGE_SIZE

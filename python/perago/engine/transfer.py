@@ -219,7 +219,8 @@ def upload_files(
     multipart_threshold: int | None = None,
     part_size: int | None = None,
 ) -> UploadResult:
-    """Upload ``(local path, object path)`` pairs to ``branch`` (streamed; symlinks refused).
+    """Upload ``(local path, object path)`` pairs to ``branch`` (streamed; symlinks refused),
+    ``concurrency`` requests at a time (default :data:`perago.engine.UPLOAD_CONCURRENCY`, 32).
 
     On the presigned data path each file is PUT to a fresh staging location and linked; files of
     at least ``multipart_threshold`` bytes (default 64 MiB) go up as presigned multipart uploads

@@ -28,6 +28,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         perago_core::transfer::DEFAULT_CONCURRENCY,
     )?;
     m.add(
+        "UPLOAD_CONCURRENCY",
+        perago_core::transfer::UPLOAD_CONCURRENCY,
+    )?;
+    m.add(
         "DEFAULT_PART_SIZE",
         perago_core::transfer::DEFAULT_PART_SIZE,
     )?;

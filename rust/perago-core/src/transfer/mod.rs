@@ -18,6 +18,7 @@ pub use download::{
 pub use paths::{listing_prefix, normalize_prefix, plan_local_paths, PlannedFiles};
 pub use progress::{ProgressSnapshot, TransferProgress};
 pub use upload::{
-    upload_files, UploadItem, UploadOptions, UploadReport, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD,
+    upload_files, UploadItem, UploadOptions, UploadReport, MULTIPART_PART_SIZE,
+    MULTIPART_THRESHOLD, UPLOAD_CONCURRENCY,
 };
 pub use workers::DEFAULT_CONCURRENCY;
