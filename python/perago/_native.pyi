@@ -9,7 +9,7 @@ __version__: str
 
 # Defined once in perago-core (Rust); Python reads them from here.
 ATTEMPT_MARKER: Final[str]  # ".perago-attempt.json": reserved at the workspace root
-DEFAULT_CONCURRENCY: Final[int]  # parallel requests of a transfer when none is given
+DEFAULT_CONCURRENCY: Final[int]  # parallel requests of a download when none is given
 UPLOAD_CONCURRENCY: Final[int]  # parallel requests of an upload when none is given
 DEFAULT_PART_SIZE: Final[int]  # bytes per ranged download part when none is given
 REMOTE_RANGED_THRESHOLD: Final[int]  # objects this large are fetched as ranges from a remote server

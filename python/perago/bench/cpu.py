@@ -41,6 +41,15 @@ def process_cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float | None:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def runs_as(pid: int, name: str, proc: Path = Path("/proc")) -> bool:
+    """Whether ``pid`` is alive and its command name is ``name`` (the kernel keeps 15 bytes)."""
+    try:
+        comm = (proc / str(pid) / "comm").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return False
+    return comm == name[:15]
+
+
 def sample(processes: Iterable[ServerProcess]) -> dict[str, float]:
     """Each readable server's CPU seconds so far, by name (processes of one name summed)."""
     seen: dict[str, float] = {}

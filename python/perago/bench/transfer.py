@@ -163,8 +163,13 @@ def server_from_env() -> Server:
 
 
 def server_processes(*records: ServerRecord | None) -> tuple[ServerProcess, ...]:
-    """The watched processes of the servers ``records`` name (None: not started)."""
-    return tuple(ServerProcess(r.name, r.pid) for r in records if r is not None)
+    """The watched processes of the servers ``records`` name (None: not started), those still
+    running under their own name only: a recorded pid may since belong to another program."""
+    return tuple(
+        ServerProcess(r.name, r.pid)
+        for r in records
+        if r is not None and cpu.runs_as(r.pid, r.name)
+    )
 
 
 def generate_files(
@@ -189,14 +194,18 @@ def generate_files(
                 left -= len(chunk)
 
 
-def measure(command: Sequence[str], env: dict[str, str]) -> Measurement:
-    """Wall time and peak RSS of one child process; a failing child fails the benchmark.
+def measure(
+    command: Sequence[str], env: dict[str, str], servers: Sequence[ServerProcess] = ()
+) -> Measurement:
+    """Wall time, peak RSS and CPU of one child process, and the CPU each of ``servers`` spent
+    while it ran; a failing child fails the benchmark.
 
     The launcher times and ``wait4``s the command and reports on a pipe of its own. The command's
     output goes to a file, not a pipe: a chatty child (lakectl's progress) would otherwise block
     on a full pipe while we wait for it.
     """
     launcher = [sys.executable, "-I", "-S", str(LAUNCHER)]
+    before = cpu.sample(servers)
     report_read, report_write = os.pipe()
     with tempfile.TemporaryFile() as output, os.fdopen(report_read, "rb") as report:
         try:
@@ -215,8 +224,9 @@ def measure(command: Sequence[str], env: dict[str, str]) -> Measurement:
             output.seek(0)
             text = output.read().decode(errors="replace").strip()[-2000:]
             raise RuntimeError(f"{command[0]} failed ({code}): {text}")
-    seconds, peak_kib, cpu, _ = fields
-    return Measurement(float(seconds), int(peak_kib) / 1024, float(cpu))
+    served = cpu.spent(before, cpu.sample(servers)) if servers else None
+    seconds, peak_kib, client_cpu, _ = fields
+    return Measurement(float(seconds), int(peak_kib) / 1024, float(client_cpu), served)
 
 
 def _row(
@@ -331,7 +341,6 @@ def _measured_rows(
     repeat: int,
     log: Callable[[str], None],
     topology: str = Blockstore.LOCAL.value,
-    servers: Sequence[ServerProcess] = (),
 ) -> list[Row]:
     """``repeat`` runs per tool on one data set, one row per tool (scenario ``<kind>-<set>``),
     each row marked with the ``topology`` it ran on.
@@ -339,45 +348,19 @@ def _measured_rows(
     Tools alternate run by run, each first in turn (:func:`round_orders`: on these VMs a run's
     cost depends on the memory the run before it freed), and every run starts after ``sync``:
     the gigabytes the previous run (or the seeding) left dirty in the page cache are written
-    back first instead of slowing down whichever tool happens to run next. The CPU each of
-    ``servers`` spent is sampled around each run (after the ``sync``).
+    back first instead of slowing down whichever tool happens to run next.
     """
     runs: dict[str, list[Measurement]] = {tool: [] for tool in runs_by_tool}
     for n, order in enumerate(round_orders(repeat, tuple(runs_by_tool))):
         for tool in order:
             os.sync()
-            before = cpu.sample(servers)
-            run = runs_by_tool[tool](n)
-            if servers:
-                run = replace(run, server_cpu_s=cpu.spent(before, cpu.sample(servers)))
-            runs[tool].append(run)
+            runs[tool].append(runs_by_tool[tool](n))
     rows = []
     for tool, measured in runs.items():
         scenario = f"{kind}-{data.scenario_suffix}"
         rows.append(_row(scenario, tool, measured, data.files, data.bytes, topology=topology))
         log(json.dumps(rows[-1].as_json()))
     return rows
-
-
-def _measured_on(
-    server: Server,
-    load: Workload,
-    kind: str,
-    data: DataSet,
-    runs_by_tool: Mapping[str, Callable[[int], Measurement]],
-    *,
-    log: Callable[[str], None],
-) -> list[Row]:
-    """:func:`_measured_rows` as ``load`` asks, watching ``server``'s processes."""
-    return _measured_rows(
-        kind,
-        data,
-        runs_by_tool,
-        repeat=load.repeat,
-        log=log,
-        topology=load.topology,
-        servers=server.processes,
-    )
 
 
 def _with_skipped(rows: list[Row], lakectl: Baseline, scenario: str, topology: str) -> list[Row]:
@@ -433,7 +416,9 @@ def _download_rows(
             tool: partial(_download_once, server, work / f"dl-{tool}", command)
             for tool, command in tools.items()
         }
-        measured = _measured_on(server, load, "download", data, runs_by_tool, log=log)
+        measured = _measured_rows(
+            "download", data, runs_by_tool, repeat=load.repeat, log=log, topology=load.topology
+        )
         scenario = f"download-{data.scenario_suffix}"
         rows += _with_skipped(measured, lakectl, scenario, load.topology)
     return rows
@@ -450,7 +435,7 @@ def _download_once(
     """One measured download into ``<dest_stem>-<n>``, removed afterwards, or appended to
     ``keep`` for the caller to remove later."""
     dest = dest_stem.with_name(f"{dest_stem.name}-{n}")
-    measured = measure(command(dest), server.child_env())
+    measured = measure(command(dest), server.child_env(), server.processes)
     if keep is None:
         shutil.rmtree(dest)
     else:
@@ -480,7 +465,9 @@ def run_upload(
                 ).upload_once
                 for tool in ["perago"] + (["lakectl"] if lakectl.path is not None else [])
             }
-            measured = _measured_on(server, load, "upload", data, runs_by_tool, log=log)
+            measured = _measured_rows(
+                "upload", data, runs_by_tool, repeat=load.repeat, log=log, topology=load.topology
+            )
             scenario = f"upload-{data.scenario_suffix}"
             rows += _with_skipped(measured, lakectl, scenario, load.topology)
     return rows
@@ -513,15 +500,21 @@ class _UploadTarget:
                 capture_output=True,
             )
             command = [self.lakectl, "local", "commit", source, "-m", "bench"]
-        measured = measure(command, self.server.child_env())
+        measured = measure(command, self.server.child_env(), self.server.processes)
         if self.lakectl is None:
             # ``lakectl local commit`` ends with the commit; perago's is made here, as a worker
             # makes it: through the client it already has (the child is not charged for
-            # importing lakefs-sdk, which a worker imported long before).
+            # importing lakefs-sdk, which a worker imported long before). Its server CPU counts
+            # as lakectl's does; its client CPU (one request from this driver) is left out.
+            before = cpu.sample(self.server.processes)
             started = time.perf_counter()
             self.server.control.commit(self.repo, branch, "bench", {})
             committed = time.perf_counter() - started
-            measured = replace(measured, seconds=measured.seconds + committed)
+            served = measured.server_cpu_s
+            if served is not None:
+                after = cpu.spent(before, cpu.sample(self.server.processes))
+                served = {name: s + after.get(name, 0.0) for name, s in served.items()}
+            measured = replace(measured, seconds=measured.seconds + committed, server_cpu_s=served)
         (self.data.source / ".lakefs_ref.yaml").unlink(missing_ok=True)
         return measured
 

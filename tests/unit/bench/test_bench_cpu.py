@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +33,10 @@ sys.stdin.read()
 """
 
 
+# /proc rounds user and system time down separately: a sum may be two ticks short.
+SLACK = 2 / os.sysconf("SC_CLK_TCK") + 1e-9
+
+
 def _burn(seconds: float) -> None:
     started = time.process_time()
     while time.process_time() - started < seconds:
@@ -51,7 +56,7 @@ def test_reads_the_cpu_a_process_has_used_so_far() -> None:
         seconds = cpu.process_cpu_seconds(child.pid)
         assert seconds is not None
         # At least what it burnt, less one clock tick of rounding in /proc.
-        assert seconds >= 0.3 - 1 / os.sysconf("SC_CLK_TCK")
+        assert seconds >= 0.3 - SLACK
     finally:
         child.communicate("")
     assert cpu.process_cpu_seconds(child.pid) is None  # reaped: gone
@@ -82,7 +87,7 @@ def test_samples_sum_a_name_and_skip_what_cannot_be_read() -> None:
     _burn(0.05)
     after = cpu.sample(servers)
     # Two entries of the same pid: the name counts it twice, so it spent at least twice 50 ms.
-    assert cpu.spent(before, after)["lakefs"] >= 2 * (0.05 - 1 / os.sysconf("SC_CLK_TCK"))
+    assert cpu.spent(before, after)["lakefs"] >= 2 * 0.05 - 2 * SLACK
     assert cpu.spent({"a": 1.0, "b": 2.0}, {"a": 1.5}) == {"a": 0.5}
 
 
@@ -101,30 +106,58 @@ def test_measure_reports_the_cpu_of_the_child() -> None:
     script = "import time\nwhile time.process_time() < 0.3:\n    pass\n"
     measured = transfer.measure([sys.executable, "-c", script], dict(os.environ))
     assert measured.cpu_s is not None
-    assert measured.cpu_s >= 0.3 - 1 / os.sysconf("SC_CLK_TCK")
+    assert measured.cpu_s >= 0.3 - SLACK
 
 
-def test_rows_carry_the_client_and_server_cpu_of_their_runs() -> None:
+def test_measure_counts_what_a_server_spent_while_the_child_ran(tmp_path: Path) -> None:
+    # The "server" burns 0.2 s of CPU for each request the measured child sends it through a
+    # FIFO, then answers; the child waits for the answer, so the burn falls inside the run.
+    requests, answers = tmp_path / "requests", tmp_path / "answers"
+    os.mkfifo(requests)
+    os.mkfifo(answers)
+    server_code = f"""
+import time
+while True:
+    with open({str(requests)!r}) as inbox:
+        inbox.read()
+    started = time.process_time()
+    while time.process_time() - started < 0.2:
+        pass
+    with open({str(answers)!r}, "w") as outbox:
+        outbox.write("done")
+"""
+    server = subprocess.Popen([sys.executable, "-c", server_code])
+    try:
+        client = f"printf go > {requests}; cat {answers} > /dev/null"
+        measured = transfer.measure(
+            ["sh", "-c", client], dict(os.environ), [ServerProcess("lakefs", server.pid)]
+        )
+        assert measured.server_cpu_s is not None
+        assert measured.server_cpu_s["lakefs"] >= 0.2 - SLACK
+        unwatched = transfer.measure(["sh", "-c", "true"], dict(os.environ))
+        assert unwatched.server_cpu_s is None
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_rows_take_the_median_of_each_cpu() -> None:
     data = transfer.DataSet("small", Path("."), files=4, bytes=4096)
-
-    def run(_: int) -> transfer.Measurement:
-        _burn(0.05)  # "the server" is this process: the sample around the run sees it
-        return transfer.Measurement(0.5, 1.0, cpu_s=0.25)
-
-    (row,) = transfer._measured_rows(
-        "upload",
-        data,
-        {"perago": run},
-        repeat=3,
-        log=lambda _: None,
-        servers=[ServerProcess("lakefs", os.getpid())],
+    runs = iter(
+        [
+            transfer.Measurement(0.5, 1.0, 0.25, {"lakefs": 1.0, "minio": 9.0}),
+            transfer.Measurement(0.5, 1.0, 0.75, {"lakefs": 3.0, "minio": 7.0}),
+            transfer.Measurement(0.5, 1.0, 0.50, {"lakefs": 2.0, "minio": 8.0}),
+        ]
     )
-    assert row.cpu_s == 0.25
-    assert row.server_cpu_s is not None
-    assert row.server_cpu_s["lakefs"] >= 0.05 - 1 / os.sysconf("SC_CLK_TCK")
+    (row,) = transfer._measured_rows(
+        "upload", data, {"perago": lambda _: next(runs)}, repeat=3, log=lambda _: None
+    )
+    assert row.cpu_s == 0.5
+    assert row.server_cpu_s == {"lakefs": 2.0, "minio": 8.0}
     shown = row.as_json()
-    assert shown["cpu_s"] == 0.25
-    assert shown["server_cpu_s"] == row.server_cpu_s
+    assert shown["cpu_s"] == 0.5
+    assert shown["server_cpu_s"] == {"lakefs": 2.0, "minio": 8.0}
     (unwatched,) = transfer._measured_rows(
         "upload",
         data,
@@ -166,18 +199,63 @@ def test_a_dev_stack_names_its_server_processes(
 ) -> None:
     monkeypatch.setenv("PERAGO_DEV_CACHE_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)  # no ./.env of the checkout
-    lakefs = ServerRecord("lakefs", 101, 8000, "http://127.0.0.1:8000", "lakefs.log", "1")
-    conductor = ServerRecord("conductor", 102, 8080, "http://127.0.0.1:8080", "c.log", "1")
-    minio = ServerRecord("minio", 103, 9000, "http://127.0.0.1:9000", "minio.log", "1")
-    state.save(
-        tmp_path / "state" / "s3",
-        DevState(lakefs, conductor, "http://127.0.0.1:8080/api", "AKIA1", "s", "s3", minio),
-    )
-    monkeypatch.setenv(ENV_ENDPOINT, "http://127.0.0.1:8000")
-    monkeypatch.setenv(ENV_KEY, "AKIA1")
-    monkeypatch.setenv(ENV_SECRET, "s")
-    server = transfer.server_from_env()
-    assert server.processes == (ServerProcess("lakefs", 101), ServerProcess("minio", 103))
-    assert server.block_dir is None  # an s3 stack's objects are not in a directory
-    monkeypatch.setenv(ENV_KEY, "AKIA2")  # another server on the same port
-    assert transfer.server_from_env().processes == ()
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    running: list[subprocess.Popen[bytes]] = []
+    try:
+        for name in ("lakefs", "minio"):
+            # Started through a link of that name, the kernel names the process after it.
+            (tmp_path / name).symlink_to(sleep)
+            running.append(subprocess.Popen([str(tmp_path / name), "600"]))
+        lakefs_pid, minio_pid = (process.pid for process in running)
+        wait_for_comm(lakefs_pid, "lakefs")
+        wait_for_comm(minio_pid, "minio")
+        lakefs = ServerRecord("lakefs", lakefs_pid, 8000, "http://127.0.0.1:8000", "l.log", "1")
+        conductor = ServerRecord("conductor", 1, 8080, "http://127.0.0.1:8080", "c.log", "1")
+        minio = ServerRecord("minio", minio_pid, 9000, "http://127.0.0.1:9000", "m.log", "1")
+        stack = tmp_path / "state" / "s3"
+        state.save(
+            stack,
+            DevState(lakefs, conductor, "http://127.0.0.1:8080/api", "AKIA1", "s", "s3", minio),
+        )
+        monkeypatch.setenv(ENV_ENDPOINT, "http://127.0.0.1:8000")
+        monkeypatch.setenv(ENV_KEY, "AKIA1")
+        monkeypatch.setenv(ENV_SECRET, "s")
+        server = transfer.server_from_env()
+        assert server.processes == (
+            ServerProcess("lakefs", lakefs_pid),
+            ServerProcess("minio", minio_pid),
+        )
+        assert server.block_dir is None  # an s3 stack's objects are not in a directory
+        # A recorded pid that now belongs to another program (this test) is not watched.
+        reused = ServerRecord("lakefs", os.getpid(), 8000, "http://127.0.0.1:8000", "l.log", "1")
+        state.save(
+            stack,
+            DevState(reused, conductor, "http://127.0.0.1:8080/api", "AKIA1", "s", "s3", minio),
+        )
+        assert transfer.server_from_env().processes == (ServerProcess("minio", minio_pid),)
+        monkeypatch.setenv(ENV_KEY, "AKIA2")  # another server on the same port
+        assert transfer.server_from_env().processes == ()
+    finally:
+        for process in running:
+            process.kill()
+            process.wait()
+
+
+def wait_for_comm(pid: int, name: str) -> None:
+    """Until the child has exec'd (its name is the link's, not the forked Python's)."""
+    deadline = time.monotonic() + 30
+    while not cpu.runs_as(pid, name):
+        assert time.monotonic() < deadline, f"process {pid} never ran as {name}"
+        time.sleep(0.01)
+
+
+def test_runs_as_reads_the_command_name(tmp_path: Path) -> None:
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "comm").write_text("minio\n")
+    assert cpu.runs_as(7, "minio", tmp_path)
+    assert not cpu.runs_as(7, "lakefs", tmp_path)
+    assert not cpu.runs_as(8, "minio", tmp_path)  # no such process
+    (tmp_path / "9").mkdir()
+    (tmp_path / "9" / "comm").write_text("a-very-long-ser\n")  # the kernel keeps 15 bytes
+    assert cpu.runs_as(9, "a-very-long-server-name", tmp_path)

@@ -511,4 +511,10 @@ mod tests {
         assert!(huge.div_ceil(size) <= MAX_PARTS, "{size}");
         assert_eq!(size % (1 << 20), 0);
     }
+
+    #[test]
+    fn uploads_default_to_their_own_concurrency() {
+        let options = UploadOptions::default();
+        assert_eq!(options.concurrency, UPLOAD_CONCURRENCY);
+    }
 }

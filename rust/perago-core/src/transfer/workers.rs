@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 
-/// Concurrent requests when the caller does not choose (measured: see ADR 0004).
+/// Concurrent requests of a download when the caller does not choose (measured:
+/// see ADR 0004); uploads use `upload::UPLOAD_CONCURRENCY`.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// Run `work(job_index, state, stop)` for every job on `threads` threads. `stop` is cancelled
